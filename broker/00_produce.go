@@ -1,0 +1,139 @@
+package broker
+
+// Produce (key 0), v3-v13.
+//
+// Behavior:
+//   - acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS otherwise); acks=0 gets
+//     no response at all. On a single node acks=1 and acks=-1 are the same:
+//     the response is sent once the batch is in the log (and fsynced first
+//     when flush.messages / flush.ms ask for it).
+//   - Each partition takes exactly one magic-2 batch, checked without
+//     decompression: CRC-32C (CORRUPT_MESSAGE), codec (UNSUPPORTED_COMPRESSION_TYPE),
+//     counts and batch count (INVALID_RECORD), size against max.message.bytes
+//     (MESSAGE_TOO_LARGE), timestamps against message.timestamp.before/after.max.ms
+//     (INVALID_TIMESTAMP, CreateTime topics).
+//   - LogAppendTime topics get the broker's time stamped into the batch and
+//     returned in the response.
+//   - Internal topics cannot be produced to (INVALID_TOPIC_EXCEPTION).
+//   - v13 names topics by id (UNKNOWN_TOPIC_ID when unknown).
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorbroker/gregor/protocol"
+)
+
+func (b *Broker) produceHandler() handler {
+	return handle(kmsg.Produce.Int16(), 3, 13, b.handleProduce)
+}
+
+func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		name, topicErr := rt.Topic, error(nil)
+		if req.Version >= 13 {
+			if t, ok := b.store.TopicByID(rt.TopicID); ok {
+				name = t.Name
+			} else {
+				topicErr = kerr.UnknownTopicID
+			}
+		}
+		if topicErr == nil && isInternalTopic(name) {
+			topicErr = kerr.InvalidTopicException
+		}
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			var err error
+			switch {
+			case !validAcks:
+				err = kerr.InvalidRequiredAcks
+			case topicErr != nil:
+				err = topicErr
+			default:
+				err = b.producePartition(name, rp, &sp)
+			}
+			if err != nil {
+				sp.ErrorCode = errCode(err)
+				if req.Version >= 8 && !errors.As(err, new(*kerr.Error)) {
+					msg := err.Error()
+					sp.ErrorMessage = &msg
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		return nil, nil
+	}
+	return resp, nil
+}
+
+// producePartition appends one partition's batch and fills in the response.
+func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) error {
+	part, err := b.parts.get(topic, rp.Partition)
+	if err != nil {
+		return err
+	}
+	settings := part.settings.Load()
+	records := rp.Records
+	if len(records) > int(settings.maxMessageBytes) {
+		return kerr.MessageTooLarge
+	}
+	h, err := protocol.ValidateProduceBatch(records)
+	if err != nil {
+		return batchError{err}
+	}
+	nowMs := b.now().UnixMilli()
+	if settings.logAppendTime {
+		protocol.SetLogAppendTime(records, nowMs)
+		sp.LogAppendTime = nowMs
+	} else if h.MaxTimestamp > nowMs+settings.timestampAfterMs ||
+		(settings.timestampBeforeMs < nowMs && h.FirstTimestamp < nowMs-settings.timestampBeforeMs) {
+		return kerr.InvalidTimestamp
+	}
+	res, err := part.log.Append(records, leaderEpoch)
+	if err != nil {
+		b.log.Error().Err(err).Str("topic", topic).Int32("partition", rp.Partition).Msg("append failed")
+		return kerr.KafkaStorageError
+	}
+	part.log.SetHighWatermark(res.LastOffset + 1)
+	sp.BaseOffset = res.BaseOffset
+	sp.LogStartOffset = part.log.LogStartOffset()
+	return nil
+}
+
+// batchError carries a protocol validation error and its Kafka code.
+type batchError struct{ err error }
+
+func (e batchError) Error() string { return e.err.Error() }
+func (e batchError) Unwrap() error { return e.err }
+
+// errCode maps an error from the data path to a Kafka error code.
+func errCode(err error) int16 {
+	var ke *kerr.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ke):
+		return ke.Code
+	case errors.Is(err, protocol.ErrCorruptBatch):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, protocol.ErrUnsupportedCodec):
+		return kerr.UnsupportedCompressionType.Code
+	case errors.Is(err, protocol.ErrInvalidBatch):
+		return kerr.InvalidRecord.Code
+	default:
+		return kerr.UnknownServerError.Code
+	}
+}

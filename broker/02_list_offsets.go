@@ -1,0 +1,123 @@
+package broker
+
+// ListOffsets (key 2), v1-v11.
+//
+// Behavior:
+//   - -1 (latest): the high watermark (read_uncommitted) or last stable offset (read_committed).
+//   - -2 (earliest) and -5 (earliest local, v8+): the log start offset.
+//   - -3 (max timestamp, v7+): the first record with the largest timestamp.
+//   - -4 (latest tiered, v9+): -1, as there is no tiered storage.
+//   - t >= 0: the first record whose timestamp is >= t, found through the
+//     time index and then by reading that batch's records; -1 when none.
+//   - The leader epoch returned is the partition's (0 on a single node);
+//     current leader epoch checks as Fetch.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorbroker/gregor/protocol"
+)
+
+// ListOffsets special timestamps.
+const (
+	listLatest       = -1
+	listEarliest     = -2
+	listMaxTimestamp = -3
+	listLatestTiered = -4
+	listEarliestLocl = -5
+)
+
+func (b *Broker) listOffsetsHandler() handler {
+	return handle(kmsg.ListOffsets.Int16(), 1, 11, b.handleListOffsets)
+}
+
+func (b *Broker) handleListOffsets(_ *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Offset, sp.Timestamp, sp.LeaderEpoch = -1, -1, leaderEpoch
+			if err := b.listOffset(rt.Topic, rp, &sp, req.IsolationLevel == 1); err != nil {
+				sp.ErrorCode = errCode(err)
+				sp.LeaderEpoch = -1
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+func (b *Broker) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition, readCommitted bool) error {
+	part, err := b.parts.get(topic, rp.Partition)
+	if err != nil {
+		return err
+	}
+	if rp.CurrentLeaderEpoch >= 0 {
+		if rp.CurrentLeaderEpoch < leaderEpoch {
+			return kerr.FencedLeaderEpoch
+		}
+		if rp.CurrentLeaderEpoch > leaderEpoch {
+			return kerr.UnknownLeaderEpoch
+		}
+	}
+	l := part.log
+	switch ts := rp.Timestamp; {
+	case ts == listLatest:
+		sp.Offset = l.HighWatermark() // the last stable offset equals it until transactions land
+	case ts == listEarliest || ts == listEarliestLocl:
+		sp.Offset = l.LogStartOffset()
+	case ts == listLatestTiered:
+		sp.Offset = -1
+	case ts == listMaxTimestamp:
+		maxTs, base := l.MaxTimestamp()
+		if base < 0 {
+			return nil
+		}
+		rr, err := l.Read(base, 1, true, l.HighWatermark())
+		if err != nil || len(rr.Ranges) == 0 {
+			return nil // the batch is no longer readable (deleted or beyond the high watermark)
+		}
+		batch, err := rr.Ranges[0].AppendTo(nil)
+		if err != nil {
+			return kerr.KafkaStorageError
+		}
+		recs, err := b.codecs.RecordsAt(batch[:min(len(batch), protocol.BatchSize(batch))])
+		if err != nil {
+			return kerr.CorruptMessage
+		}
+		for _, r := range recs {
+			if r.Timestamp == maxTs {
+				sp.Offset, sp.Timestamp = r.Offset, r.Timestamp
+				break
+			}
+		}
+	case ts >= 0:
+		batch, ok, err := l.BatchAtTime(ts)
+		if err != nil {
+			return kerr.KafkaStorageError
+		}
+		if !ok {
+			return nil
+		}
+		recs, err := b.codecs.RecordsAt(batch)
+		if err != nil {
+			return kerr.CorruptMessage
+		}
+		for _, r := range recs {
+			if r.Timestamp >= ts {
+				sp.Offset, sp.Timestamp = r.Offset, r.Timestamp
+				break
+			}
+		}
+	default:
+		return kerr.InvalidRequest
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+package broker
+
+// Metadata (key 3), v0-v13.
+//
+// Behavior:
+//   - A null topic list (v1+; an empty list in v0) returns every topic; an
+//     empty list (v1+) returns none, only brokers.
+//   - Unknown topics are created when the request allows it (v4+
+//     AllowAutoTopicCreation; always before v4) and auto.create.topics.enable
+//     is true; created topics get num.partitions and broker defaults, and are
+//     reported as LEADER_NOT_AVAILABLE-free right away since creation is
+//     synchronous. Otherwise UNKNOWN_TOPIC_OR_PARTITION.
+//   - Invalid names get INVALID_TOPIC_EXCEPTION.
+//   - v10+: topics carry their ids; v12+ lookups by id are answered, unknown
+//     ids get UNKNOWN_TOPIC_ID.
+//   - Every partition is led by this broker (single node) at leader epoch 0.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorbroker/gregor/metadata"
+)
+
+// leaderEpoch is the epoch of every partition on a single node.
+const leaderEpoch = 0
+
+// authorizedOperationsUnknown is Kafka's value when operations were not requested.
+const authorizedOperationsUnknown = -2147483648
+
+func (b *Broker) metadataHandler() handler {
+	return handle(kmsg.Metadata.Int16(), 0, 13, b.handleMetadata)
+}
+
+func (b *Broker) handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	resp.Brokers = b.metadataBrokers()
+	clusterID := b.store.ClusterID()
+	resp.ClusterID = &clusterID
+	resp.ControllerID = b.cfg.NodeID
+	resp.AuthorizedOperations = authorizedOperationsUnknown
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		for _, t := range b.store.Topics() {
+			resp.Topics = append(resp.Topics, b.metadataTopic(t))
+		}
+		return resp, nil
+	}
+	autoCreate := (req.Version < 4 || req.AllowAutoTopicCreation) && b.brokerConfig("auto.create.topics.enable") == "true"
+	for _, rt := range req.Topics {
+		var (
+			t  metadata.Topic
+			ok bool
+		)
+		if rt.Topic == nil {
+			t, ok = b.store.TopicByID(rt.TopicID)
+			if !ok {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.TopicID = rt.TopicID
+				mt.ErrorCode = kerr.UnknownTopicID.Code
+				mt.AuthorizedOperations = authorizedOperationsUnknown
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
+		} else {
+			name := *rt.Topic
+			t, ok = b.store.Topic(name)
+			if !ok {
+				errCode := kerr.UnknownTopicOrPartition.Code
+				if err := validateTopicName(name); err != nil {
+					errCode = kerr.InvalidTopicException.Code
+				} else if autoCreate && !isInternalTopic(name) { // the coordinator creates those with their own settings
+					created, err := b.autoCreateTopic(c, name)
+					switch {
+					case err == nil:
+						t, ok, errCode = created, true, 0
+					case err == kerr.TopicAlreadyExists:
+						t, ok = b.store.Topic(name)
+						if ok {
+							errCode = 0
+						}
+					default:
+						if ke, isKerr := err.(*kerr.Error); isKerr {
+							errCode = ke.Code
+						} else {
+							errCode = kerr.UnknownServerError.Code
+						}
+					}
+				}
+				if !ok {
+					mt := kmsg.NewMetadataResponseTopic()
+					mt.Topic = &name
+					mt.ErrorCode = errCode
+					mt.AuthorizedOperations = authorizedOperationsUnknown
+					resp.Topics = append(resp.Topics, mt)
+					continue
+				}
+			}
+		}
+		resp.Topics = append(resp.Topics, b.metadataTopic(t))
+	}
+	return resp, nil
+}
+
+// autoCreateTopic creates a topic with the broker's defaults, as Metadata's auto-creation does.
+func (b *Broker) autoCreateTopic(c *conn, name string) (metadata.Topic, error) {
+	parts := int32(b.brokerConfigInt("num.partitions"))
+	t, err := b.store.CreateTopic(c.ctx, metadata.Topic{Name: name, Partitions: parts})
+	if err != nil {
+		if err == metadata.ErrTopicExists {
+			return t, kerr.TopicAlreadyExists
+		}
+		b.log.Error().Err(err).Str("topic", name).Msg("auto-create topic failed")
+		return t, kerr.UnknownServerError
+	}
+	b.log.Info().Str("topic", name).Int32("partitions", parts).Msg("auto-created topic")
+	return t, nil
+}
+
+func (b *Broker) metadataBrokers() []kmsg.MetadataResponseBroker {
+	var out []kmsg.MetadataResponseBroker
+	for _, br := range b.liveBrokers() {
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = br.NodeID, br.Host, br.Port
+		if br.Rack != "" {
+			rack := br.Rack
+			mb.Rack = &rack
+		}
+		out = append(out, mb)
+	}
+	return out
+}
+
+// liveBrokers is the registered brokers, always including this one.
+func (b *Broker) liveBrokers() []metadata.Broker {
+	brokers := b.store.Brokers()
+	for _, br := range brokers {
+		if br.NodeID == b.cfg.NodeID {
+			return brokers
+		}
+	}
+	self := metadata.Broker{NodeID: b.cfg.NodeID, Host: b.cfg.AdvertisedHost, Port: b.cfg.AdvertisedPort, Rack: b.cfg.Rack}
+	return append([]metadata.Broker{self}, brokers...)
+}
+
+func (b *Broker) metadataTopic(t metadata.Topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	mt.IsInternal = isInternalTopic(t.Name)
+	mt.AuthorizedOperations = authorizedOperationsUnknown
+	for p := int32(0); p < t.Partitions; p++ {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p
+		mp.Leader = b.cfg.NodeID
+		mp.LeaderEpoch = leaderEpoch
+		mp.Replicas = []int32{b.cfg.NodeID}
+		mp.ISR = []int32{b.cfg.NodeID}
+		mp.OfflineReplicas = []int32{}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// isInternalTopic reports Kafka's internal topics.
+func isInternalTopic(name string) bool {
+	return name == "__consumer_offsets" || name == "__transaction_state"
+}

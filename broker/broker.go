@@ -1,0 +1,250 @@
+// Package broker accepts Kafka client connections, decodes requests,
+// dispatches them to one handler per API (files named by api key, e.g.
+// 00_produce.go) and writes responses back in request order.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gregorbroker/gregor/coordinator"
+	"github.com/gregorbroker/gregor/metadata"
+	"github.com/gregorbroker/gregor/protocol"
+)
+
+// Config is what a broker is started with.
+type Config struct {
+	// NodeID is this broker's id (node.id).
+	NodeID int32
+	// AdvertisedHost and AdvertisedPort are what Metadata tells clients.
+	AdvertisedHost string
+	AdvertisedPort int32
+	// Rack is this broker's rack (broker.rack), or empty.
+	Rack string
+	// DataDir holds the partition directories.
+	DataDir string
+	// StaticConfigs are broker configs given on the command line, by Kafka name
+	// (num.partitions, log.segment.bytes, ...). They are validated by New.
+	StaticConfigs map[string]string
+	// Logger receives the broker's logs.
+	Logger zerolog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// IdleTimeout closes connections idle this long (connections.max.idle.ms); 0 means 10 minutes.
+	IdleTimeout time.Duration
+}
+
+// Broker serves the Kafka protocol for one node.
+type Broker struct {
+	cfg     Config
+	log     zerolog.Logger
+	now     func() time.Time
+	store   metadata.Store
+	configs *configTable
+	static  map[string]string // immutable after New
+	maxReq  int32             // socket.request.max.bytes, immutable after New
+
+	codecs   *protocol.Codecs // safe for concurrent use
+	handlers *registry
+	parts    *partitionSet
+	coord    *coordinator.Coordinator // safe for concurrent use
+
+	// ctx is cancelled when Close starts; handlers that wait (Fetch) stop early.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// mu protects listeners and conns; wg counts connection goroutines.
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+
+	unsubscribe func()
+}
+
+// New creates a broker over a metadata store. It opens the partition logs
+// of every existing topic.
+func New(cfg Config, store metadata.Store) (*Broker, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 10 * time.Minute
+	}
+	b := &Broker{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		store:   store,
+		configs: newConfigTable(),
+		static:  make(map[string]string, len(cfg.StaticConfigs)),
+		conns:   make(map[*conn]struct{}),
+		codecs:  protocol.NewCodecs(),
+	}
+	for k, v := range cfg.StaticConfigs {
+		d, ok := b.configs.brokerIdx[k]
+		if !ok {
+			return nil, fmt.Errorf("broker: unknown config %q", k)
+		}
+		if d.check != nil {
+			if err := d.check(v); err != nil {
+				return nil, fmt.Errorf("broker: config %s: %w", k, err)
+			}
+		}
+		b.static[k] = v
+	}
+	b.static["node.id"] = strconv.Itoa(int(cfg.NodeID))
+	b.static["broker.id"] = strconv.Itoa(int(cfg.NodeID))
+	b.static["log.dirs"] = cfg.DataDir
+	b.static["advertised.listeners"] = "PLAINTEXT://" + net.JoinHostPort(cfg.AdvertisedHost, strconv.Itoa(int(cfg.AdvertisedPort)))
+	b.maxReq = protocol.DefaultMaxRequestSize
+	if v, ok := b.static["socket.request.max.bytes"]; ok {
+		n, _ := strconv.ParseInt(v, 10, 32)
+		b.maxReq = int32(n)
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+
+	reg, err := b.buildRegistry()
+	if err != nil {
+		return nil, err
+	}
+	b.handlers = reg
+
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: data dir: %w", err)
+	}
+	b.parts = newPartitionSet(b)
+	b.unsubscribe = store.Subscribe(b.parts.onEvent)
+	if err := b.parts.openAll(); err != nil {
+		b.unsubscribe()
+		return nil, err
+	}
+	b.coord = coordinator.New(b.coordinatorConfig(), offsetsLogs{b}, offsetsLogs{b}, b.codecs, b.log, b.now)
+	if err := b.coord.Start(); err != nil {
+		b.unsubscribe()
+		b.parts.closeAll()
+		return nil, fmt.Errorf("broker: group coordinator: %w", err)
+	}
+	return b, nil
+}
+
+// layers returns the broker-level config layers as of now.
+func (b *Broker) layers() brokerLayers {
+	return brokerLayers{
+		dynamic:        b.store.BrokerConfigs(b.cfg.NodeID),
+		dynamicDefault: b.store.BrokerConfigs(-1),
+		static:         b.static,
+	}
+}
+
+// brokerConfig resolves one broker config to its value ("" if null).
+func (b *Broker) brokerConfig(name string) string {
+	d, ok := b.configs.brokerIdx[name]
+	if !ok {
+		return ""
+	}
+	v := b.configs.resolveBroker(d, b.layers()).value
+	if v == nil {
+		return ""
+	}
+	return *v
+}
+
+func (b *Broker) brokerConfigInt(name string) int64 {
+	n, _ := strconv.ParseInt(b.brokerConfig(name), 10, 64)
+	return n
+}
+
+// Serve accepts connections on l until Close. It returns nil after Close.
+func (b *Broker) Serve(l net.Listener) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errors.New("broker: closed")
+	}
+	b.listeners = append(b.listeners, l)
+	b.mu.Unlock()
+	var tempDelay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			b.mu.Lock()
+			closed := b.closed
+			b.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				time.Sleep(tempDelay)
+				continue
+			}
+			return fmt.Errorf("broker: accept: %w", err)
+		}
+		tempDelay = 0
+		c := newConn(b, nc)
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		b.conns[c] = struct{}{}
+		b.wg.Add(1)
+		b.mu.Unlock()
+		go func() {
+			defer b.wg.Done()
+			c.serve()
+			b.mu.Lock()
+			delete(b.conns, c)
+			b.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, lets in-flight requests finish and their responses
+// be written, closes every connection, then flushes and closes the logs.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	for _, l := range b.listeners {
+		l.Close()
+	}
+	for c := range b.conns {
+		c.stopReading()
+	}
+	b.mu.Unlock()
+	b.cancel()
+	b.wg.Wait()
+	b.coord.Close()
+	b.unsubscribe()
+	return b.parts.closeAll()
+}
+
+// Ready reports whether the broker is serving: a listener is open and
+// Close has not begun. It backs /readyz.
+func (b *Broker) Ready() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed:
+		return errors.New("broker: shutting down")
+	case len(b.listeners) == 0:
+		return errors.New("broker: not listening yet")
+	}
+	return nil
+}

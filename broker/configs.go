@@ -1,0 +1,343 @@
+package broker
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorbroker/gregor/storage"
+)
+
+// configDef describes one config Gregor knows, with Kafka's name, type and
+// default. Topic configs name the broker config that supplies their default
+// (for example segment.bytes inherits log.segment.bytes).
+type configDef struct {
+	name       string
+	typ        kmsg.ConfigType
+	def        *string // nil: Kafka's default is null
+	brokerName string  // topic configs: the broker synonym, or ""
+	check      func(string) error
+	doc        string
+	// dynamic marks broker configs that AlterConfigs may change at run time.
+	dynamic bool
+	// enforced is false for configs Gregor stores and reports but does not act on yet.
+	enforced bool
+}
+
+func str(s string) *string { return &s }
+
+func intRange(lo, hi int64) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		if n < lo || n > hi {
+			return fmt.Errorf("%d is outside [%d, %d]", n, lo, hi)
+		}
+		return nil
+	}
+}
+
+func oneOf(values ...string) func(string) error {
+	return func(v string) error {
+		for _, ok := range values {
+			if v == ok {
+				return nil
+			}
+		}
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(values, ", "))
+	}
+}
+
+func listOf(values ...string) func(string) error {
+	each := oneOf(values...)
+	return func(v string) error {
+		for _, part := range strings.Split(v, ",") {
+			if err := each(strings.TrimSpace(part)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func isBool(v string) error {
+	if v != "true" && v != "false" {
+		return fmt.Errorf("%q is not true or false", v)
+	}
+	return nil
+}
+
+func isDouble(lo, hi float64) func(string) error {
+	return func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < lo || f > hi {
+			return fmt.Errorf("%q is not a number in [%g, %g]", v, lo, hi)
+		}
+		return nil
+	}
+}
+
+const maxLong = math.MaxInt64
+
+var maxLongStr = strconv.FormatInt(maxLong, 10)
+
+// topicConfigDefs lists the topic configs Gregor accepts, sorted by name.
+// It is built once per broker and never changed.
+func topicConfigDefs() []configDef {
+	long := kmsg.ConfigTypeLong
+	integer := kmsg.ConfigTypeInt
+	defs := []configDef{
+		{name: "cleanup.policy", typ: kmsg.ConfigTypeList, def: str("delete"), brokerName: "log.cleanup.policy", check: listOf("delete", "compact"), doc: "delete or compact old segments"},
+		{name: "compression.type", typ: kmsg.ConfigTypeString, def: str("producer"), brokerName: "compression.type", check: oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"), doc: "codec of stored batches; producer keeps the producer's"},
+		{name: "delete.retention.ms", typ: long, def: str("86400000"), brokerName: "log.cleaner.delete.retention.ms", check: intRange(0, maxLong), doc: "how long delete tombstones are kept in compacted topics"},
+		{name: "file.delete.delay.ms", typ: long, def: str("60000"), brokerName: "log.segment.delete.delay.ms", check: intRange(0, maxLong), doc: "delay before a deleted segment's file is removed"},
+		{name: "flush.messages", typ: long, def: str(maxLongStr), brokerName: "log.flush.interval.messages", check: intRange(1, maxLong), doc: "fsync once this many messages are unflushed; acks wait for it", enforced: true},
+		{name: "flush.ms", typ: long, def: str(maxLongStr), brokerName: "log.flush.interval.ms", check: intRange(0, maxLong), doc: "fsync when the oldest unflushed message is this old; acks wait for it", enforced: true},
+		{name: "index.interval.bytes", typ: integer, def: str("4096"), brokerName: "log.index.interval.bytes", check: intRange(0, math.MaxInt32), doc: "bytes between offset index entries", enforced: true},
+		{name: "max.compaction.lag.ms", typ: long, def: str(maxLongStr), brokerName: "log.cleaner.max.compaction.lag.ms", check: intRange(1, maxLong), doc: "longest time a record may stay uncompacted"},
+		{name: "max.message.bytes", typ: integer, def: str("1048588"), brokerName: "message.max.bytes", check: intRange(0, math.MaxInt32), doc: "largest record batch accepted", enforced: true},
+		{name: "message.timestamp.after.max.ms", typ: long, def: str("3600000"), brokerName: "log.message.timestamp.after.max.ms", check: intRange(0, maxLong), doc: "how far in the future a batch timestamp may be"},
+		{name: "message.timestamp.before.max.ms", typ: long, def: str(maxLongStr), brokerName: "log.message.timestamp.before.max.ms", check: intRange(0, maxLong), doc: "how far in the past a batch timestamp may be"},
+		{name: "message.timestamp.type", typ: kmsg.ConfigTypeString, def: str("CreateTime"), brokerName: "log.message.timestamp.type", check: oneOf("CreateTime", "LogAppendTime"), doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's", enforced: true},
+		{name: "min.cleanable.dirty.ratio", typ: kmsg.ConfigTypeDouble, def: str("0.5"), brokerName: "log.cleaner.min.cleanable.ratio", check: isDouble(0, 1), doc: "dirty ratio that makes a compacted log eligible for cleaning"},
+		{name: "min.compaction.lag.ms", typ: long, def: str("0"), brokerName: "log.cleaner.min.compaction.lag.ms", check: intRange(0, maxLong), doc: "shortest time a record stays uncompacted"},
+		{name: "min.insync.replicas", typ: integer, def: str("1"), brokerName: "min.insync.replicas", check: intRange(1, math.MaxInt32), doc: "replicas that must acknowledge an acks=all write"},
+		{name: "preallocate", typ: kmsg.ConfigTypeBoolean, def: str("false"), brokerName: "log.preallocate", check: isBool, doc: "preallocate segment files"},
+		{name: "retention.bytes", typ: long, def: str("-1"), brokerName: "log.retention.bytes", check: intRange(-1, maxLong), doc: "size a partition is trimmed to; -1 for no limit"},
+		{name: "retention.ms", typ: long, def: str("604800000"), brokerName: "log.retention.ms", check: intRange(-1, maxLong), doc: "age at which segments are deleted; -1 for no limit"},
+		{name: "segment.bytes", typ: integer, def: str("1073741824"), brokerName: "log.segment.bytes", check: intRange(14, math.MaxInt32), doc: "size at which a new segment is rolled", enforced: true},
+		{name: "segment.index.bytes", typ: integer, def: str("10485760"), brokerName: "log.index.size.max.bytes", check: intRange(8, math.MaxInt32), doc: "largest offset index before a roll", enforced: true},
+		{name: "segment.jitter.ms", typ: long, def: str("0"), brokerName: "log.roll.jitter.ms", check: intRange(0, maxLong), doc: "random jitter subtracted from segment.ms"},
+		{name: "segment.ms", typ: long, def: str("604800000"), brokerName: "log.roll.ms", check: intRange(1, maxLong), doc: "age at which a new segment is rolled", enforced: true},
+		{name: "unclean.leader.election.enable", typ: kmsg.ConfigTypeBoolean, def: str("false"), brokerName: "unclean.leader.election.enable", check: isBool, doc: "allow out-of-sync replicas to become leader"},
+	}
+	sort.Slice(defs, func(i, j int) bool { return defs[i].name < defs[j].name })
+	return defs
+}
+
+// brokerConfigDefs lists the broker configs Gregor reports and accepts,
+// sorted by name: the broker synonyms of every topic config plus the
+// broker-only ones.
+func brokerConfigDefs(topicDefs []configDef) []configDef {
+	defs := []configDef{
+		{name: "auto.create.topics.enable", typ: kmsg.ConfigTypeBoolean, def: str("true"), check: isBool, doc: "create unknown topics on Metadata requests that allow it", dynamic: true, enforced: true},
+		{name: "default.replication.factor", typ: kmsg.ConfigTypeInt, def: str("1"), check: intRange(1, math.MaxInt16), doc: "replication factor of automatically created topics", dynamic: true},
+		{name: "num.partitions", typ: kmsg.ConfigTypeInt, def: str("1"), check: intRange(1, math.MaxInt32), doc: "partition count of topics created without one", dynamic: true, enforced: true},
+		{name: "socket.request.max.bytes", typ: kmsg.ConfigTypeInt, def: str("104857600"), check: intRange(1, math.MaxInt32), doc: "largest request frame accepted", enforced: true},
+		{name: "node.id", typ: kmsg.ConfigTypeInt, check: intRange(0, math.MaxInt32), doc: "this broker's id", enforced: true},
+		{name: "broker.id", typ: kmsg.ConfigTypeInt, check: intRange(0, math.MaxInt32), doc: "this broker's id (synonym of node.id)", enforced: true},
+		{name: "log.dirs", typ: kmsg.ConfigTypeString, doc: "directory holding partition logs", enforced: true},
+		{name: "advertised.listeners", typ: kmsg.ConfigTypeString, doc: "address clients are told to connect to", enforced: true},
+		{name: "listeners", typ: kmsg.ConfigTypeString, doc: "address the broker listens on", enforced: true},
+		// Group coordinator configs: read once at start (static).
+		{name: "offsets.topic.num.partitions", typ: kmsg.ConfigTypeInt, def: str("50"), check: intRange(1, 10000), doc: "partitions of __consumer_offsets when it is created", enforced: true},
+		{name: "offsets.topic.segment.bytes", typ: kmsg.ConfigTypeInt, def: str("104857600"), check: intRange(14, math.MaxInt32), doc: "segment.bytes of __consumer_offsets", enforced: true},
+		{name: "offsets.retention.minutes", typ: kmsg.ConfigTypeInt, def: str("10080"), check: intRange(1, math.MaxInt32), doc: "how long the offsets of an empty group are kept", enforced: true},
+		{name: "offsets.retention.check.interval.ms", typ: kmsg.ConfigTypeLong, def: str("600000"), check: intRange(1, maxLong), doc: "how often expired offsets are looked for", enforced: true},
+		{name: "offset.metadata.max.bytes", typ: kmsg.ConfigTypeInt, def: str("4096"), check: intRange(0, math.MaxInt32), doc: "largest metadata string of a committed offset", enforced: true},
+		{name: "group.min.session.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("6000"), check: intRange(0, math.MaxInt32), doc: "smallest session timeout a classic group member may ask for", enforced: true},
+		{name: "group.max.session.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("1800000"), check: intRange(0, math.MaxInt32), doc: "largest session timeout a classic group member may ask for", enforced: true},
+		{name: "group.initial.rebalance.delay.ms", typ: kmsg.ConfigTypeInt, def: str("3000"), check: intRange(0, math.MaxInt32), doc: "how long the first rebalance of an empty group waits for more members", enforced: true},
+		{name: "group.max.size", typ: kmsg.ConfigTypeInt, def: str("2147483647"), check: intRange(1, math.MaxInt32), doc: "most members a group may have", enforced: true},
+		{name: "group.consumer.session.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("45000"), check: intRange(1, math.MaxInt32), doc: "session timeout of KIP-848 consumer group members", enforced: true},
+		{name: "group.consumer.heartbeat.interval.ms", typ: kmsg.ConfigTypeInt, def: str("5000"), check: intRange(1, math.MaxInt32), doc: "heartbeat interval of KIP-848 consumer group members", enforced: true},
+	}
+	for _, t := range topicDefs {
+		d := t
+		d.name, d.brokerName, d.dynamic = t.brokerName, "", true
+		defs = append(defs, d)
+	}
+	sort.Slice(defs, func(i, j int) bool { return defs[i].name < defs[j].name })
+	return defs
+}
+
+// configTable is the immutable set of config definitions a broker uses.
+type configTable struct {
+	topic      []configDef
+	broker     []configDef
+	topicIdx   map[string]*configDef
+	brokerIdx  map[string]*configDef
+	brokerSyns map[string]string // broker name -> topic name
+}
+
+func newConfigTable() *configTable {
+	t := &configTable{topic: topicConfigDefs()}
+	t.broker = brokerConfigDefs(t.topic)
+	t.topicIdx = make(map[string]*configDef, len(t.topic))
+	t.brokerIdx = make(map[string]*configDef, len(t.broker))
+	t.brokerSyns = make(map[string]string)
+	for i := range t.topic {
+		t.topicIdx[t.topic[i].name] = &t.topic[i]
+		t.brokerSyns[t.topic[i].brokerName] = t.topic[i].name
+	}
+	for i := range t.broker {
+		t.brokerIdx[t.broker[i].name] = &t.broker[i]
+	}
+	return t
+}
+
+// validateTopicConfig checks one topic config name and value.
+func (t *configTable) validateTopicConfig(name string, value *string) error {
+	d, ok := t.topicIdx[name]
+	if !ok {
+		return fmt.Errorf("unknown topic config %q", name)
+	}
+	if value == nil {
+		return fmt.Errorf("topic config %q needs a value", name)
+	}
+	if d.check != nil {
+		if err := d.check(*value); err != nil {
+			return fmt.Errorf("invalid value for %s: %v", name, err)
+		}
+	}
+	return nil
+}
+
+// validateBrokerConfig checks one dynamically set broker config.
+func (t *configTable) validateBrokerConfig(name string, value string) error {
+	d, ok := t.brokerIdx[name]
+	if !ok {
+		return fmt.Errorf("unknown broker config %q", name)
+	}
+	if !d.dynamic {
+		return fmt.Errorf("broker config %q cannot be changed at run time", name)
+	}
+	if d.check != nil {
+		if err := d.check(value); err != nil {
+			return fmt.Errorf("invalid value for %s: %v", name, err)
+		}
+	}
+	return nil
+}
+
+// configValue is one resolved config with where its value came from.
+type configValue struct {
+	def      *configDef
+	value    *string
+	source   kmsg.ConfigSource
+	synonyms []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+}
+
+// brokerLayers are the broker-level config sources, strongest first.
+type brokerLayers struct {
+	dynamic        map[string]string // this broker's dynamic configs (etcd)
+	dynamicDefault map[string]string // cluster-wide dynamic defaults (etcd)
+	static         map[string]string // from the command line
+}
+
+func (l brokerLayers) lookup(name string) (string, kmsg.ConfigSource, bool) {
+	if v, ok := l.dynamic[name]; ok {
+		return v, kmsg.ConfigSourceDynamicBrokerConfig, true
+	}
+	if v, ok := l.dynamicDefault[name]; ok {
+		return v, kmsg.ConfigSourceDynamicDefaultBrokerConfig, true
+	}
+	if v, ok := l.static[name]; ok {
+		return v, kmsg.ConfigSourceStaticBrokerConfig, true
+	}
+	return "", 0, false
+}
+
+func (l brokerLayers) synonyms(name string) []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
+	var syns []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+	add := func(m map[string]string, src kmsg.ConfigSource) {
+		if v, ok := m[name]; ok {
+			s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+			s.Name, s.Value, s.Source = name, str(v), src
+			syns = append(syns, s)
+		}
+	}
+	add(l.dynamic, kmsg.ConfigSourceDynamicBrokerConfig)
+	add(l.dynamicDefault, kmsg.ConfigSourceDynamicDefaultBrokerConfig)
+	add(l.static, kmsg.ConfigSourceStaticBrokerConfig)
+	return syns
+}
+
+// resolveBroker resolves one broker config.
+func (t *configTable) resolveBroker(d *configDef, l brokerLayers) configValue {
+	cv := configValue{def: d, value: d.def, source: kmsg.ConfigSourceDefaultConfig}
+	if v, src, ok := l.lookup(d.name); ok {
+		cv.value, cv.source = str(v), src
+	}
+	cv.synonyms = l.synonyms(d.name)
+	if d.def != nil {
+		s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+		s.Name, s.Value, s.Source = d.name, d.def, kmsg.ConfigSourceDefaultConfig
+		cv.synonyms = append(cv.synonyms, s)
+	}
+	return cv
+}
+
+// resolveTopic resolves one topic config: the topic's own value, else its
+// broker synonym, else Kafka's default.
+func (t *configTable) resolveTopic(d *configDef, topicConfigs map[string]string, l brokerLayers) configValue {
+	cv := configValue{def: d, value: d.def, source: kmsg.ConfigSourceDefaultConfig}
+	var syns []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+	if v, ok := topicConfigs[d.name]; ok {
+		cv.value, cv.source = str(v), kmsg.ConfigSourceDynamicTopicConfig
+		s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+		s.Name, s.Value, s.Source = d.name, str(v), kmsg.ConfigSourceDynamicTopicConfig
+		syns = append(syns, s)
+	}
+	if d.brokerName != "" {
+		if v, src, ok := l.lookup(d.brokerName); ok && cv.source == kmsg.ConfigSourceDefaultConfig {
+			cv.value, cv.source = str(v), src
+		}
+		syns = append(syns, l.synonyms(d.brokerName)...)
+	}
+	if d.def != nil {
+		s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+		s.Name, s.Value, s.Source = d.name, d.def, kmsg.ConfigSourceDefaultConfig
+		if d.brokerName != "" {
+			s.Name = d.brokerName
+		}
+		syns = append(syns, s)
+	}
+	cv.synonyms = syns
+	return cv
+}
+
+// topicSettings are the resolved topic configs the data path acts on.
+type topicSettings struct {
+	storage           storage.Config
+	maxMessageBytes   int32
+	logAppendTime     bool
+	timestampBeforeMs int64
+	timestampAfterMs  int64
+}
+
+func parseInt(v *string, fallback int64) int64 {
+	if v == nil {
+		return fallback
+	}
+	n, err := strconv.ParseInt(*v, 10, 64)
+	if err != nil {
+		return fallback
+	}
+	return n
+}
+
+// settings resolves the configs of one topic into the values the data path uses.
+func (t *configTable) settings(topicConfigs map[string]string, l brokerLayers) topicSettings {
+	get := func(name string) *string { return t.resolveTopic(t.topicIdx[name], topicConfigs, l).value }
+	s := topicSettings{storage: storage.DefaultConfig()}
+	s.storage.SegmentBytes = parseInt(get("segment.bytes"), s.storage.SegmentBytes)
+	s.storage.SegmentMs = parseInt(get("segment.ms"), s.storage.SegmentMs)
+	s.storage.SegmentIndexBytes = parseInt(get("segment.index.bytes"), s.storage.SegmentIndexBytes)
+	s.storage.IndexIntervalBytes = parseInt(get("index.interval.bytes"), s.storage.IndexIntervalBytes)
+	s.storage.FlushMessages = parseInt(get("flush.messages"), maxLong)
+	s.storage.FlushMs = parseInt(get("flush.ms"), maxLong)
+	s.maxMessageBytes = int32(parseInt(get("max.message.bytes"), 1048588))
+	if v := get("message.timestamp.type"); v != nil && *v == "LogAppendTime" {
+		s.logAppendTime = true
+	}
+	s.timestampBeforeMs = parseInt(get("message.timestamp.before.max.ms"), maxLong)
+	s.timestampAfterMs = parseInt(get("message.timestamp.after.max.ms"), 3600000)
+	return s
+}

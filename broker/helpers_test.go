@@ -1,0 +1,34 @@
+package broker
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gregorbroker/gregor/metadata"
+)
+
+// newTestBroker builds a broker over an in-memory metadata store and a
+// temporary data dir; it is closed when the test ends.
+func newTestBroker(t testing.TB) *Broker {
+	t.Helper()
+	b, err := New(Config{
+		NodeID:         1,
+		AdvertisedHost: "localhost",
+		AdvertisedPort: 9092,
+		DataDir:        t.TempDir(),
+		Logger:         zerolog.Nop(),
+	}, metadata.NewMemoryStore("test-cluster"))
+	if err != nil {
+		t.Fatalf("new broker: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// newTestConn is a connection with no socket, for calling handlers directly.
+func newTestConn(b *Broker) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{b: b, log: zerolog.Nop(), ctx: ctx, stop: cancel, out: make(chan []byte, 1), writeFailed: make(chan struct{})}
+}

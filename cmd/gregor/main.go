@@ -1,0 +1,288 @@
+// Command gregor runs a Kafka-compatible broker. `gregor serve` with no
+// flags starts a single-node cluster on localhost:9092 with an embedded etcd.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/gregorbroker/gregor/broker"
+	"github.com/gregorbroker/gregor/metadata"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	app := &cli.App{
+		Name:    "gregor",
+		Usage:   "a Kafka wire-compatible broker",
+		Version: version,
+		Commands: []*cli.Command{
+			{
+				Name:   "serve",
+				Usage:  "run a broker",
+				Flags:  serveFlags(),
+				Action: serve,
+			},
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "gregor:", err)
+		os.Exit(1)
+	}
+}
+
+// env names the environment variable of a flag: GREGOR_<FLAG_IN_CAPS>.
+func env(flag string) []string {
+	return []string{"GREGOR_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))}
+}
+
+// brokerConfigFlags maps flags to the Kafka broker configs they set.
+var brokerConfigFlags = []struct {
+	flag, config, def, usage string
+}{
+	{"num-partitions", "num.partitions", "1", "partitions of topics created without a count"},
+	{"auto-create-topics-enable", "auto.create.topics.enable", "true", "create unknown topics on Metadata requests"},
+	{"default-replication-factor", "default.replication.factor", "1", "replication factor of topics created without one"},
+	{"log-segment-bytes", "log.segment.bytes", "1073741824", "segment size at which a new segment is rolled"},
+	{"log-roll-ms", "log.roll.ms", "604800000", "segment age at which a new segment is rolled"},
+	{"message-max-bytes", "message.max.bytes", "1048588", "largest record batch accepted"},
+	{"log-retention-ms", "log.retention.ms", "604800000", "age at which segments are deleted (stored, not yet enforced)"},
+	{"log-retention-bytes", "log.retention.bytes", "-1", "partition size limit (stored, not yet enforced)"},
+	{"log-message-timestamp-type", "log.message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime"},
+	{"log-flush-interval-messages", "log.flush.interval.messages", "9223372036854775807", "fsync after this many messages; acks wait for it"},
+	{"log-flush-interval-ms", "log.flush.interval.ms", "9223372036854775807", "fsync when unflushed data is this old; acks wait for it"},
+	{"socket-request-max-bytes", "socket.request.max.bytes", "104857600", "largest request frame accepted"},
+}
+
+func serveFlags() []cli.Flag {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "directory for partition logs and the embedded etcd", EnvVars: env("data-dir")},
+		&cli.StringFlag{Name: "listen", Value: "0.0.0.0:9092", Usage: "address the Kafka listener binds", EnvVars: env("listen")},
+		&cli.StringFlag{Name: "advertise", Usage: "host:port put in Metadata (default: the listen address, localhost for 0.0.0.0)", EnvVars: env("advertise")},
+		&cli.IntFlag{Name: "node-id", Value: 1, Usage: "this broker's node id", EnvVars: env("node-id")},
+		&cli.StringFlag{Name: "rack", Usage: "this broker's rack (broker.rack)", EnvVars: env("rack")},
+		&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:9644", Usage: "address of the HTTP server (/healthz, /readyz); empty disables it", EnvVars: env("http-addr")},
+		&cli.StringFlag{Name: "etcd-endpoints", Usage: "comma-separated external etcd endpoints; empty runs an embedded etcd", EnvVars: env("etcd-endpoints")},
+		&cli.StringFlag{Name: "etcd-client-addr", Value: "127.0.0.1:2379", Usage: "client address of the embedded etcd", EnvVars: env("etcd-client-addr")},
+		&cli.StringFlag{Name: "etcd-peer-addr", Value: "127.0.0.1:2380", Usage: "peer address of the embedded etcd", EnvVars: env("etcd-peer-addr")},
+		&cli.StringFlag{Name: "etcd-prefix", Value: "/gregor", Usage: "key prefix of this cluster in etcd", EnvVars: env("etcd-prefix")},
+		&cli.DurationFlag{Name: "etcd-lease-ttl", Value: 3 * time.Second, Usage: "lease TTL of the broker registration", EnvVars: env("etcd-lease-ttl")},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: env("log-level")},
+		&cli.StringFlag{Name: "log-format", Value: "console", Usage: "console or json", EnvVars: env("log-format")},
+		&cli.StringSliceFlag{Name: "config", Usage: "any broker config by its Kafka name, as name=value (repeatable)", EnvVars: env("config")},
+	}
+	for _, f := range brokerConfigFlags {
+		flags = append(flags, &cli.StringFlag{Name: f.flag, Value: f.def, Usage: f.usage + " (" + f.config + ")", EnvVars: env(f.flag)})
+	}
+	return flags
+}
+
+func newLogger(level, format string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log-level: %w", err)
+	}
+	var log zerolog.Logger
+	switch format {
+	case "json":
+		log = zerolog.New(os.Stderr)
+	case "console":
+		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339})
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log-format: %q is not console or json", format)
+	}
+	return log.Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// advertised returns the host and port clients are told.
+func advertised(listen, advertise string) (string, int32, error) {
+	addr := advertise
+	if addr == "" {
+		addr = listen
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("advertised address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, fmt.Errorf("advertised address %q: bad port", addr)
+	}
+	if advertise == "" && (host == "" || host == "0.0.0.0" || host == "::") {
+		host = "localhost"
+	}
+	return host, int32(port), nil
+}
+
+func staticConfigs(c *cli.Context) (map[string]string, error) {
+	out := make(map[string]string)
+	for _, f := range brokerConfigFlags {
+		if c.IsSet(f.flag) {
+			out[f.config] = c.String(f.flag)
+		}
+	}
+	for _, kv := range c.StringSlice("config") {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--config %q: want name=value", kv)
+		}
+		out[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	}
+	return out, nil
+}
+
+func serve(c *cli.Context) error {
+	log, err := newLogger(c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return err
+	}
+	dataDir, err := filepath.Abs(c.String("data-dir"))
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	host, port, err := advertised(c.String("listen"), c.String("advertise"))
+	if err != nil {
+		return err
+	}
+	static, err := staticConfigs(c)
+	if err != nil {
+		return err
+	}
+	nodeID := int32(c.Int("node-id"))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	// etcd: external, or embedded under <data-dir>/etcd.
+	var endpoints []string
+	etcdWhere := ""
+	var embedded *metadata.EmbeddedEtcd
+	if e := c.String("etcd-endpoints"); e != "" {
+		for _, ep := range strings.Split(e, ",") {
+			if ep = strings.TrimSpace(ep); ep != "" {
+				endpoints = append(endpoints, ep)
+			}
+		}
+		etcdWhere = "etcd at " + strings.Join(endpoints, ",")
+	} else {
+		embedded, err = metadata.StartEmbeddedEtcd(ctx, metadata.EmbeddedConfig{
+			NodeID:     nodeID,
+			DataDir:    filepath.Join(dataDir, "etcd"),
+			ClientAddr: c.String("etcd-client-addr"),
+			PeerAddr:   c.String("etcd-peer-addr"),
+			Logger:     log,
+		})
+		if err != nil {
+			return fmt.Errorf("start embedded etcd: %w", err)
+		}
+		defer embedded.Close()
+		endpoints = embedded.Endpoints()
+		etcdWhere = "etcd embedded at " + strings.Join(endpoints, ",")
+	}
+	store, err := metadata.OpenEtcd(ctx, metadata.EtcdConfig{
+		Endpoints: endpoints,
+		Prefix:    c.String("etcd-prefix"),
+		LeaseTTL:  c.Duration("etcd-lease-ttl"),
+		Logger:    log,
+	})
+	if err != nil {
+		return fmt.Errorf("connect to etcd: %w", err)
+	}
+	defer store.Close()
+	if err := store.RegisterBroker(ctx, metadata.Broker{NodeID: nodeID, Host: host, Port: port, Rack: c.String("rack")}); err != nil {
+		return fmt.Errorf("register broker: %w", err)
+	}
+
+	b, err := broker.New(broker.Config{
+		NodeID:         nodeID,
+		AdvertisedHost: host,
+		AdvertisedPort: port,
+		Rack:           c.String("rack"),
+		DataDir:        dataDir,
+		StaticConfigs:  static,
+		Logger:         log,
+	}, store)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		b.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+
+	var httpSrv *http.Server
+	if addr := c.String("http-addr"); addr != "" {
+		hl, err := net.Listen("tcp", addr)
+		if err != nil {
+			ln.Close()
+			b.Close()
+			return fmt.Errorf("--http-addr: %w", err)
+		}
+		httpSrv = &http.Server{Handler: healthMux(b), ReadHeaderTimeout: 5 * time.Second}
+		go httpSrv.Serve(hl)
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- b.Serve(ln) }()
+	log.Info().Str("listen", ln.Addr().String()).Str("advertise", net.JoinHostPort(host, strconv.Itoa(int(port)))).
+		Str("data_dir", dataDir).Str("etcd", strings.Join(endpoints, ",")).Int32("node_id", nodeID).
+		Msgf("listening on %s (advertised as %s:%d), data in %s, %s", ln.Addr(), host, port, dataDir, etcdWhere)
+
+	var etcdErr <-chan error // nil (never ready) with an external etcd
+	if embedded != nil {
+		etcdErr = embedded.Err()
+	}
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+	case err := <-etcdErr:
+		log.Error().Err(err).Msg("embedded etcd stopped; shutting down")
+	case err := <-serveErr:
+		if err != nil {
+			log.Error().Err(err).Msg("listener failed; shutting down")
+		}
+	}
+	if httpSrv != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		httpSrv.Shutdown(shutdownCtx)
+		cancel()
+	}
+	if err := b.Close(); err != nil {
+		log.Error().Err(err).Msg("closing logs")
+		return err
+	}
+	log.Info().Msg("stopped cleanly")
+	return nil
+}
+
+func healthMux(b *broker.Broker) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := b.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}

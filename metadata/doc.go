@@ -1,0 +1,72 @@
+// Package metadata holds Gregor's cluster metadata: topics (name, id,
+// partition count, explicitly set configs), the live brokers and the dynamic
+// broker configs. The broker reads it through the Store interface; EtcdStore
+// keeps it in etcd (an external cluster, or one embedded in each broker with
+// EmbeddedEtcd), and MemoryStore keeps it in memory for unit tests.
+//
+// # etcd key layout
+//
+// Every key lives under one prefix (EtcdConfig.Prefix, "/gregor" unless
+// set), so several Gregor clusters can share one etcd. Values are JSON
+// objects; each carries its format version in "v".
+//
+//	key                               value                                              lease
+//	--------------------------------  -------------------------------------------------  ---------
+//	<prefix>/cluster/id               {"v":1,"id":"<cluster id>"}                        none
+//	<prefix>/topics/<name>            {"v":1,"id":"<topic id>","partitions":<n>,         none
+//	                                   "configs":{"<key>":"<value>",...}}
+//	<prefix>/brokers/<node id>        {"v":1,"node_id":<n>,"host":"<host>",               the broker's
+//	                                   "port":<port>,"rack":"<rack>"}                     registration
+//	<prefix>/configs/brokers/<node>   {"v":1,"configs":{"<key>":"<value>",...}}          none
+//
+// Worked example, prefix "/gregor", one broker and one topic:
+//
+//	/gregor/cluster/id          {"v":1,"id":"vQ3_1B2aTu-7N6hqy5RxXg"}
+//	/gregor/topics/orders       {"v":1,"id":"nLtr0Hn1QCmqcSBvmXqTWA","partitions":3,"configs":{"cleanup.policy":"compact"}}
+//	/gregor/brokers/1           {"v":1,"node_id":1,"host":"10.0.0.5","port":9092,"rack":""}
+//	/gregor/configs/brokers/1   {"v":1,"configs":{"log.retention.ms":"3600000"}}
+//
+// Field rules:
+//   - Ids (cluster id, topic id) are 16 random bytes written as 22 characters
+//     of unpadded base64url, the form Kafka prints (Uuid.toString). Like
+//     Kafka, Gregor never makes an id that is all zero or whose text starts
+//     with '-'.
+//   - <name> is the Kafka topic name as is: Kafka names use only
+//     [a-zA-Z0-9._-], so they need no escaping; a name with '/' is refused.
+//   - <node id> is the broker's node id in decimal with no padding ("1",
+//     "12"); it must equal "node_id" in the value.
+//   - "configs" holds only the configs set explicitly; it is {} when none
+//     are. "rack" is "" when the broker has no rack.
+//   - <prefix>/cluster/id is written once, by whichever broker first finds
+//     it absent (a transaction that succeeds only if the key has never been
+//     created), and never changed afterwards.
+//   - A broker key is attached to a lease of EtcdConfig.LeaseTTL kept alive
+//     by the registering store, so it disappears at most LeaseTTL after that
+//     broker dies or loses etcd, and at once when the store is closed.
+//   - Keys under the prefix that Gregor does not know are ignored, so a newer
+//     Gregor may add key kinds without breaking an older one.
+//
+// # Versions
+//
+// Every value has "v". Writers always write the current version (1). The
+// rule for reading: a Gregor whose current version is N reads versions N and
+// N−1 (here only 1, as there is no version 0); a value with any other
+// version, a missing "v", JSON that does not parse, or fields that fail
+// their checks is skipped with one Warn log line naming the key, and is
+// treated as absent (a newer Gregor in a rolling upgrade may have written it).
+// Unknown JSON fields are ignored, so a field may be added without a version
+// bump only where an older reader may safely ignore it. The one exception
+// is <prefix>/cluster/id: a store cannot run without it, so OpenEtcd fails
+// when that value is unreadable.
+//
+// # Cache and ordering
+//
+// EtcdStore reads the whole prefix once when it opens, then follows it with
+// one watch from the next revision, run by one goroutine that the store owns.
+// That goroutine applies each change to an in-memory cache, calls the
+// subscribers, and then publishes the revision it has applied. A write
+// returns only once the applied revision has reached the write's own, so a
+// caller reads its own writes and every subscriber has already been told of
+// them. If etcd compacts away revisions the watch has not yet seen, the
+// store reads the prefix again and reports the difference as events.
+package metadata

@@ -1,0 +1,241 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap/zapcore"
+)
+
+// EmbeddedConfig configures an etcd member run inside the broker process.
+type EmbeddedConfig struct {
+	// NodeID is the broker's node id; it names the member when Name is empty.
+	NodeID int32
+	// Name is the member's name in etcd; default "gregor-<NodeID>".
+	Name string
+	// DataDir holds etcd's WAL and database, e.g. "<data-dir>/etcd". Required.
+	DataDir string
+	// ClientAddr is the host:port clients (EtcdStore) connect to; default
+	// "127.0.0.1:2379". It is also what the member advertises, so it must be
+	// an address other members and brokers can reach, not 0.0.0.0.
+	ClientAddr string
+	// PeerAddr is the host:port other members connect to; default
+	// "127.0.0.1:2380". Advertised as is, like ClientAddr.
+	PeerAddr string
+	// InitialCluster lists the members of a new cluster as
+	// "<name>=<peer URL>,..." (e.g. "1=http://h1:2380,2=http://h2:2380").
+	// A name that is a plain node id ("1") stands for the member named
+	// "gregor-1", the default Name of node 1; other names are used as is.
+	// Empty: a cluster of this member alone. Only read when DataDir is new;
+	// afterwards the membership stored in DataDir rules.
+	InitialCluster string
+	// ReadyTimeout bounds the wait for the member to join its cluster and
+	// serve; default 60 s. A multi-member cluster is ready only once a
+	// quorum of members is up.
+	ReadyTimeout time.Duration
+	// Logger receives etcd's own warnings and errors (its info chatter is
+	// dropped) and one line when the member is ready.
+	Logger zerolog.Logger
+}
+
+// EmbeddedEtcd is an etcd member running in this process. Close stops it.
+type EmbeddedEtcd struct {
+	etcd      *embed.Etcd // owned by this value; stopped by Close
+	endpoints []string    // client URLs, read-only after start
+	closeOnce sync.Once
+	// closing is set when Close begins; from then on etcd's complaints
+	// about its own listeners closing are logged at debug level.
+	closing *atomic.Bool
+}
+
+// StartEmbeddedEtcd starts an etcd member and returns once it is ready to
+// serve clients, or fails when it is not ready within cfg.ReadyTimeout or
+// ctx ends first.
+func StartEmbeddedEtcd(ctx context.Context, cfg EmbeddedConfig) (*EmbeddedEtcd, error) {
+	closing := new(atomic.Bool)
+	ecfg, err := embedConfig(cfg, closing)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With().Str("component", "etcd").Logger()
+
+	e, err := embed.StartEtcd(ecfg)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: start embedded etcd in %s: %w", cfg.DataDir, err)
+	}
+	timeout := cfg.ReadyTimeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		closing.Store(true)
+		e.Close()
+		return nil, fmt.Errorf("metadata: embedded etcd %s failed while starting: %w", ecfg.Name, err)
+	case <-timer.C:
+		closing.Store(true)
+		e.Close()
+		return nil, fmt.Errorf("metadata: embedded etcd %s not ready after %s (is a quorum of %q up?)",
+			ecfg.Name, timeout, ecfg.InitialCluster)
+	case <-ctx.Done():
+		closing.Store(true)
+		e.Close()
+		return nil, fmt.Errorf("metadata: starting embedded etcd %s: %w", ecfg.Name, ctx.Err())
+	}
+
+	ee := &EmbeddedEtcd{etcd: e, closing: closing}
+	for _, u := range ecfg.AdvertiseClientUrls {
+		ee.endpoints = append(ee.endpoints, u.String())
+	}
+	log.Info().
+		Str("name", ecfg.Name).
+		Str("data_dir", ecfg.Dir).
+		Strs("client_urls", ee.endpoints).
+		Str("peer_url", ecfg.AdvertisePeerUrls[0].String()).
+		Str("member_id", e.Server.MemberID().String()).
+		Msg("embedded etcd ready")
+	return ee, nil
+}
+
+// embedConfig turns cfg into etcd's own configuration. Once closing is
+// set, etcd's log entries are written at debug level.
+func embedConfig(cfg EmbeddedConfig, closing *atomic.Bool) (*embed.Config, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("metadata: embedded etcd: DataDir is required")
+	}
+	name := cfg.Name
+	if name == "" {
+		name = memberName(cfg.NodeID)
+	}
+	clientURL, err := addrURL(cfg.ClientAddr, "127.0.0.1:2379")
+	if err != nil {
+		return nil, fmt.Errorf("metadata: embedded etcd client address: %w", err)
+	}
+	peerURL, err := addrURL(cfg.PeerAddr, "127.0.0.1:2380")
+	if err != nil {
+		return nil, fmt.Errorf("metadata: embedded etcd peer address: %w", err)
+	}
+	initial := name + "=" + peerURL.String()
+	if cfg.InitialCluster != "" {
+		initial, err = initialCluster(cfg.InitialCluster)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	ec := embed.NewConfig()
+	ec.Name = name
+	ec.Dir = cfg.DataDir
+	ec.ListenClientUrls = []url.URL{*clientURL}
+	ec.AdvertiseClientUrls = []url.URL{*clientURL}
+	ec.ListenPeerUrls = []url.URL{*peerURL}
+	ec.AdvertisePeerUrls = []url.URL{*peerURL}
+	ec.InitialCluster = initial
+	ec.InitialClusterToken = "gregor"
+	ec.ClusterState = embed.ClusterStateFlagNew
+	// Nothing else binds a port: no metrics listener (ListenMetricsUrls
+	// stays empty, metrics are only served on the client URL), no pprof, no
+	// HTTP gateway.
+	ec.ListenMetricsUrls = nil
+	ec.EnablePprof = false
+	ec.EnableGRPCGateway = false
+	// Metadata is small and rewritten rarely; keeping the last 1000
+	// revisions bounds the database while leaving a lagging watch room to
+	// catch up (it reads the prefix again if it falls further behind).
+	ec.AutoCompactionMode = "revision"
+	ec.AutoCompactionRetention = "1000"
+	// etcd's info logs (dozens of lines per start) are dropped; its warnings
+	// and errors go to the broker's log, but for the expected ones below.
+	ec.LogLevel = "warn"
+	demote := func(e zapcore.Entry) bool {
+		return closing.Load() || expectedEtcdWarning(e.Message)
+	}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(
+		newZapLogger(cfg.Logger.With().Str("component", "etcd").Logger(), zapcore.WarnLevel, demote))
+	return ec, nil
+}
+
+// expectedEtcdWarning reports the warnings every start of an embedded
+// member prints that say nothing about this deployment:
+//   - gRPC and HTTP share the client port by design here: Gregor uses
+//     gRPC, and a second port would be one more thing to configure;
+//   - the "simple" auth token type is etcd's default, and irrelevant
+//     while etcd auth is off, as it is for Gregor.
+func expectedEtcdWarning(msg string) bool {
+	return strings.HasPrefix(msg, "Running http and grpc server on single port") ||
+		strings.HasPrefix(msg, "simple token is not cryptographically signed")
+}
+
+// memberName is the etcd member name of a broker's embedded member.
+func memberName(nodeID int32) string {
+	return "gregor-" + strconv.FormatInt(int64(nodeID), 10)
+}
+
+// addrURL makes the http URL for host:port addr, or def when addr is empty.
+func addrURL(addr, def string) (*url.URL, error) {
+	if addr == "" {
+		addr = def
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", addr, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return nil, fmt.Errorf("%q: port must be 1-65535 (etcd cannot advertise a port picked by the kernel)", addr)
+	}
+	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}, nil
+}
+
+// initialCluster checks s ("name=url,...") and writes plain node ids as
+// member names.
+func initialCluster(s string) (string, error) {
+	var out []string
+	for entry := range strings.SplitSeq(s, ",") {
+		entry = strings.TrimSpace(entry)
+		name, rawURL, ok := strings.Cut(entry, "=")
+		if !ok || name == "" || rawURL == "" {
+			return "", fmt.Errorf("metadata: embedded etcd initial cluster %q: entry %q is not name=url", s, entry)
+		}
+		if _, err := url.Parse(rawURL); err != nil {
+			return "", fmt.Errorf("metadata: embedded etcd initial cluster %q: %w", s, err)
+		}
+		if id, err := strconv.ParseInt(name, 10, 32); err == nil {
+			name = memberName(int32(id))
+		}
+		out = append(out, name+"="+rawURL)
+	}
+	return strings.Join(out, ","), nil
+}
+
+// Endpoints returns the member's client URLs, for EtcdConfig.Endpoints.
+func (e *EmbeddedEtcd) Endpoints() []string {
+	return append([]string(nil), e.endpoints...)
+}
+
+// Err reports a fatal error of the running member; the broker should stop
+// when it yields an error. It is closed once Close has finished.
+func (e *EmbeddedEtcd) Err() <-chan error {
+	return e.etcd.Err()
+}
+
+// Close stops the member and waits for it to finish. It is safe to call
+// more than once.
+func (e *EmbeddedEtcd) Close() {
+	e.closeOnce.Do(func() {
+		e.closing.Store(true)
+		e.etcd.Close()
+	})
+}

@@ -1,0 +1,921 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap/zapcore"
+)
+
+// EtcdConfig configures OpenEtcd.
+type EtcdConfig struct {
+	// Endpoints are etcd client URLs, e.g. EmbeddedEtcd.Endpoints().
+	Endpoints []string
+	// Prefix is the root of Gregor's keys; default "/gregor". See doc.go.
+	Prefix string
+	// LeaseTTL is how long a broker registration outlives the broker's last
+	// contact with etcd; default 3 s. etcd counts in whole seconds (and
+	// raises very short TTLs to its own minimum), so it is rounded up.
+	LeaseTTL time.Duration
+	// DialTimeout bounds each attempt to connect to an endpoint; default 5 s.
+	DialTimeout time.Duration
+	// Logger receives the store's log lines and the etcd client's warnings.
+	Logger zerolog.Logger
+}
+
+// Retry delays of the watch and keep-alive loops after a failure.
+const (
+	retryMin = 250 * time.Millisecond
+	retryMax = 5 * time.Second
+)
+
+// resyncTimeout bounds one read of the whole prefix after the watch lost
+// its place; the watch loop tries again after it.
+const resyncTimeout = 30 * time.Second
+
+// EtcdStore is the Store kept in etcd. Reads are served from a cache that
+// one watch keeps current; see doc.go for keys, values and ordering.
+//
+// Subscribers are called from the store's watch goroutine; until a
+// subscriber returns no further change is applied and every write of this
+// store waits, so a subscriber must be quick and must not call the store's
+// write methods (that would wait on itself). Reading the store from a
+// subscriber is fine and shows the change being delivered.
+type EtcdStore struct {
+	log       zerolog.Logger
+	cli       *clientv3.Client // owned by the store; closed by Close
+	prefix    string           // Prefix + "/"; every key starts with it
+	ttl       time.Duration    // lease TTL, whole seconds
+	clusterID string           // set by OpenEtcd, then read-only
+
+	// ctx is canceled by Close. The watch goroutine and the keep-alive
+	// goroutine run under it and are counted by wg; in-flight writes are
+	// aborted by it.
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closed    chan struct{} // closed when Close begins
+	closeOnce sync.Once
+	closeErr  error // set once inside closeOnce
+
+	subs subscribers
+
+	// mu protects the cache. Only the watch goroutine writes it (and
+	// OpenEtcd, before that goroutine starts); anyone reads it.
+	mu struct {
+		sync.Mutex
+		// rev is the revision the cache reflects: every change up to it has
+		// been applied and delivered to subscribers.
+		rev int64
+		// advanced is closed and replaced each time rev grows.
+		advanced      chan struct{}
+		topics        map[string]cachedTopic
+		byID          map[TopicID]string // topic id -> name
+		brokers       map[int32]Broker
+		brokerConfigs map[int32]map[string]string // maps never mutated once stored
+	}
+
+	// reg is this store's own broker registration. Network calls made under
+	// reg run under a context that Close cancels, so Close never waits long
+	// for the lock.
+	reg struct {
+		sync.Mutex
+		closed     bool // set by Close: no new registration or keep-alive
+		registered bool
+		broker     Broker
+		lease      clientv3.LeaseID // 0: none granted yet
+		keeping    bool             // the keep-alive goroutine was started
+	}
+}
+
+// cachedTopic is one topic in the cache.
+type cachedTopic struct {
+	t      Topic // never mutated once stored; Configs is this entry's own
+	modRev int64 // etcd mod revision of the value t was read from
+}
+
+var _ Store = (*EtcdStore)(nil)
+
+// OpenEtcd connects to etcd, creates the cluster id if this is the first
+// broker ever to start, reads all metadata into the cache and starts
+// following changes. ctx bounds only the opening: with etcd unreachable,
+// OpenEtcd keeps trying until ctx ends.
+func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*EtcdStore, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("metadata: open etcd store: no endpoints")
+	}
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = "/gregor"
+	}
+	prefix = strings.TrimRight(prefix, "/") + "/"
+	ttl := cfg.LeaseTTL
+	if ttl <= 0 {
+		ttl = 3 * time.Second
+	}
+	ttl = time.Duration(math.Ceil(ttl.Seconds())) * time.Second
+	dial := cfg.DialTimeout
+	if dial <= 0 {
+		dial = 5 * time.Second
+	}
+	log := cfg.Logger.With().Str("component", "metadata").Logger()
+
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		DialTimeout: dial,
+		Logger:      newZapLogger(cfg.Logger.With().Str("component", "etcd-client").Logger(), zapcore.WarnLevel, nil),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: connect to etcd %v: %w", cfg.Endpoints, err)
+	}
+	s := newEtcdStore(log, cli, prefix, ttl)
+	if err := s.load(ctx); err != nil {
+		s.cancel()
+		_ = cli.Close()
+		return nil, err
+	}
+	s.start()
+	s.mu.Lock()
+	rev, topics, brokers := s.mu.rev, len(s.mu.topics), len(s.mu.brokers)
+	s.mu.Unlock()
+	log.Info().
+		Str("cluster_id", s.clusterID).
+		Str("prefix", prefix).
+		Strs("endpoints", cfg.Endpoints).
+		Int64("revision", rev).
+		Int("topics", topics).
+		Int("brokers", brokers).
+		Msg("metadata store open")
+	return s, nil
+}
+
+// newEtcdStore makes a store that has read nothing yet; load and start
+// bring it up (tests call them separately).
+func newEtcdStore(log zerolog.Logger, cli *clientv3.Client, prefix string, ttl time.Duration) *EtcdStore {
+	s := &EtcdStore{
+		log:    log,
+		cli:    cli,
+		prefix: prefix,
+		ttl:    ttl,
+		closed: make(chan struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.mu.advanced = make(chan struct{})
+	s.mu.topics = map[string]cachedTopic{}
+	s.mu.byID = map[TopicID]string{}
+	s.mu.brokers = map[int32]Broker{}
+	s.mu.brokerConfigs = map[int32]map[string]string{}
+	return s
+}
+
+// load makes sure the cluster id exists and fills the cache.
+func (s *EtcdStore) load(ctx context.Context) error {
+	id, err := s.ensureClusterID(ctx)
+	if err != nil {
+		return err
+	}
+	s.clusterID = id
+	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("metadata: read %s: %w", s.prefix, err)
+	}
+	s.mu.Lock()
+	_ = s.replaceLocked(resp.Kvs) // no subscriber can exist yet
+	s.mu.rev = resp.Header.Revision
+	s.mu.Unlock()
+	return nil
+}
+
+// ensureClusterID reads the cluster id, creating it if no broker has yet.
+func (s *EtcdStore) ensureClusterID(ctx context.Context) (string, error) {
+	key := s.prefix + clusterIDKey
+	id, err := newID()
+	if err != nil {
+		return "", err
+	}
+	val, err := encodeCluster(id.String())
+	if err != nil {
+		return "", err
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(val))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return "", fmt.Errorf("metadata: read or create cluster id at %s: %w", key, err)
+	}
+	if resp.Succeeded {
+		s.log.Info().Str("cluster_id", id.String()).Str("key", key).Msg("created cluster id")
+		return id.String(), nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) != 1 {
+		return "", fmt.Errorf("metadata: cluster id at %s: key vanished while being read", key)
+	}
+	existing, err := decodeCluster(kvs[0].Value)
+	if err != nil {
+		return "", fmt.Errorf("metadata: cluster id at %s: %w", key, err)
+	}
+	return existing, nil
+}
+
+// start launches the watch goroutine.
+func (s *EtcdStore) start() {
+	s.wg.Add(1)
+	go s.watchLoop()
+}
+
+// watchLoop follows the prefix until Close, reading it whole again when
+// the watch has lost its place. It is the only writer of the cache.
+func (s *EtcdStore) watchLoop() {
+	defer s.wg.Done()
+	delay := retryMin
+	for {
+		s.mu.Lock()
+		from := s.mu.rev + 1
+		s.mu.Unlock()
+		compacted, progressed, err := s.follow(from)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if progressed {
+			delay = retryMin
+		}
+		if compacted {
+			s.log.Warn().Int64("from_revision", from).Err(err).Msg("metadata watch fell behind compaction; reading all metadata again")
+			if err := s.resync(); err != nil {
+				if s.ctx.Err() != nil {
+					return
+				}
+				s.log.Warn().Err(err).Dur("retry_in", delay).Msg("reading all metadata failed")
+			} else {
+				delay = retryMin
+				continue
+			}
+		} else {
+			s.log.Warn().Int64("from_revision", from).Err(err).Dur("retry_in", delay).Msg("metadata watch ended; watching again")
+		}
+		if !s.pause(delay) {
+			return
+		}
+		delay = min(2*delay, retryMax)
+	}
+}
+
+// follow watches from revision from and applies what arrives until the
+// watch ends. compacted: from is no longer available. progressed: at least
+// one response was applied.
+func (s *EtcdStore) follow(from int64) (compacted, progressed bool, err error) {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.ctx))
+	defer cancel()
+	for resp := range s.cli.Watch(ctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(from)) {
+		if resp.CompactRevision != 0 {
+			return true, progressed, resp.Err()
+		}
+		if err := resp.Err(); err != nil {
+			return false, progressed, err
+		}
+		if len(resp.Events) > 0 {
+			s.applyEvents(resp.Events)
+			progressed = true
+		}
+	}
+	return false, progressed, errors.New("watch channel closed")
+}
+
+// resync reads the whole prefix and reports the difference from the cache
+// as events.
+func (s *EtcdStore) resync() error {
+	ctx, cancel := context.WithTimeout(s.ctx, resyncTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("metadata: read %s: %w", s.prefix, err)
+	}
+	s.mu.Lock()
+	events := s.replaceLocked(resp.Kvs)
+	s.mu.Unlock()
+	s.subs.publish(events)
+	s.advance(resp.Header.Revision)
+	return nil
+}
+
+// applyEvents applies one watch response, delivers its events and then
+// publishes its revision.
+func (s *EtcdStore) applyEvents(evs []*clientv3.Event) {
+	var out []Event
+	s.mu.Lock()
+	applied := s.mu.rev
+	rev := applied
+	for _, ev := range evs {
+		if ev.Kv.ModRevision <= applied {
+			continue // already read by a resync
+		}
+		out = s.applyLocked(out, ev.Kv, ev.Type == clientv3.EventTypeDelete)
+		rev = max(rev, ev.Kv.ModRevision)
+	}
+	s.mu.Unlock()
+	s.subs.publish(out)
+	s.advance(rev)
+}
+
+// advance publishes rev as applied and wakes writers waiting for it.
+func (s *EtcdStore) advance(rev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev <= s.mu.rev {
+		return
+	}
+	s.mu.rev = rev
+	close(s.mu.advanced)
+	s.mu.advanced = make(chan struct{})
+}
+
+// applyLocked applies one key's new value (or its deletion) to the cache,
+// appending the topic events it makes to out. A value that does not decode
+// is treated as absent, with one warning. s.mu must be held.
+func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) []Event {
+	key := string(kv.Key)
+	rel := strings.TrimPrefix(key, s.prefix)
+	switch {
+	case strings.HasPrefix(rel, topicsDir):
+		name := rel[len(topicsDir):]
+		var (
+			t   Topic
+			err error
+		)
+		if !deleted {
+			if err = checkTopicName(name); err == nil {
+				t, err = decodeTopic(name, kv.Value)
+			}
+			if err != nil {
+				s.warnUndecodable(kv, err)
+			}
+		}
+		old, had := s.mu.topics[name]
+		if deleted || err != nil {
+			if had {
+				delete(s.mu.topics, name)
+				delete(s.mu.byID, old.t.ID)
+				out = append(out, Event{Kind: TopicDeleted, Topic: old.t})
+			}
+			return out
+		}
+		kind := TopicCreated
+		if had {
+			if old.t.ID == t.ID {
+				kind = TopicUpdated
+			} else {
+				delete(s.mu.byID, old.t.ID)
+				out = append(out, Event{Kind: TopicDeleted, Topic: old.t})
+			}
+		}
+		s.mu.topics[name] = cachedTopic{t: t, modRev: kv.ModRevision}
+		s.mu.byID[t.ID] = name
+		return append(out, Event{Kind: kind, Topic: t})
+
+	case strings.HasPrefix(rel, brokersDir):
+		id, err := parseNodeID(rel[len(brokersDir):])
+		if err != nil {
+			s.warnUndecodable(kv, err)
+			return out
+		}
+		var b Broker
+		if !deleted {
+			if b, err = decodeBroker(id, kv.Value); err != nil {
+				s.warnUndecodable(kv, err)
+			}
+		}
+		if deleted || err != nil {
+			delete(s.mu.brokers, id)
+		} else {
+			s.mu.brokers[id] = b
+		}
+		return out
+
+	case strings.HasPrefix(rel, brokerConfigsDir):
+		id, err := parseNodeID(rel[len(brokerConfigsDir):])
+		if err != nil {
+			s.warnUndecodable(kv, err)
+			return out
+		}
+		var configs map[string]string
+		if !deleted {
+			if configs, err = decodeBrokerConfigs(kv.Value); err != nil {
+				s.warnUndecodable(kv, err)
+			}
+		}
+		if deleted || err != nil {
+			delete(s.mu.brokerConfigs, id)
+		} else {
+			s.mu.brokerConfigs[id] = configs
+		}
+		return out
+	}
+	// The cluster id never changes after it is written; other keys belong
+	// to a newer Gregor.
+	return out
+}
+
+// replaceLocked makes the cache hold exactly kvs (a read of the whole
+// prefix) and returns, as events, how the topics changed: deletions first,
+// then creations and updates, each in name order. s.mu must be held.
+func (s *EtcdStore) replaceLocked(kvs []*mvccpb.KeyValue) []Event {
+	oldTopics := s.mu.topics
+	s.mu.topics = map[string]cachedTopic{}
+	s.mu.byID = map[TopicID]string{}
+	s.mu.brokers = map[int32]Broker{}
+	s.mu.brokerConfigs = map[int32]map[string]string{}
+	for _, kv := range kvs {
+		// Topic events from a fresh cache are all creations; the
+		// comparison with oldTopics below makes the real ones.
+		_ = s.applyLocked(nil, kv, false)
+	}
+
+	var deleted, changed []Event
+	for name, old := range oldTopics {
+		cur, ok := s.mu.topics[name]
+		if !ok || cur.t.ID != old.t.ID {
+			deleted = append(deleted, Event{Kind: TopicDeleted, Topic: old.t})
+		}
+	}
+	for name, cur := range s.mu.topics {
+		old, ok := oldTopics[name]
+		switch {
+		case !ok || old.t.ID != cur.t.ID:
+			changed = append(changed, Event{Kind: TopicCreated, Topic: cur.t})
+		case old.modRev != cur.modRev:
+			changed = append(changed, Event{Kind: TopicUpdated, Topic: cur.t})
+		}
+	}
+	byName := func(a, b Event) int { return strings.Compare(a.Topic.Name, b.Topic.Name) }
+	slices.SortFunc(deleted, byName)
+	slices.SortFunc(changed, byName)
+	return append(deleted, changed...)
+}
+
+func (s *EtcdStore) warnUndecodable(kv *mvccpb.KeyValue, err error) {
+	s.log.Warn().
+		Str("key", string(kv.Key)).
+		Int64("mod_revision", kv.ModRevision).
+		Err(err).
+		Msg("skipping undecodable metadata value")
+}
+
+// pause waits d, or less if the store closes; false means it closed.
+func (s *EtcdStore) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+// waitApplied returns once the cache reflects revision rev.
+func (s *EtcdStore) waitApplied(ctx context.Context, rev int64) error {
+	for {
+		s.mu.Lock()
+		cur, advanced := s.mu.rev, s.mu.advanced
+		s.mu.Unlock()
+		if cur >= rev {
+			return nil
+		}
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			return fmt.Errorf("committed at revision %d but the local cache is at %d: %w", rev, cur, ctx.Err())
+		case <-s.closed:
+			return fmt.Errorf("committed at revision %d: %w", rev, ErrClosed)
+		}
+	}
+}
+
+// opCtx returns a context for one write: ctx, also canceled when the store
+// closes.
+func (s *EtcdStore) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// opErr wraps err from the write op, as ErrClosed if the store closed
+// under it.
+func (s *EtcdStore) opErr(op string, err error) error {
+	if s.ctx.Err() != nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("metadata: %s: %w", op, ErrClosed)
+	}
+	return fmt.Errorf("metadata: %s: %w", op, err)
+}
+
+func (s *EtcdStore) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *EtcdStore) topicKey(name string) string { return s.prefix + topicsDir + name }
+
+func (s *EtcdStore) brokerKey(id int32) string {
+	return s.prefix + brokersDir + strconv.FormatInt(int64(id), 10)
+}
+
+func (s *EtcdStore) brokerConfigsKey(id int32) string {
+	return s.prefix + brokerConfigsDir + strconv.FormatInt(int64(id), 10)
+}
+
+// ClusterID implements Store.
+func (s *EtcdStore) ClusterID() string { return s.clusterID }
+
+// Topics implements Store.
+func (s *EtcdStore) Topics() []Topic {
+	s.mu.Lock()
+	out := make([]Topic, 0, len(s.mu.topics))
+	for _, ct := range s.mu.topics {
+		out = append(out, copyTopic(ct.t))
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Topic implements Store.
+func (s *EtcdStore) Topic(name string) (Topic, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ct, ok := s.mu.topics[name]
+	if !ok {
+		return Topic{}, false
+	}
+	return copyTopic(ct.t), true
+}
+
+// TopicByID implements Store.
+func (s *EtcdStore) TopicByID(id TopicID) (Topic, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name, ok := s.mu.byID[id]
+	if !ok {
+		return Topic{}, false
+	}
+	return copyTopic(s.mu.topics[name].t), true
+}
+
+// CreateTopic implements Store. It also returns ErrInvalidTopicName, and
+// ErrInvalidPartitions for a count below 1.
+func (s *EtcdStore) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
+	op := "create topic " + strconv.Quote(t.Name)
+	if s.isClosed() {
+		return Topic{}, s.opErr(op, ErrClosed)
+	}
+	if err := checkTopicName(t.Name); err != nil {
+		return Topic{}, err
+	}
+	if t.Partitions <= 0 {
+		return Topic{}, fmt.Errorf("%w: topic %q with %d partitions", ErrInvalidPartitions, t.Name, t.Partitions)
+	}
+	id, err := newID()
+	if err != nil {
+		return Topic{}, err
+	}
+	t = Topic{Name: t.Name, ID: id, Partitions: t.Partitions, Configs: copyConfigs(t.Configs)}
+	val, err := encodeTopic(t)
+	if err != nil {
+		return Topic{}, err
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	key := s.topicKey(t.Name)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(val))).
+		Commit()
+	if err != nil {
+		return Topic{}, s.opErr(op, err)
+	}
+	if !resp.Succeeded {
+		return Topic{}, fmt.Errorf("%w: %q", ErrTopicExists, t.Name)
+	}
+	if err := s.waitApplied(ctx, resp.Header.Revision); err != nil {
+		return Topic{}, s.opErr(op, err)
+	}
+	s.log.Info().Str("topic", t.Name).Stringer("topic_id", t.ID).Int32("partitions", t.Partitions).Msg("created topic")
+	return copyTopic(t), nil
+}
+
+// DeleteTopic implements Store.
+func (s *EtcdStore) DeleteTopic(ctx context.Context, name string) error {
+	op := "delete topic " + strconv.Quote(name)
+	if s.isClosed() {
+		return s.opErr(op, ErrClosed)
+	}
+	if err := checkTopicName(name); err != nil {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	key := s.topicKey(name)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	if err != nil {
+		return s.opErr(op, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	if err := s.waitApplied(ctx, resp.Header.Revision); err != nil {
+		return s.opErr(op, err)
+	}
+	s.log.Info().Str("topic", name).Msg("deleted topic")
+	return nil
+}
+
+// SetTopicConfigs implements Store.
+func (s *EtcdStore) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
+	configs = copyConfigs(configs)
+	return s.updateTopic(ctx, name, "set configs of topic", func(t *Topic) error {
+		t.Configs = configs
+		return nil
+	})
+}
+
+// SetPartitionCount implements Store.
+func (s *EtcdStore) SetPartitionCount(ctx context.Context, name string, n int32) error {
+	return s.updateTopic(ctx, name, "set partition count of topic", func(t *Topic) error {
+		if n <= t.Partitions {
+			return fmt.Errorf("%w: topic %q has %d partitions, asked for %d", ErrInvalidPartitions, name, t.Partitions, n)
+		}
+		t.Partitions = n
+		return nil
+	})
+}
+
+// updateTopic changes a topic by read, change, compare-and-put, reading
+// again when another writer got in between.
+func (s *EtcdStore) updateTopic(ctx context.Context, name, what string, change func(*Topic) error) error {
+	op := what + " " + strconv.Quote(name)
+	if s.isClosed() {
+		return s.opErr(op, ErrClosed)
+	}
+	if err := checkTopicName(name); err != nil {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	key := s.topicKey(name)
+	for attempt := 1; ; attempt++ {
+		got, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return s.opErr(op, err)
+		}
+		if len(got.Kvs) == 0 {
+			return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+		}
+		kv := got.Kvs[0]
+		t, err := decodeTopic(name, kv.Value)
+		if err != nil {
+			return fmt.Errorf("metadata: %s: stored value at %s: %w", op, key, err)
+		}
+		if err := change(&t); err != nil {
+			return err
+		}
+		val, err := encodeTopic(t)
+		if err != nil {
+			return err
+		}
+		resp, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+			Then(clientv3.OpPut(key, string(val))).
+			Commit()
+		if err != nil {
+			return s.opErr(op, err)
+		}
+		if resp.Succeeded {
+			if err := s.waitApplied(ctx, resp.Header.Revision); err != nil {
+				return s.opErr(op, err)
+			}
+			s.log.Info().Str("topic", name).Int32("partitions", t.Partitions).Int("configs", len(t.Configs)).Msg("updated topic")
+			return nil
+		}
+		s.log.Debug().Str("topic", name).Int("attempt", attempt).Msg("topic changed concurrently; retrying update")
+	}
+}
+
+// BrokerConfigs implements Store.
+func (s *EtcdStore) BrokerConfigs(nodeID int32) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return copyConfigs(s.mu.brokerConfigs[nodeID])
+}
+
+// SetBrokerConfigs implements Store.
+func (s *EtcdStore) SetBrokerConfigs(ctx context.Context, nodeID int32, configs map[string]string) error {
+	op := fmt.Sprintf("set configs of broker %d", nodeID)
+	if s.isClosed() {
+		return s.opErr(op, ErrClosed)
+	}
+	val, err := encodeBrokerConfigs(configs)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	resp, err := s.cli.Put(ctx, s.brokerConfigsKey(nodeID), string(val))
+	if err != nil {
+		return s.opErr(op, err)
+	}
+	if err := s.waitApplied(ctx, resp.Header.Revision); err != nil {
+		return s.opErr(op, err)
+	}
+	return nil
+}
+
+// RegisterBroker implements Store. The registration is kept alive by a
+// goroutine of the store; if the lease is lost anyway (etcd unreachable for
+// longer than LeaseTTL), that goroutine registers again with a new lease
+// once it can. Calling it again updates the registration; one store
+// registers one node id.
+func (s *EtcdStore) RegisterBroker(ctx context.Context, b Broker) error {
+	op := fmt.Sprintf("register broker %d", b.NodeID)
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	s.reg.Lock()
+	if s.reg.closed {
+		s.reg.Unlock()
+		return s.opErr(op, ErrClosed)
+	}
+	if s.reg.registered && s.reg.broker.NodeID != b.NodeID {
+		s.reg.Unlock()
+		return fmt.Errorf("metadata: %s: this store already registered broker %d", op, s.reg.broker.NodeID)
+	}
+	s.reg.broker = b
+	rev, err := s.putRegistrationLocked(ctx, false)
+	if err != nil {
+		s.reg.Unlock()
+		return s.opErr(op, err)
+	}
+	s.reg.registered = true
+	if !s.reg.keeping {
+		s.reg.keeping = true
+		s.wg.Add(1)
+		go s.keepAliveLoop()
+	}
+	s.reg.Unlock()
+
+	if err := s.waitApplied(ctx, rev); err != nil {
+		return s.opErr(op, err)
+	}
+	s.log.Info().Int32("node_id", b.NodeID).Str("host", b.Host).Int32("port", b.Port).Str("rack", b.Rack).Msg("registered broker")
+	return nil
+}
+
+// putRegistrationLocked writes s.reg.broker under the lease, granting a new
+// lease when there is none, when fresh is set, or when the current one has
+// expired. It returns the revision of the write. s.reg must be held.
+func (s *EtcdStore) putRegistrationLocked(ctx context.Context, fresh bool) (int64, error) {
+	val, err := encodeBroker(s.reg.broker)
+	if err != nil {
+		return 0, err
+	}
+	key := s.brokerKey(s.reg.broker.NodeID)
+	for range 2 {
+		if fresh || s.reg.lease == 0 {
+			g, err := s.cli.Grant(ctx, int64(s.ttl/time.Second))
+			if err != nil {
+				return 0, fmt.Errorf("grant lease: %w", err)
+			}
+			s.reg.lease = g.ID
+		}
+		resp, err := s.cli.Put(ctx, key, string(val), clientv3.WithLease(s.reg.lease))
+		if err == nil {
+			return resp.Header.Revision, nil
+		}
+		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return 0, err
+		}
+		fresh = true // the lease expired: take a new one, once
+	}
+	return 0, fmt.Errorf("put %s: a newly granted lease was not found", key)
+}
+
+// keepAliveLoop keeps the registration's lease alive until Close, and
+// registers again under a new lease when the lease is lost.
+func (s *EtcdStore) keepAliveLoop() {
+	defer s.wg.Done()
+	delay := retryMin
+	for {
+		s.reg.Lock()
+		lease, nodeID := s.reg.lease, s.reg.broker.NodeID
+		s.reg.Unlock()
+		ch, err := s.cli.KeepAlive(s.ctx, lease)
+		if err == nil {
+			for range ch {
+				delay = retryMin // drained: responses only say the lease lives
+			}
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.log.Warn().Int32("node_id", nodeID).Int64("lease", int64(lease)).Err(err).Dur("retry_in", delay).
+			Msg("broker registration lease lost; registering again")
+		if !s.pause(delay) {
+			return
+		}
+		delay = min(2*delay, retryMax)
+		if err := s.renewRegistration(lease); err != nil && s.ctx.Err() == nil {
+			s.log.Warn().Int32("node_id", nodeID).Err(err).Msg("registering broker again failed")
+		}
+	}
+}
+
+// renewRegistration writes the registration under a new lease, unless
+// RegisterBroker already replaced the lost lease.
+func (s *EtcdStore) renewRegistration(lost clientv3.LeaseID) error {
+	s.reg.Lock()
+	defer s.reg.Unlock()
+	if s.reg.closed || s.reg.lease != lost {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.ttl)
+	defer cancel()
+	if _, err := s.putRegistrationLocked(ctx, true); err != nil {
+		return fmt.Errorf("metadata: register broker %d again: %w", s.reg.broker.NodeID, err)
+	}
+	s.log.Info().Int32("node_id", s.reg.broker.NodeID).Msg("registered broker again")
+	return nil
+}
+
+// Brokers implements Store.
+func (s *EtcdStore) Brokers() []Broker {
+	s.mu.Lock()
+	out := make([]Broker, 0, len(s.mu.brokers))
+	for _, b := range s.mu.brokers {
+		out = append(out, b)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out
+}
+
+// Subscribe implements Store; see EtcdStore for what fn may do. After
+// Close, fn is never called.
+func (s *EtcdStore) Subscribe(fn func(Event)) (unsubscribe func()) {
+	return s.subs.add(fn)
+}
+
+// Close implements Store: it stops the watch and the keep-alive, revokes
+// the registration's lease (so the broker leaves Brokers() at once) and
+// closes the etcd client. Writes in flight fail with ErrClosed. Calling it
+// again returns the first call's result.
+func (s *EtcdStore) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.cancel()
+		s.reg.Lock()
+		s.reg.closed = true
+		lease, registered := s.reg.lease, s.reg.registered
+		s.reg.Unlock()
+		s.wg.Wait()
+		s.subs.closeAll()
+
+		var errs []error
+		if lease != 0 {
+			// Past the TTL the lease is gone anyway.
+			ctx, cancel := context.WithTimeout(context.Background(), s.ttl)
+			_, err := s.cli.Revoke(ctx, lease)
+			cancel()
+			if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				errs = append(errs, fmt.Errorf("metadata: revoke broker lease %x: %w", int64(lease), err))
+			}
+		}
+		if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, fmt.Errorf("metadata: close etcd client: %w", err))
+		}
+		s.closeErr = errors.Join(errs...)
+		s.log.Info().Bool("registered", registered).Err(s.closeErr).Msg("metadata store closed")
+	})
+	return s.closeErr
+}

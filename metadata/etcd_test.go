@@ -1,0 +1,361 @@
+package metadata
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap/zapcore"
+)
+
+// freeAddr returns a loopback host:port that was free a moment ago. etcd
+// cannot be told to pick its own port (it advertises the URL it is given),
+// so tests pick one this way.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// testEtcd is an embedded etcd member for a test.
+type testEtcd struct {
+	cfg EmbeddedConfig
+	e   *EmbeddedEtcd
+}
+
+// startTestEtcd starts a one-member etcd on free loopback ports in a
+// temporary directory; the test's cleanup stops it.
+func startTestEtcd(t *testing.T, log zerolog.Logger) *testEtcd {
+	t.Helper()
+	te := &testEtcd{cfg: EmbeddedConfig{
+		NodeID:     1,
+		DataDir:    filepath.Join(t.TempDir(), "etcd"),
+		ClientAddr: freeAddr(t),
+		PeerAddr:   freeAddr(t),
+		Logger:     log,
+	}}
+	te.start(t)
+	return te
+}
+
+// start starts (or restarts) the member on te.cfg.
+func (te *testEtcd) start(t *testing.T) {
+	t.Helper()
+	e, err := StartEmbeddedEtcd(testCtx(t), te.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.e = e
+	t.Cleanup(e.Close)
+}
+
+// rawClient is a plain etcd client, for writing keys behind the store.
+func (te *testEtcd) rawClient(t *testing.T) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   te.e.Endpoints(),
+		DialTimeout: 5 * time.Second,
+		Logger:      newZapLogger(zerolog.Nop(), zapcore.WarnLevel, nil),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// etcdHarness is one cluster on a shared etcd: a prefix of its own.
+type etcdHarness struct {
+	endpoints []string
+	prefix    string
+}
+
+func (h *etcdHarness) open(t *testing.T) Store {
+	t.Helper()
+	s, err := OpenEtcd(testCtx(t), EtcdConfig{Endpoints: h.endpoints, Prefix: h.prefix, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestEtcdConformance(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	var n atomic.Int64
+	runConformance(t, func(t *testing.T) harness {
+		return &etcdHarness{endpoints: te.e.Endpoints(), prefix: fmt.Sprintf("/test%d", n.Add(1))}
+	})
+}
+
+// TestEtcdClusterIDSurvivesRestart stops etcd and starts it again on the
+// same data directory.
+func TestEtcdClusterIDSurvivesRestart(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	h := &etcdHarness{endpoints: te.e.Endpoints()}
+	s := h.open(t)
+	id := s.ClusterID()
+	created := mustCreate(t, s, "kept", 2, nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	te.e.Close()
+
+	te.start(t)
+	s = h.open(t)
+	if got := s.ClusterID(); got != id {
+		t.Fatalf("cluster id after restart = %q, want %q", got, id)
+	}
+	if got := mustTopic(t, s, "kept"); !reflect.DeepEqual(got, created) {
+		t.Fatalf("topic after restart = %+v, want %+v", got, created)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger shared by goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), s)
+}
+
+func TestEtcdSkipsUndecodableValues(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	cli := te.rawClient(t)
+	ctx := testCtx(t)
+	good := Topic{Name: "good", ID: TopicID{7}, Partitions: 2, Configs: map[string]string{}}
+	goodVal, err := encodeTopic(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, val := range map[string]string{
+		"/gregor/topics/good":           string(goodVal),
+		"/gregor/topics/bad":            "not json",
+		"/gregor/topics/future":         `{"v":2,"id":"AAAAAAAAAAAAAAAAAAAAAA","partitions":1}`,
+		"/gregor/topics/zero":           `{"v":1,"id":"AAAAAAAAAAAAAAAAAAAAAA","partitions":1,"configs":{}}`,
+		"/gregor/brokers/7":             `{"v":1,"node_id":8,"host":"h","port":1,"rack":""}`,
+		"/gregor/brokers/x":             `{"v":1,"node_id":8,"host":"h","port":1,"rack":""}`,
+		"/gregor/configs/brokers/3":     `{`,
+		"/gregor/something/from/future": "ignored without a warning",
+	} {
+		if _, err := cli.Put(ctx, key, val); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var logs syncBuffer
+	s, err := OpenEtcd(ctx, EtcdConfig{Endpoints: te.e.Endpoints(), Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	const warning = "skipping undecodable metadata value"
+	if n := logs.count(warning); n != 6 {
+		t.Fatalf("%d warnings about undecodable values, want 6:\n%s", n, logs.buf.String())
+	}
+	if got := s.Topics(); !reflect.DeepEqual(got, []Topic{good}) {
+		t.Fatalf("Topics = %+v, want only the good one", got)
+	}
+	if got := s.Brokers(); len(got) != 0 {
+		t.Fatalf("Brokers = %v, want none", got)
+	}
+
+	// A value that turns bad under the watch counts as gone.
+	var seen eventLog
+	defer s.Subscribe(seen.add)()
+	if _, err := cli.Put(ctx, "/gregor/topics/good", `{"v":1}`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the store to drop the topic whose value broke", func() bool {
+		evs := seen.get()
+		return len(evs) == 1 && evs[0].Kind == TopicDeleted && evs[0].Topic.Name == "good"
+	})
+	if n := logs.count(warning); n != 7 {
+		t.Fatalf("%d warnings, want 7", n)
+	}
+	if _, ok := s.Topic("good"); ok {
+		t.Fatal("topic with a broken value still listed")
+	}
+	// The watch goes on.
+	mustCreate(t, s, "after", 1, nil)
+}
+
+// TestEtcdResyncAfterCompaction lets changes pile up before the watch
+// starts, compacts them away, and checks that the store reads everything
+// again and reports the difference.
+func TestEtcdResyncAfterCompaction(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	ctx := testCtx(t)
+	var logs syncBuffer
+	other := (&etcdHarness{endpoints: te.e.Endpoints()}).open(t)
+	mustCreate(t, other, "old", 1, nil)
+	mustCreate(t, other, "keep", 1, nil)
+
+	s := newEtcdStore(zerolog.New(&logs), te.rawClient(t), "/gregor/", 3*time.Second)
+	if err := s.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	var seen eventLog
+	s.Subscribe(seen.add)
+
+	if err := other.DeleteTopic(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, other, "a", 1, nil)
+	mustCreate(t, other, "b", 1, nil)
+	if err := other.SetPartitionCount(ctx, "a", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.DeleteTopic(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, other, "c", 1, nil)
+	if err := other.SetPartitionCount(ctx, "keep", 3); err != nil {
+		t.Fatal(err)
+	}
+	cli := te.rawClient(t)
+	resp, err := cli.Get(ctx, "/gregor/cluster/id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+
+	s.start()
+	waitFor(t, "the store to catch up after compaction", func() bool {
+		return slices.Equal(topicNames(s.Topics()), []string{"a", "c", "keep"})
+	})
+	if got := mustTopic(t, s, "a"); got.Partitions != 2 {
+		t.Fatalf("a has %d partitions, want 2", got.Partitions)
+	}
+	var got []string
+	for _, ev := range seen.get() {
+		got = append(got, fmt.Sprintf("%d:%s", ev.Kind, ev.Topic.Name))
+	}
+	want := []string{
+		fmt.Sprintf("%d:old", TopicDeleted),
+		fmt.Sprintf("%d:a", TopicCreated),
+		fmt.Sprintf("%d:c", TopicCreated),
+		fmt.Sprintf("%d:keep", TopicUpdated),
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v", got, want)
+	}
+	if logs.count("fell behind compaction") != 1 {
+		t.Fatalf("want one warning about compaction:\n%s", logs.buf.String())
+	}
+	// The watch goes on from the resync's revision.
+	mustCreate(t, other, "d", 1, nil)
+	waitFor(t, "the store to see a write after the resync", func() bool {
+		_, ok := s.Topic("d")
+		return ok
+	})
+}
+
+// TestEtcdRegistrationSurvivesLostLease revokes the registration's lease
+// behind the store's back, as etcd does when a broker is cut off for
+// longer than the TTL, and checks the store registers again.
+func TestEtcdRegistrationSurvivesLostLease(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	ctx := testCtx(t)
+	h := &etcdHarness{endpoints: te.e.Endpoints()}
+	s := h.open(t).(*EtcdStore)
+	watcher := h.open(t)
+	b := Broker{NodeID: 4, Host: "h4", Port: 9092}
+	if err := s.RegisterBroker(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	s.reg.Lock()
+	lease := s.reg.lease
+	s.reg.Unlock()
+
+	if _, err := te.rawClient(t).Revoke(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the registration to go with its lease", func() bool {
+		return len(watcher.Brokers()) == 0
+	})
+	waitFor(t, "the store to register again", func() bool {
+		return slices.Equal(watcher.Brokers(), []Broker{b})
+	})
+	s.reg.Lock()
+	renewed := s.reg.lease
+	s.reg.Unlock()
+	if renewed == lease {
+		t.Fatal("registered again under the revoked lease")
+	}
+}
+
+// TestEtcdOpenFailsWithoutEtcd checks that OpenEtcd gives up when its
+// context ends.
+func TestEtcdOpenFailsWithoutEtcd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	_, err := OpenEtcd(ctx, EtcdConfig{Endpoints: []string{"http://" + freeAddr(t)}, Logger: zerolog.Nop()})
+	if err == nil || !strings.HasPrefix(err.Error(), "metadata: ") {
+		t.Fatalf("OpenEtcd with no etcd: %v, want a metadata error", err)
+	}
+}
+
+func TestEmbeddedConfig(t *testing.T) {
+	base := EmbeddedConfig{NodeID: 3, DataDir: t.TempDir()}
+	ec, err := embedConfig(base, new(atomic.Bool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ec.Name != "gregor-3" || ec.InitialCluster != "gregor-3=http://127.0.0.1:2380" ||
+		ec.ListenClientUrls[0].String() != "http://127.0.0.1:2379" || len(ec.ListenMetricsUrls) != 0 {
+		t.Fatalf("defaults: name %q, initial cluster %q, client %v, metrics %v",
+			ec.Name, ec.InitialCluster, ec.ListenClientUrls, ec.ListenMetricsUrls)
+	}
+
+	cfg := base
+	cfg.InitialCluster = "1=http://h1:2380, 2=http://h2:2380,other=http://h3:2380"
+	if ec, err = embedConfig(cfg, new(atomic.Bool)); err != nil {
+		t.Fatal(err)
+	}
+	if want := "gregor-1=http://h1:2380,gregor-2=http://h2:2380,other=http://h3:2380"; ec.InitialCluster != want {
+		t.Fatalf("initial cluster %q, want %q", ec.InitialCluster, want)
+	}
+
+	for _, bad := range []EmbeddedConfig{
+		{NodeID: 1},
+		{NodeID: 1, DataDir: "d", ClientAddr: "127.0.0.1:0"},
+		{NodeID: 1, DataDir: "d", PeerAddr: "no-port"},
+		{NodeID: 1, DataDir: "d", InitialCluster: "1http://h1:2380"},
+	} {
+		if _, err := embedConfig(bad, new(atomic.Bool)); err == nil || !strings.HasPrefix(err.Error(), "metadata: ") {
+			t.Errorf("embedConfig(%+v): %v, want a metadata error", bad, err)
+		}
+	}
+}

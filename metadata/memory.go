@@ -1,0 +1,293 @@
+package metadata
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+)
+
+// MemoryStore is a Store held in memory, for unit tests of the broker. It
+// has the semantics of EtcdStore: the same errors, deep copies out, and
+// subscribers told of each change, in commit order, before the write that
+// made it returns. Subscribers are called synchronously by the writing
+// goroutine, one write at a time; like EtcdStore's, they must not call the
+// store's write methods.
+//
+// Peer gives further stores on the same state, as other brokers' stores on
+// one etcd would be: each has its own subscribers and its own broker
+// registration, which its Close removes.
+type MemoryStore struct {
+	c    *memCluster
+	subs subscribers
+	// closed is protected by c.mu.
+	closed bool
+}
+
+// memCluster is the state MemoryStores made by one NewMemoryStore share.
+type memCluster struct {
+	clusterID string // read-only
+
+	// writeMu serializes writes together with their delivery to
+	// subscribers, so every subscriber of every store sees changes in
+	// commit order. Taken before mu.
+	writeMu sync.Mutex
+
+	// mu protects the state below and every store's closed flag.
+	mu struct {
+		sync.Mutex
+		topics        map[string]Topic // values never mutated once stored
+		byID          map[TopicID]string
+		brokers       map[int32]memBroker
+		brokerConfigs map[int32]map[string]string // maps never mutated once stored
+		stores        []*MemoryStore              // open stores, in creation order
+	}
+}
+
+// memBroker is a registration and the store that made it.
+type memBroker struct {
+	b     Broker
+	owner *MemoryStore
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns an empty store whose cluster id is clusterID.
+func NewMemoryStore(clusterID string) *MemoryStore {
+	c := &memCluster{clusterID: clusterID}
+	c.mu.topics = map[string]Topic{}
+	c.mu.byID = map[TopicID]string{}
+	c.mu.brokers = map[int32]memBroker{}
+	c.mu.brokerConfigs = map[int32]map[string]string{}
+	return c.newStore()
+}
+
+// Peer returns another store on m's state, as a second broker's store on
+// the same etcd would be. m need not be open.
+func (m *MemoryStore) Peer() *MemoryStore {
+	return m.c.newStore()
+}
+
+func (c *memCluster) newStore() *MemoryStore {
+	m := &MemoryStore{c: c}
+	c.mu.Lock()
+	c.mu.stores = append(c.mu.stores, m)
+	c.mu.Unlock()
+	return m
+}
+
+// write runs change under the write lock and then delivers the events it
+// returns to every open store's subscribers. change runs with c.mu held.
+func (m *MemoryStore) write(ctx context.Context, op string, change func() ([]Event, error)) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("metadata: %s: %w", op, err)
+	}
+	c := m.c
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.mu.Lock()
+	if m.closed {
+		c.mu.Unlock()
+		return fmt.Errorf("metadata: %s: %w", op, ErrClosed)
+	}
+	events, err := change()
+	stores := slices.Clone(c.mu.stores)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, s := range stores {
+		s.subs.publish(events)
+	}
+	return nil
+}
+
+// ClusterID implements Store.
+func (m *MemoryStore) ClusterID() string { return m.c.clusterID }
+
+// Topics implements Store.
+func (m *MemoryStore) Topics() []Topic {
+	m.c.mu.Lock()
+	out := make([]Topic, 0, len(m.c.mu.topics))
+	for _, t := range m.c.mu.topics {
+		out = append(out, copyTopic(t))
+	}
+	m.c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Topic implements Store.
+func (m *MemoryStore) Topic(name string) (Topic, bool) {
+	m.c.mu.Lock()
+	defer m.c.mu.Unlock()
+	t, ok := m.c.mu.topics[name]
+	if !ok {
+		return Topic{}, false
+	}
+	return copyTopic(t), true
+}
+
+// TopicByID implements Store.
+func (m *MemoryStore) TopicByID(id TopicID) (Topic, bool) {
+	m.c.mu.Lock()
+	defer m.c.mu.Unlock()
+	name, ok := m.c.mu.byID[id]
+	if !ok {
+		return Topic{}, false
+	}
+	return copyTopic(m.c.mu.topics[name]), true
+}
+
+// CreateTopic implements Store, with EtcdStore's extra errors.
+func (m *MemoryStore) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
+	if err := checkTopicName(t.Name); err != nil {
+		return Topic{}, err
+	}
+	if t.Partitions <= 0 {
+		return Topic{}, fmt.Errorf("%w: topic %q with %d partitions", ErrInvalidPartitions, t.Name, t.Partitions)
+	}
+	t = Topic{Name: t.Name, Partitions: t.Partitions, Configs: copyConfigs(t.Configs)}
+	err := m.write(ctx, fmt.Sprintf("create topic %q", t.Name), func() ([]Event, error) {
+		if _, ok := m.c.mu.topics[t.Name]; ok {
+			return nil, fmt.Errorf("%w: %q", ErrTopicExists, t.Name)
+		}
+		for {
+			id, err := newID()
+			if err != nil {
+				return nil, err
+			}
+			if _, taken := m.c.mu.byID[id]; !taken {
+				t.ID = id
+				break
+			}
+		}
+		m.c.mu.topics[t.Name] = t
+		m.c.mu.byID[t.ID] = t.Name
+		return []Event{{Kind: TopicCreated, Topic: t}}, nil
+	})
+	if err != nil {
+		return Topic{}, err
+	}
+	return copyTopic(t), nil
+}
+
+// DeleteTopic implements Store.
+func (m *MemoryStore) DeleteTopic(ctx context.Context, name string) error {
+	return m.write(ctx, fmt.Sprintf("delete topic %q", name), func() ([]Event, error) {
+		t, ok := m.c.mu.topics[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+		}
+		delete(m.c.mu.topics, name)
+		delete(m.c.mu.byID, t.ID)
+		return []Event{{Kind: TopicDeleted, Topic: t}}, nil
+	})
+}
+
+// SetTopicConfigs implements Store.
+func (m *MemoryStore) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
+	configs = copyConfigs(configs)
+	return m.updateTopic(ctx, name, "set configs of topic", func(t *Topic) error {
+		t.Configs = configs
+		return nil
+	})
+}
+
+// SetPartitionCount implements Store.
+func (m *MemoryStore) SetPartitionCount(ctx context.Context, name string, n int32) error {
+	return m.updateTopic(ctx, name, "set partition count of topic", func(t *Topic) error {
+		if n <= t.Partitions {
+			return fmt.Errorf("%w: topic %q has %d partitions, asked for %d", ErrInvalidPartitions, name, t.Partitions, n)
+		}
+		t.Partitions = n
+		return nil
+	})
+}
+
+// updateTopic replaces a topic with change applied to a copy of it.
+func (m *MemoryStore) updateTopic(ctx context.Context, name, what string, change func(*Topic) error) error {
+	return m.write(ctx, fmt.Sprintf("%s %q", what, name), func() ([]Event, error) {
+		old, ok := m.c.mu.topics[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+		}
+		t := copyTopic(old)
+		if err := change(&t); err != nil {
+			return nil, err
+		}
+		m.c.mu.topics[name] = t
+		return []Event{{Kind: TopicUpdated, Topic: t}}, nil
+	})
+}
+
+// BrokerConfigs implements Store.
+func (m *MemoryStore) BrokerConfigs(nodeID int32) map[string]string {
+	m.c.mu.Lock()
+	defer m.c.mu.Unlock()
+	return copyConfigs(m.c.mu.brokerConfigs[nodeID])
+}
+
+// SetBrokerConfigs implements Store.
+func (m *MemoryStore) SetBrokerConfigs(ctx context.Context, nodeID int32, configs map[string]string) error {
+	configs = copyConfigs(configs)
+	return m.write(ctx, fmt.Sprintf("set configs of broker %d", nodeID), func() ([]Event, error) {
+		m.c.mu.brokerConfigs[nodeID] = configs
+		return nil, nil
+	})
+}
+
+// RegisterBroker implements Store. The registration lasts until this
+// store's Close; one store registers one node id.
+func (m *MemoryStore) RegisterBroker(ctx context.Context, b Broker) error {
+	op := fmt.Sprintf("register broker %d", b.NodeID)
+	return m.write(ctx, op, func() ([]Event, error) {
+		for id, r := range m.c.mu.brokers {
+			if r.owner == m && id != b.NodeID {
+				return nil, fmt.Errorf("metadata: %s: this store already registered broker %d", op, id)
+			}
+		}
+		m.c.mu.brokers[b.NodeID] = memBroker{b: b, owner: m}
+		return nil, nil
+	})
+}
+
+// Brokers implements Store.
+func (m *MemoryStore) Brokers() []Broker {
+	m.c.mu.Lock()
+	out := make([]Broker, 0, len(m.c.mu.brokers))
+	for _, r := range m.c.mu.brokers {
+		out = append(out, r.b)
+	}
+	m.c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out
+}
+
+// Subscribe implements Store. After Close, fn is never called.
+func (m *MemoryStore) Subscribe(fn func(Event)) (unsubscribe func()) {
+	return m.subs.add(fn)
+}
+
+// Close implements Store: it removes this store's broker registration and
+// its subscribers. Other stores from Peer stay open. Calling it again does
+// nothing.
+func (m *MemoryStore) Close() error {
+	c := m.c
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.mu.Lock()
+	if !m.closed {
+		m.closed = true
+		for id, r := range c.mu.brokers {
+			if r.owner == m {
+				delete(c.mu.brokers, id)
+			}
+		}
+		c.mu.stores = slices.DeleteFunc(c.mu.stores, func(s *MemoryStore) bool { return s == m })
+	}
+	c.mu.Unlock()
+	m.subs.closeAll()
+	return nil
+}

@@ -1,0 +1,106 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors a Store returns; the broker maps them to Kafka codes.
+var (
+	// ErrTopicExists: CreateTopic of a name already present (TOPIC_ALREADY_EXISTS).
+	ErrTopicExists = errors.New("metadata: topic already exists")
+	// ErrUnknownTopic: the named topic does not exist (UNKNOWN_TOPIC_OR_PARTITION).
+	ErrUnknownTopic = errors.New("metadata: unknown topic")
+	// ErrInvalidPartitions: a partition count that is not larger than the current one (INVALID_PARTITIONS).
+	ErrInvalidPartitions = errors.New("metadata: invalid partition count")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("metadata: store closed")
+)
+
+// TopicID is a topic's 16-byte UUID, as Kafka puts in Metadata v10+ and Fetch v13+.
+type TopicID [16]byte
+
+// Topic is a topic as the cluster knows it. Values are immutable once
+// returned: a Store hands out copies.
+type Topic struct {
+	Name       string
+	ID         TopicID
+	Partitions int32
+	// Configs holds the topic configs set explicitly (CreateTopics configs,
+	// AlterConfigs); defaults come from the broker and are not stored here.
+	Configs map[string]string
+}
+
+// Broker is a registered broker, as Metadata lists it.
+type Broker struct {
+	NodeID int32
+	Host   string
+	Port   int32
+	Rack   string // empty: no rack
+}
+
+// EventKind says what changed in an Event.
+type EventKind int
+
+// The kinds of change a Store reports.
+const (
+	TopicCreated EventKind = iota + 1
+	TopicUpdated           // configs or partition count changed
+	TopicDeleted
+)
+
+// Event is one change to cluster metadata, delivered to listeners in the
+// order the changes were committed.
+type Event struct {
+	Kind  EventKind
+	Topic Topic // for TopicDeleted, the topic as it was before deletion
+}
+
+// Store is the cluster metadata the broker reads and changes: topics, their
+// configs and partition counts, registered brokers and dynamic broker
+// configs. Reads come from a local cache kept current by a watch; writes go
+// to the backing store and return only once the local cache reflects them,
+// so a caller reads its own writes.
+//
+// Implementations: the etcd-backed store (production) and an in-memory one
+// for unit tests; both pass the same conformance suite.
+type Store interface {
+	// ClusterID is the cluster's id, created once when the cluster first starts.
+	ClusterID() string
+
+	// Topics returns every topic, sorted by name.
+	Topics() []Topic
+	// Topic returns one topic by name.
+	Topic(name string) (Topic, bool)
+	// TopicByID returns one topic by id.
+	TopicByID(id TopicID) (Topic, bool)
+	// CreateTopic creates a topic with a fresh random ID (t.ID is ignored)
+	// and returns it; ErrTopicExists if the name is taken.
+	CreateTopic(ctx context.Context, t Topic) (Topic, error)
+	// DeleteTopic removes a topic; ErrUnknownTopic if absent.
+	DeleteTopic(ctx context.Context, name string) error
+	// SetTopicConfigs replaces the set of explicitly set configs of a topic.
+	SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error
+	// SetPartitionCount raises a topic's partition count; ErrInvalidPartitions
+	// if n is not larger than the current count.
+	SetPartitionCount(ctx context.Context, name string, n int32) error
+
+	// BrokerConfigs returns the dynamic configs set for one broker.
+	BrokerConfigs(nodeID int32) map[string]string
+	// SetBrokerConfigs replaces the dynamic configs of one broker.
+	SetBrokerConfigs(ctx context.Context, nodeID int32, configs map[string]string) error
+
+	// RegisterBroker announces this broker under a lease; its registration
+	// disappears when the process dies or loses the backing store.
+	RegisterBroker(ctx context.Context, b Broker) error
+	// Brokers returns the live brokers, sorted by node id.
+	Brokers() []Broker
+
+	// Subscribe registers fn to be called, from one goroutine and in commit
+	// order, for every change after the call. It returns a function that
+	// removes the subscription.
+	Subscribe(fn func(Event)) (unsubscribe func())
+
+	// Close stops the watch and releases the lease.
+	Close() error
+}

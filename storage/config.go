@@ -1,0 +1,90 @@
+package storage
+
+import (
+	"math"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config is the part of a topic's configuration the log acts on. Values
+// are Kafka's; SetConfig replaces them on an open log.
+type Config struct {
+	SegmentBytes       int64 // segment.bytes (default 1 GiB)
+	SegmentMs          int64 // segment.ms (default 7 days; 0 = never roll on time)
+	SegmentIndexBytes  int64 // segment.index.bytes (default 10 MiB)
+	IndexIntervalBytes int64 // index.interval.bytes (default 4096)
+	// FlushMessages is flush.messages: Append fsyncs (sharing the fsync
+	// with concurrent appends) once this many messages are unflushed.
+	// <= 0 or math.MaxInt64 leaves flushing to the OS.
+	FlushMessages int64
+	// FlushMs is flush.ms: Append fsyncs when the oldest unflushed append is
+	// this old (by Options.Now), and a timer fsyncs a log that stops
+	// receiving appends FlushMs (wall time) after its first unflushed one.
+	// <= 0 or math.MaxInt64 leaves flushing to the OS.
+	FlushMs int64
+}
+
+// Kafka's defaults.
+const (
+	defaultSegmentBytes       = 1 << 30
+	defaultSegmentMs          = 7 * 24 * 60 * 60 * 1000
+	defaultSegmentIndexBytes  = 10 << 20
+	defaultIndexIntervalBytes = 4096
+)
+
+// DefaultConfig returns Kafka's defaults, with flushing left to the OS.
+func DefaultConfig() Config {
+	return Config{
+		SegmentBytes:       defaultSegmentBytes,
+		SegmentMs:          defaultSegmentMs,
+		SegmentIndexBytes:  defaultSegmentIndexBytes,
+		IndexIntervalBytes: defaultIndexIntervalBytes,
+		FlushMessages:      math.MaxInt64,
+		FlushMs:            math.MaxInt64,
+	}
+}
+
+// normalized returns c with values the log cannot honor replaced: sizes
+// that are not positive become the default, and segments are capped at
+// math.MaxInt32 bytes (as Kafka's int segment.bytes is) so that index
+// positions fit in their 4 bytes.
+func (c Config) normalized() Config {
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = defaultSegmentBytes
+	}
+	c.SegmentBytes = min(c.SegmentBytes, math.MaxInt32)
+	c.SegmentMs = max(c.SegmentMs, 0)
+	if c.SegmentIndexBytes <= 0 {
+		c.SegmentIndexBytes = defaultSegmentIndexBytes
+	}
+	c.IndexIntervalBytes = max(c.IndexIntervalBytes, 0)
+	return c
+}
+
+// flushMessages reports whether flush.messages asks for fsyncs.
+func (c *Config) flushMessages() bool {
+	return c.FlushMessages > 0 && c.FlushMessages != math.MaxInt64
+}
+
+// flushInterval returns flush.ms as a duration, or 0 when flushing on time
+// is left to the OS (including values too large for a time.Duration).
+func (c *Config) flushInterval() time.Duration {
+	if c.FlushMs <= 0 || c.FlushMs > math.MaxInt64/int64(time.Millisecond) {
+		return 0
+	}
+	return time.Duration(c.FlushMs) * time.Millisecond
+}
+
+// Options are the log's collaborators, fixed for its lifetime.
+type Options struct {
+	// Logger gets one line per event an operator cares about (a torn tail
+	// cut at recovery, an index rebuilt, a failed fsync), debug lines for
+	// rolls. The zero Logger discards.
+	Logger zerolog.Logger
+	// Now is the clock used for segment.ms and flush.ms; nil is time.Now.
+	// The flush.ms background timer runs on wall time regardless.
+	Now func() time.Time
+	// FS is the filesystem; nil is OSFS{}.
+	FS FS
+}

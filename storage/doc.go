@@ -1,0 +1,111 @@
+// Package storage is the log of one partition: segment files of Kafka
+// record batches, their sparse indexes, recovery after a crash, and the
+// fsync policy (flush.messages, flush.ms) with group commit.
+//
+// # Files
+//
+// A partition lives in <data-dir>/<topic>-<partition>/. Each segment is
+// three files named by the segment's base offset (the offset of its first
+// batch), in decimal, zero padded to 20 digits, exactly as Kafka names them.
+// Worked example: partition 3 of topic "orders", whose first segment starts
+// at offset 0 and whose second (after a roll) starts at offset 1234567:
+//
+//	orders-3/
+//	  00000000000000000000.log         batches with offsets 0 .. 1234566
+//	  00000000000000000000.index
+//	  00000000000000000000.timeindex
+//	  00000000000001234567.log         batches from offset 1234567 (active)
+//	  00000000000001234567.index
+//	  00000000000001234567.timeindex
+//	  .gregor-clean-shutdown           only while the log is closed cleanly
+//	  partition.metadata               written by the broker, not by this package
+//
+// Files with other names are left alone, except that an .index or
+// .timeindex with no .log beside it is removed at Open, as is a
+// leftover .gregor-clean-shutdown.tmp.
+//
+// # .log
+//
+// Record batches (magic 2) back to back, byte for byte as Kafka stores
+// them; see protocol/batch.go for the 61-byte header. Append writes the
+// base offset (bytes 0-7) and the partition leader epoch (bytes 12-15);
+// neither is covered by the CRC-32C (bytes 17-20, over bytes 21 to the end
+// of the batch), so the producer's CRC stays valid. Offsets are contiguous
+// within a partition: each batch's base offset is the previous batch's
+// base offset + last offset delta + 1. Nothing else is in the file: no
+// padding, no preallocation.
+//
+// # .index (offset index)
+//
+// Sparse, 8-byte entries, big endian, sorted by both fields:
+//
+//	offset  width  field
+//	0       4      relative offset  (batch's LAST offset - segment base offset)
+//	4       4      position         (byte offset of that batch in the .log)
+//
+// As in Kafka, an entry names a batch by its last offset, so the entry
+// (rel, pos) says: "the batch at pos ends at offset base+rel". To find the
+// batch holding offset o, take the last entry with base+rel <= o (or
+// position 0 when none) and read batch headers forward to the first batch
+// whose last offset is >= o.
+//
+// An entry is written for a batch when at least index.interval.bytes of
+// batches were appended to the segment since the batch of the previous entry
+// began (counting that batch) or, with no entry yet, since the segment began.
+// The first batch of a segment never gets an entry. The file holds whole
+// entries only.
+//
+// # .timeindex (time index)
+//
+// Sparse, 12-byte entries, big endian:
+//
+//	offset  width  field
+//	0       8      timestamp        (largest batch max timestamp so far in the segment)
+//	8       4      relative offset  (last offset of the first batch that reached it - base)
+//
+// Written together with an offset index entry, and once more when the
+// segment stops being active (roll or clean close), each time only if the
+// segment's largest max timestamp has grown since the last entry, so the
+// timestamps are strictly increasing. The last entry of an inactive segment
+// is therefore the segment's largest timestamp.
+//
+// # .gregor-clean-shutdown
+//
+// Written by Close after everything was fsynced (write .tmp, fsync, rename,
+// fsync the directory); removed by Open, durably, before anything is
+// appended. Text, one "key: value" per line after a version line:
+//
+//	gregor-clean-shutdown v1
+//	log-end-offset: 1234890
+//
+// When it is present and agrees with the files, Open trusts the segments
+// and their indexes (checking only their shape and the headers after the
+// last offset index entry). When it is absent, unreadable, of an unknown
+// version, or disagrees, Open recovers: the last segment is checked batch by
+// batch (header, length, CRC-32C, contiguous offsets) from its last index
+// entry that points at a real batch, cut at the first bad byte, and its
+// indexes are rewritten.
+//
+// Version rule: a reader of version N accepts versions N and N-1 (this code
+// is version 1 and accepts only 1, as there was no version 0) and ignores
+// lines with keys it does not know. A change that older readers could
+// misread gets a new version; a reader that meets a version it does not
+// accept treats the shutdown as unclean, which is always safe (it only
+// costs a scan).
+//
+// # Durability
+//
+// With flush.messages and flush.ms left to the OS (the Kafka default), a
+// batch is durable when the kernel writes it back. When the topic asks for
+// fsync (flush.messages=1, say), Append returns only once an fsync covering
+// its batch has finished; concurrent appenders share fsyncs (group commit).
+// A segment that stops being active is fsynced, with its indexes and the
+// directory, in the background right after the roll. Indexes of the active
+// segment are fsynced only at Close: recovery rebuilds them.
+//
+// Recovery checks only the last segment, so it relies on earlier segments
+// having been fsynced at their roll. A machine crash between a roll and the
+// end of that background fsync can leave an earlier segment torn without
+// recovery noticing; Kafka closes that gap with a recovery-point checkpoint,
+// which Gregor does not have yet.
+package storage

@@ -1,0 +1,533 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gregorbroker/gregor/protocol"
+)
+
+// Errors callers branch on.
+var (
+	// ErrOffsetOutOfRange means a read asked for an offset below the log
+	// start offset or above the log end offset (OFFSET_OUT_OF_RANGE).
+	ErrOffsetOutOfRange = errors.New("storage: offset out of range")
+	// ErrClosed means the log was closed or deleted.
+	ErrClosed = errors.New("storage: log closed")
+	// ErrCorrupt means bytes of a .log are not the batches the log
+	// expects; recovery cuts them off, a read reports them.
+	ErrCorrupt = errors.New("storage: corrupt log")
+)
+
+// Log is one partition's log.
+//
+// Concurrency: Append may be called from many goroutines; appends are
+// serialized by mu (the append lock), which is held while the batch is
+// written and indexed but never across an fsync. Everything else is safe
+// for concurrent use and takes no lock that Append holds across I/O:
+// readers load the published segment list and log end offset atomically
+// and read immutable bytes below each segment's published size.
+type Log struct {
+	dir string
+	fs  FS
+	log zerolog.Logger
+	now func() time.Time
+
+	cfg atomic.Pointer[Config] // replaced whole by SetConfig; normalized
+
+	// mu is the append lock: it serializes Append, rolls and Close, and
+	// protects the fields in it and the append-path fields of segments.
+	mu struct {
+		sync.Mutex
+		closed bool
+	}
+	closed atomic.Bool // set with mu.closed, for readers
+
+	// segs is the segment list, oldest first, never empty. It is copied
+	// and replaced (under mu) when a segment is added; readers Load it.
+	segs atomic.Pointer[[]*segment]
+	// leo is the log end offset. Stored by the append path after the
+	// batch's bytes are published in its segment, so a reader that loads
+	// leo, then segs, then a segment's size sees every batch below leo.
+	leo   atomic.Int64
+	start atomic.Int64 // log start offset: the first segment's base offset
+	bytes atomic.Int64 // total size of the .log files
+
+	hw   atomic.Int64 // high watermark; only grows, written under hwMu
+	hwMu sync.Mutex
+	// Protected by hwMu: hwCh is closed when hw grows (nil until Changed
+	// asks for it) and, for good, when the log closes (hwDone).
+	hwCh   chan struct{}
+	hwDone bool
+
+	fl flushState
+	bg sync.WaitGroup // background work (roll fsyncs, flush.ms timer), waited for by Close
+
+	scanBufs sync.Pool // *[]byte of scanChunk bytes for header scanners; see scanBuf
+}
+
+// scanBuf returns a header scanner buffer; put it back in l.scanBufs.
+func (l *Log) scanBuf() *[]byte {
+	if b, ok := l.scanBufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, scanChunk)
+	return &b
+}
+
+// AppendResult is where Append put a batch.
+type AppendResult struct {
+	BaseOffset, LastOffset int64
+}
+
+// ReadResult is what Read found: ranges of whole batches, in offset order.
+type ReadResult struct {
+	Ranges []FileRange
+	Size   int64 // sum of the ranges' Len
+}
+
+// FileRange is a run of whole batches in one segment file.
+//
+// Read hands out ranges instead of copies so that Fetch can later move the
+// bytes from the file to the socket with sendfile; for now the broker
+// copies them with AppendTo. File is nil when the log runs on an FS
+// whose files are not *os.File; AppendTo works either way. A range stays
+// readable until the log is closed or deleted.
+type FileRange struct {
+	File     *os.File
+	Pos, Len int64
+
+	r io.ReaderAt // the segment's .log; File when the FS is the OS's
+}
+
+// AppendTo reads the range (pread) onto the end of dst.
+func (r FileRange) AppendTo(dst []byte) ([]byte, error) {
+	src := r.r
+	if src == nil {
+		if r.File == nil {
+			return dst, errors.New("storage: file range has no file")
+		}
+		src = r.File
+	}
+	n := len(dst)
+	dst = slices.Grow(dst, int(r.Len))[:n+int(r.Len)]
+	if err := readFull(src, dst[n:], r.Pos); err != nil {
+		return dst[:n], fmt.Errorf("storage: read %d bytes at %d: %w", r.Len, r.Pos, err)
+	}
+	return dst, nil
+}
+
+// segments returns the published segment list.
+func (l *Log) segments() []*segment { return *l.segs.Load() }
+
+// segmentFor returns the index in segs of the segment that holds offset:
+// the last one whose base offset is <= offset.
+func segmentFor(segs []*segment, offset int64) int {
+	return sort.Search(len(segs), func(i int) bool { return segs[i].base > offset }) - 1
+}
+
+// Append writes one record batch (validated by the caller, CRC included)
+// at the end of the log. It sets the batch's base offset to the log end
+// offset and its partition leader epoch, in place, and moves the log end
+// offset past the batch. It does not move the high watermark. When the
+// flush policy asks for it, Append returns only after an fsync covering
+// the batch (shared with concurrent appends).
+func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
+	h, err := checkAppendBatch(batch)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("storage: append to %s: %w", l.dir, err)
+	}
+	l.mu.Lock()
+	res, wait, err := l.appendLocked(batch, leaderEpoch, &h)
+	l.mu.Unlock()
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("storage: append to %s: %w", l.dir, err)
+	}
+	if wait {
+		if err := l.waitSynced(res.LastOffset + 1); err != nil {
+			return res, fmt.Errorf("storage: append to %s: fsync: %w", l.dir, err)
+		}
+	}
+	return res, nil
+}
+
+// checkAppendBatch checks what Append relies on: one whole magic-2 batch
+// with a sane last offset delta. The CRC is the caller's business.
+func checkAppendBatch(batch []byte) (batchHeader, error) {
+	if _, err := protocol.ParseBatchHeader(batch); err != nil {
+		return batchHeader{}, err
+	}
+	if n := protocol.BatchSize(batch); n != len(batch) {
+		return batchHeader{}, fmt.Errorf("%w: %d bytes after the batch", protocol.ErrInvalidBatch, len(batch)-n)
+	}
+	h := decodeHeader(batch, 0)
+	if h.lastDelta < 0 {
+		return h, fmt.Errorf("%w: last offset delta %d", protocol.ErrInvalidBatch, h.lastDelta)
+	}
+	return h, nil
+}
+
+// appendLocked is Append under the append lock.
+func (l *Log) appendLocked(batch []byte, leaderEpoch int32, h *batchHeader) (res AppendResult, wait bool, err error) {
+	if l.mu.closed {
+		return res, false, ErrClosed
+	}
+	if err := l.failure(); err != nil {
+		return res, false, fmt.Errorf("log failed earlier: %w", err)
+	}
+	cfg := l.cfg.Load()
+	now := l.now()
+	segs := l.segments()
+	seg := segs[len(segs)-1]
+	base := l.leo.Load()
+	h.base = base
+	if reason := seg.rollReason(cfg, int64(len(batch)), h.last(), now); reason != "" {
+		if seg, err = l.rollLocked(base, now, reason); err != nil {
+			return res, false, err
+		}
+	}
+	protocol.SetBaseOffset(batch, base)
+	protocol.SetPartitionLeaderEpoch(batch, leaderEpoch)
+	if fatal, err := seg.appendLocked(batch, h, cfg.IndexIntervalBytes); err != nil {
+		if fatal {
+			l.setFailed(err)
+		}
+		return res, false, err
+	}
+	l.bytes.Add(int64(len(batch)))
+	l.leo.Store(h.last() + 1)
+	wait = l.noteAppendLocked(cfg, h.last()+1, now)
+	return AppendResult{BaseOffset: base, LastOffset: h.last()}, wait, nil
+}
+
+// rollLocked closes the active segment to appends and starts a new one at
+// base, then fsyncs the old one in the background. Called by the append
+// path.
+func (l *Log) rollLocked(base int64, now time.Time, reason string) (*segment, error) {
+	segs := l.segments()
+	old := segs[len(segs)-1]
+	if fatal, err := old.finishLocked(); err != nil {
+		if fatal {
+			l.setFailed(err)
+		}
+		return nil, fmt.Errorf("roll: %w", err)
+	}
+	seg, err := createSegment(l.fs, l.dir, base, now)
+	if err != nil {
+		return nil, fmt.Errorf("roll: %w", err)
+	}
+	next := append(slices.Clip(segs), seg)
+	l.segs.Store(&next)
+	l.fl.mu.Lock()
+	l.fl.dirDirty = true
+	l.fl.mu.Unlock()
+	l.log.Debug().Int64("segment", base).Int64("previous_segment", old.base).
+		Int64("previous_bytes", old.size.Load()).Str("reason", reason).Msg("rolled segment")
+	// Kafka, too, flushes a segment when it stops being active, off the
+	// append path. Close waits for this through l.bg.
+	l.bg.Add(1)
+	go func() {
+		defer l.bg.Done()
+		_ = l.waitSynced(base) // an error is sticky and logged by the pass
+	}()
+	return seg, nil
+}
+
+// Read returns the batches from the one holding offset on, as file ranges:
+// whole batches, in order, that end below maxOffset (callers pass the high
+// watermark), at most maxBytes in all, except that with minOneBatch a
+// first batch larger than maxBytes is returned alone. Ranges may span
+// segments. Reading at maxOffset or the log end offset returns nothing;
+// offsets below the log start offset or above the log end offset are
+// ErrOffsetOutOfRange.
+//
+// Read takes no lock that Append holds across I/O and never waits for an
+// fsync: it reads the published segment list and each segment's published
+// size, then batch headers (pread) from the index position on. The ranges
+// are what a sendfile-based Fetch would hand the kernel.
+func (l *Log) Read(offset, maxBytes int64, minOneBatch bool, maxOffset int64) (ReadResult, error) {
+	var rr ReadResult
+	if l.closed.Load() {
+		return rr, ErrClosed
+	}
+	leo := l.leo.Load() // before segs: see Log.leo
+	segs := l.segments()
+	if start := segs[0].base; offset < start || offset > leo {
+		return rr, fmt.Errorf("%w: offset %d, log %s has %d to %d", ErrOffsetOutOfRange, offset, l.dir, start, leo)
+	}
+	maxOffset = min(maxOffset, leo)
+	buf := l.scanBuf()
+	defer l.scanBufs.Put(buf)
+	for i := max(segmentFor(segs, offset), 0); i < len(segs) && offset < maxOffset; i++ {
+		s := segs[i]
+		sc, h, found, err := l.locate(s, offset, s.size.Load(), *buf)
+		for err == nil && found {
+			if h.last() >= maxOffset {
+				return rr, nil
+			}
+			if rr.Size+h.size > maxBytes && (rr.Size > 0 || !minOneBatch) {
+				return rr, nil
+			}
+			rr.add(s, &h)
+			if rr.Size >= maxBytes {
+				return rr, nil
+			}
+			if h, err = sc.next(); errors.Is(err, io.EOF) {
+				err, found = nil, false
+			}
+		}
+		if err != nil {
+			return ReadResult{}, fmt.Errorf("storage: read %s segment %d: %w", l.dir, s.base, err)
+		}
+	}
+	return rr, nil
+}
+
+// locate is segment.locate, saying once per segment when the offset index
+// led a lookup astray.
+func (l *Log) locate(s *segment, offset, end int64, buf []byte) (*headerScanner, batchHeader, bool, error) {
+	sc, h, found, astray, err := s.locate(offset, end, buf)
+	if astray && !s.astrayLogged.Swap(true) {
+		l.log.Warn().Int64("segment", s.base).Int64("offset", offset).
+			Msg("offset index entry points at the wrong place; reading the segment from its start")
+	}
+	return sc, h, found, err
+}
+
+// add appends the batch h of s to the result, extending the last range
+// when the batch follows it in the same file.
+func (rr *ReadResult) add(s *segment, h *batchHeader) {
+	rr.Size += h.size
+	if n := len(rr.Ranges); n > 0 {
+		last := &rr.Ranges[n-1]
+		if last.r == s.log && last.Pos+last.Len == h.pos {
+			last.Len += h.size
+			return
+		}
+	}
+	f, _ := s.log.(*os.File)
+	rr.Ranges = append(rr.Ranges, FileRange{File: f, Pos: h.pos, Len: h.size, r: s.log})
+}
+
+// BatchAtTime returns a copy of the first batch below the high watermark
+// whose max timestamp is >= ts, found through the time and offset
+// indexes and then a header scan. ok is false when there is none.
+func (l *Log) BatchAtTime(ts int64) (batch []byte, ok bool, err error) {
+	if l.closed.Load() {
+		return nil, false, ErrClosed
+	}
+	hw := l.hw.Load() // hw <= leo, so every batch below it is published
+	buf := l.scanBuf()
+	defer l.scanBufs.Put(buf)
+	for _, s := range l.segments() {
+		if s.base >= hw {
+			break
+		}
+		s.mu.RLock()
+		segMax := s.maxTs
+		from := s.base
+		if e, found := floorTime(s.times, ts); found {
+			// Batches up to e's reach at most e.ts; the batch at e.rel
+			// is the first that reached it.
+			from = s.base + int64(e.rel)
+		}
+		s.mu.RUnlock()
+		if segMax < ts {
+			continue
+		}
+		sc, h, found, err := l.locate(s, from, s.size.Load(), *buf)
+		for ; err == nil && found; h, err = sc.next() {
+			if h.last() >= hw {
+				return nil, false, nil
+			}
+			if h.maxTs < ts {
+				continue
+			}
+			b, err := s.readBatch(&h)
+			if err != nil {
+				return nil, false, fmt.Errorf("storage: %w", err)
+			}
+			return b, true, nil
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, false, fmt.Errorf("storage: find timestamp %d in %s segment %d: %w", ts, l.dir, s.base, err)
+		}
+	}
+	return nil, false, nil
+}
+
+// MaxTimestamp returns the largest batch max timestamp in the log and the
+// base offset of the first batch that has it, or (-1, -1) when no batch
+// has a timestamp.
+func (l *Log) MaxTimestamp() (ts int64, batchBaseOffset int64) {
+	var best *segment
+	ts = -1
+	for _, s := range l.segments() {
+		s.mu.RLock()
+		if s.maxTs > ts {
+			ts, best = s.maxTs, s
+		}
+		s.mu.RUnlock()
+	}
+	if best == nil {
+		return -1, -1
+	}
+	best.mu.RLock()
+	ts, base, last := best.maxTs, best.maxTsBase, best.maxTsLast
+	best.mu.RUnlock()
+	if base >= 0 {
+		return ts, base
+	}
+	// Loaded from the time index, which names the batch by its last
+	// offset: find the batch to learn its base offset, and remember it.
+	_, h, found, err := l.locate(best, last, best.size.Load(), nil)
+	if err != nil || !found || h.last() != last {
+		return ts, last // an offset inside the batch still finds it
+	}
+	best.mu.Lock()
+	if best.maxTsLast == last {
+		best.maxTsBase = h.base
+	}
+	best.mu.Unlock()
+	return ts, h.base
+}
+
+// HighWatermark returns the high watermark.
+func (l *Log) HighWatermark() int64 { return l.hw.Load() }
+
+// SetHighWatermark moves the high watermark up to off (clamped to the log
+// end offset); it never moves it down. Waiters on Changed wake when it
+// moves.
+func (l *Log) SetHighWatermark(off int64) {
+	off = min(off, l.leo.Load())
+	if off <= l.hw.Load() {
+		return
+	}
+	l.hwMu.Lock()
+	defer l.hwMu.Unlock()
+	if off <= l.hw.Load() || l.hwDone {
+		return
+	}
+	l.hw.Store(off)
+	if l.hwCh != nil {
+		close(l.hwCh)
+		l.hwCh = nil
+	}
+}
+
+// Changed returns a channel that is closed when the high watermark next
+// moves (or the log closes). Call it before reading the high watermark
+// so that no move is missed; each move needs a new call.
+func (l *Log) Changed() <-chan struct{} {
+	l.hwMu.Lock()
+	defer l.hwMu.Unlock()
+	if l.hwCh == nil {
+		l.hwCh = make(chan struct{})
+	}
+	return l.hwCh
+}
+
+// LogStartOffset returns the first offset in the log.
+func (l *Log) LogStartOffset() int64 { return l.start.Load() }
+
+// LogEndOffset returns the offset the next batch will get.
+func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
+
+// Size returns the total size of the log's .log files in bytes.
+func (l *Log) Size() int64 { return l.bytes.Load() }
+
+// SetConfig replaces the configuration. It applies from the next append;
+// a shorter flush.ms reaches an armed timer when it next fires.
+func (l *Log) SetConfig(cfg Config) {
+	n := cfg.normalized()
+	l.cfg.Store(&n)
+}
+
+// Flush fsyncs everything appended so far.
+func (l *Log) Flush() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if err := l.waitSynced(l.leo.Load()); err != nil {
+		return fmt.Errorf("storage: flush %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// Close fsyncs the log, appends the active segment's last time index
+// entry, writes the clean-shutdown marker and closes the files. Ranges
+// returned by Read stop being readable. Closing a closed log does nothing.
+func (l *Log) Close() error {
+	if err := l.close(true); err != nil {
+		return fmt.Errorf("storage: close %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// Delete closes the log, without fsyncing it, and removes its directory.
+func (l *Log) Delete() error {
+	_ = l.close(false) // the files are going away
+	if err := l.fs.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("storage: delete %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// close stops appends and background work, and closes the files; clean
+// also makes everything durable and writes the clean-shutdown marker.
+func (l *Log) close(clean bool) error {
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.mu.closed = true
+	l.closed.Store(true)
+	var errs []error
+	if clean && l.failure() == nil {
+		segs := l.segments()
+		if fatal, err := segs[len(segs)-1].finishLocked(); err != nil {
+			errs = append(errs, err)
+			if fatal {
+				l.setFailed(err)
+			}
+		}
+	}
+	l.mu.Unlock()
+
+	l.stopFlusher()
+	l.bg.Wait()
+	if clean {
+		if err := l.syncFinal(); err != nil {
+			errs = append(errs, err)
+		}
+		if len(errs) == 0 {
+			if err := writeMarker(l.fs, l.dir, l.leo.Load()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	l.closeFilesFlusher()
+	for _, s := range l.segments() {
+		if err := s.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close segment %d: %w", s.base, err))
+		}
+	}
+	l.hwMu.Lock()
+	if l.hwCh == nil {
+		l.hwCh = make(chan struct{})
+	}
+	close(l.hwCh) // stays closed: Changed on a closed log returns at once
+	l.hwDone = true
+	l.hwMu.Unlock()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,606 @@
+package storage
+
+// Open: loading segments, trusting them after a clean shutdown, recovering
+// the last one after a crash. The rules are in doc.go.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gregorbroker/gregor/protocol"
+)
+
+// The clean-shutdown marker; see doc.go.
+const (
+	markerName       = ".gregor-clean-shutdown"
+	markerMagic      = "gregor-clean-shutdown"
+	markerVersion    = 1 // written by this code
+	markerMinVersion = 1 // oldest version read: N-1, but there was no version 0
+	markerMaxSize    = 4 << 10
+)
+
+func markerBytes(leo int64) []byte {
+	return fmt.Appendf(nil, "%s v%d\nlog-end-offset: %d\n", markerMagic, markerVersion, leo)
+}
+
+// parseMarker returns the log end offset a marker records.
+func parseMarker(b []byte) (int64, error) {
+	lines := strings.Split(string(b), "\n")
+	v, ok := strings.CutPrefix(lines[0], markerMagic+" v")
+	if !ok {
+		return 0, fmt.Errorf("first line %q is not a marker version line", lines[0])
+	}
+	ver, err := strconv.Atoi(v)
+	if err != nil || ver < markerMinVersion || ver > markerVersion {
+		return 0, fmt.Errorf("marker version %q, this code reads v%d to v%d", v, markerMinVersion, markerVersion)
+	}
+	for _, line := range lines[1:] {
+		if val, ok := strings.CutPrefix(line, "log-end-offset: "); ok {
+			leo, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || leo < 0 {
+				return 0, fmt.Errorf("bad log-end-offset %q", val)
+			}
+			return leo, nil
+		}
+	}
+	return 0, errors.New("no log-end-offset line")
+}
+
+// writeMarker durably writes the clean-shutdown marker.
+func writeMarker(fsys FS, dir string, leo int64) error {
+	return writeFileAtomic(fsys, dir, filepath.Join(dir, markerName), markerBytes(leo))
+}
+
+// Open opens the log in dir, creating dir and a first segment if needed.
+// After a clean shutdown it trusts the files; otherwise it recovers the
+// last segment, cutting a torn or corrupt tail. The high watermark starts
+// at the log end offset.
+func Open(dir string, cfg Config, opts Options) (*Log, error) {
+	l := &Log{dir: dir, fs: opts.FS, now: opts.Now}
+	if l.fs == nil {
+		l.fs = OSFS{}
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	l.log = opts.Logger.With().Str("dir", dir).Logger()
+	l.SetConfig(cfg)
+	l.fl.cond.L = &l.fl.mu
+	if err := l.load(); err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	return l, nil
+}
+
+// load reads the directory and sets up the segments and offsets.
+func (l *Log) load() (err error) {
+	if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
+		return err
+	}
+	ents, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	type files struct{ log, idx, tidx bool }
+	found := make(map[int64]*files)
+	markerPresent := false
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() {
+			continue
+		}
+		switch name {
+		case markerName:
+			markerPresent = true
+			continue
+		case markerName + ".tmp":
+			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
+				return err
+			}
+			continue
+		}
+		base, suffix, ok := parseSegmentName(name)
+		if !ok {
+			continue
+		}
+		f := found[base]
+		if f == nil {
+			f = &files{}
+			found[base] = f
+		}
+		switch suffix {
+		case logSuffix:
+			f.log = true
+		case indexSuffix:
+			f.idx = true
+		case timeIndexSuffix:
+			f.tidx = true
+		}
+	}
+	var bases []int64
+	for base, f := range found {
+		if f.log {
+			bases = append(bases, base)
+			continue
+		}
+		// An index without its .log indexes nothing (Kafka removes them too).
+		for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
+			if err := l.fs.Remove(segmentPath(l.dir, base, suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+		l.log.Warn().Int64("segment", base).Msg("removed index files that have no .log")
+	}
+	slices.Sort(bases)
+
+	markerLEO, clean := int64(-1), false
+	if markerPresent {
+		b, err := readSmallFile(l.fs, filepath.Join(l.dir, markerName), markerMaxSize)
+		if err == nil {
+			markerLEO, err = parseMarker(b)
+		}
+		if err != nil {
+			l.log.Warn().Err(err).Msg("ignoring unreadable clean-shutdown marker; recovering as after a crash")
+		} else {
+			clean = true
+		}
+	}
+
+	var segs []*segment
+	defer func() {
+		if err != nil {
+			for _, s := range segs {
+				_ = s.close()
+			}
+		}
+	}()
+	now := l.now()
+	var leo int64
+	dirDirty, recovered := false, false
+	for i, base := range bases {
+		s, size, fresh, err := openSegment(l.fs, l.dir, base, now)
+		if err != nil {
+			return err
+		}
+		segs = append(segs, s)
+		if i < len(bases)-1 {
+			if err := l.loadIndexes(s, size, fresh, uint64(bases[i+1]-base), true); err != nil {
+				return err
+			}
+			// Written before this process started: fsynced at roll, or
+			// past saving.
+			s.syncedSize, s.indexSynced = size, true
+			continue
+		}
+		ok := false
+		if clean {
+			if leo, ok, err = l.openTrusted(s, size, fresh, markerLEO); err != nil {
+				return err
+			}
+			if !ok {
+				l.log.Warn().Int64("marker_log_end_offset", markerLEO).Int64("segment", base).
+					Msg("clean-shutdown marker does not match the log; recovering as after a crash")
+			}
+		}
+		if !ok {
+			recovered = true
+			if leo, err = l.recoverLast(s, size, fresh); err != nil {
+				return err
+			}
+		}
+	}
+	if len(segs) == 0 {
+		base := max(markerLEO, 0) // keep offsets moving forward if only the marker survived
+		s, err := createSegment(l.fs, l.dir, base, now)
+		if err != nil {
+			return err
+		}
+		segs = append(segs, s)
+		leo = base
+		dirDirty = true
+	}
+	active := segs[len(segs)-1]
+	if recovered {
+		// Make the cut tail and rewritten indexes durable before the
+		// marker goes, and before new appends land after them.
+		if err := errors.Join(active.log.Sync(), active.idx.Sync(), active.tidx.Sync()); err != nil {
+			return fmt.Errorf("fsync recovered segment %d: %w", active.base, err)
+		}
+	}
+	active.syncedSize = active.size.Load()
+	if markerPresent {
+		// Gone for good before anything is appended: a marker left behind
+		// would make a crash after this look like a clean shutdown.
+		if err := l.fs.Remove(filepath.Join(l.dir, markerName)); err != nil {
+			return fmt.Errorf("remove clean-shutdown marker: %w", err)
+		}
+		dirDirty = true
+	}
+	if dirDirty {
+		if err := syncDir(l.fs, l.dir); err != nil {
+			return err
+		}
+	}
+
+	var total int64
+	for _, s := range segs {
+		total += s.size.Load()
+	}
+	l.segs.Store(&segs)
+	l.leo.Store(leo)
+	l.hw.Store(leo)
+	l.start.Store(segs[0].base)
+	l.bytes.Store(total)
+	l.fl.synced = leo
+	l.fl.syncedBelow = active.base
+	return nil
+}
+
+// readAll reads a whole file.
+func readAll(f File) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, fi.Size())
+	if err := readFull(f, b, 0); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readIndexes reads s's index files and checks them against a .log of size
+// bytes. reason is not empty when they are malformed: a partial entry,
+// entries out of order, an offset entry that does not point at the batch
+// it names, a time entry at relative offset relLimit or beyond.
+func readIndexes(s *segment, size int64, relLimit uint64) (offs []offsetEntry, times []timeEntry, reason string, err error) {
+	ib, err := readAll(s.idx)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("read offset index of segment %d: %w", s.base, err)
+	}
+	tb, err := readAll(s.tidx)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("read time index of segment %d: %w", s.base, err)
+	}
+	if len(ib)%offsetEntrySize != 0 || len(tb)%timeEntrySize != 0 {
+		return nil, nil, "partial index entry", nil
+	}
+	offs, times = decodeOffsetEntries(ib), decodeTimeEntries(tb)
+	if n := validOffsetPrefix(offs, size); n < len(offs) {
+		return nil, nil, fmt.Sprintf("offset index entry %d out of order or past the end of the log", n), nil
+	}
+	if n := validTimePrefix(times, relLimit); n < len(times) {
+		return nil, nil, fmt.Sprintf("time index entry %d out of order or past the end of the segment", n), nil
+	}
+	if n := len(offs); n > 0 {
+		if ok, err := s.offsetEntryHolds(offs[n-1], size); err != nil || !ok {
+			return nil, nil, "last offset index entry does not point at its batch", err
+		}
+	}
+	if n := len(times); n > 0 {
+		s.offsets = offs // for the lookup; the caller installs them anyway
+		if ok, err := s.timeEntryHolds(times[n-1], size); err != nil || !ok {
+			return nil, nil, "last time index entry does not match its batch", err
+		}
+	}
+	return offs, times, "", nil
+}
+
+// loadIndexes installs s's indexes from its files, or rebuilds both from
+// the .log's batch headers when either file was missing (fresh) or is
+// malformed. finished says the segment is not active (its time index
+// ends with its largest timestamp).
+func (l *Log) loadIndexes(s *segment, size int64, fresh bool, relLimit uint64, finished bool) error {
+	s.size.Store(size)
+	if !fresh {
+		offs, times, reason, err := readIndexes(s, size, relLimit)
+		if err != nil {
+			return err
+		}
+		if reason == "" {
+			b := l.newIndexBuilder(s)
+			b.offs, b.times = offs, times
+			b.fromTimeIndex()
+			b.bytesSince = size
+			if len(offs) > 0 {
+				b.bytesSince = size - int64(offs[len(offs)-1].pos)
+			}
+			b.install(s)
+			return nil
+		}
+		l.log.Warn().Int64("segment", s.base).Str("reason", reason).Msg("rebuilding malformed segment indexes")
+	} else if size > 0 {
+		l.log.Warn().Int64("segment", s.base).Msg("rebuilding missing segment indexes")
+	}
+	return l.rebuildIndexes(s, size, finished)
+}
+
+// rebuildIndexes rewrites both index files of s from the batch headers of
+// its .log (the CRCs are not checked: this is for segments Open trusts).
+func (l *Log) rebuildIndexes(s *segment, size int64, finished bool) error {
+	b := l.newIndexBuilder(s)
+	sc := newHeaderScanner(s.log, 0, size)
+	for {
+		h, err := sc.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, ErrCorrupt) {
+			l.log.Warn().Int64("segment", s.base).Int64("position", sc.pos).Str("reason", reasonOf(err)).
+				Msg("segment has bytes that are not batches; its indexes stop before them")
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("rebuild indexes of segment %d: %w", s.base, err)
+		}
+		b.add(&h)
+	}
+	if finished {
+		b.finish()
+	}
+	if err := b.write(s); err != nil {
+		return err
+	}
+	b.install(s)
+	return nil
+}
+
+// openTrusted opens the active segment after a clean shutdown: it loads
+// (or rebuilds) the indexes and walks the batch headers after the last
+// offset index entry to find the log end offset, which must be the
+// marker's and end exactly at the end of the file. ok false means they
+// disagree and the caller must recover instead.
+func (l *Log) openTrusted(s *segment, size int64, fresh bool, markerLEO int64) (leo int64, ok bool, err error) {
+	if markerLEO < s.base {
+		return 0, false, nil
+	}
+	if err := l.loadIndexes(s, size, fresh, uint64(markerLEO-s.base), false); err != nil {
+		return 0, false, err
+	}
+	var pos int64
+	want := s.base // the next batch's base offset; -1 while checking the indexed batch by wantLast
+	wantLast := int64(-1)
+	if n := len(s.offsets); n > 0 {
+		e := s.offsets[n-1]
+		pos, want, wantLast = int64(e.pos), -1, s.base+int64(e.rel)
+	}
+	sc := newHeaderScanner(s.log, pos, size)
+	leo = s.base
+	for {
+		h, err := sc.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, ErrCorrupt) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		if (want >= 0 && h.base != want) || (want < 0 && h.last() != wantLast) {
+			return 0, false, nil
+		}
+		if h.maxTs > s.maxTs {
+			s.maxTs, s.maxTsBase, s.maxTsLast = h.maxTs, h.base, h.last()
+		}
+		want, leo = h.last()+1, h.last()+1
+	}
+	return leo, leo == markerLEO, nil
+}
+
+// recoverLast checks the active segment after a crash: batch by batch
+// (header, length, CRC-32C, contiguous offsets) from its last offset index
+// entry that points at a real batch (from the start when there is none or
+// an index file is missing), cutting the .log at the first bad byte and
+// rewriting both indexes. It returns the log end offset.
+func (l *Log) recoverLast(s *segment, size int64, fresh bool) (int64, error) {
+	b := l.newIndexBuilder(s)
+	var start int64
+	if !fresh {
+		ib, err := readAll(s.idx)
+		if err != nil {
+			return 0, fmt.Errorf("read offset index of segment %d: %w", s.base, err)
+		}
+		tb, err := readAll(s.tidx)
+		if err != nil {
+			return 0, fmt.Errorf("read time index of segment %d: %w", s.base, err)
+		}
+		// Entries are checked one by one (a header read each, cheaper than
+		// the full scan Kafka does after a crash); the good ones up to the
+		// first bad one are kept.
+		offs := decodeOffsetEntries(ib)
+		offs = offs[:validOffsetPrefix(offs, size)]
+		for i, e := range offs {
+			if ok, err := s.offsetEntryHolds(e, size); err != nil {
+				return 0, err
+			} else if !ok {
+				offs = offs[:i]
+				break
+			}
+		}
+		if n := len(offs); n > 0 {
+			e := offs[n-1]
+			s.offsets = offs // for timeEntryHolds
+			times := decodeTimeEntries(tb)
+			// Time entries written after e's were written with later
+			// offset entries, which are gone: they name later batches.
+			times = times[:validTimePrefix(times, uint64(e.rel)+1)]
+			for i, te := range times {
+				if ok, err := s.timeEntryHolds(te, size); err != nil {
+					return 0, err
+				} else if !ok {
+					times = times[:i]
+					break
+				}
+			}
+			b.offs, b.times = offs, times
+			b.fromTimeIndex()
+			start = int64(e.pos)
+			b.skipPos = start // e's batch has its entry already
+		}
+	}
+	leo, good, reason, err := l.scanValid(s, start, size, b)
+	if err != nil {
+		return 0, err
+	}
+	if start > 0 && good == start {
+		// The batch of the last good-looking entry is bad itself; what
+		// the index says about it cannot be trusted either.
+		b = l.newIndexBuilder(s)
+		if leo, good, reason, err = l.scanValid(s, 0, size, b); err != nil {
+			return 0, err
+		}
+	}
+	if good < size {
+		if err := s.log.Truncate(good); err != nil {
+			return 0, fmt.Errorf("cut segment %d at %d: %w", s.base, good, err)
+		}
+		l.log.Warn().Int64("segment", s.base).Int64("position", good).Int64("bytes_dropped", size-good).
+			Str("reason", reason).Int64("log_end_offset", leo).Msg("cut torn or corrupt tail of the log")
+	}
+	if err := b.write(s); err != nil {
+		return 0, err
+	}
+	s.size.Store(good)
+	b.install(s)
+	return leo, nil
+}
+
+// scanValid checks the batches of s from pos (a batch boundary) to size,
+// feeding each good one to b. It returns the log end offset after the
+// last good batch, where the good bytes end, and why they end there ("" at
+// size). With pos 0 the first batch must start at the segment's base
+// offset; later, each batch must follow the previous one.
+func (l *Log) scanValid(s *segment, pos, size int64, b *indexBuilder) (leo, good int64, reason string, err error) {
+	want := int64(-1)
+	if pos == 0 {
+		want = s.base
+	}
+	leo = s.base
+	var hb [batchHeaderSize]byte
+	var buf []byte
+	for ; pos < size; pos += int64(len(buf)) {
+		if size-pos < batchHeaderSize {
+			return leo, pos, fmt.Sprintf("%d bytes left, too few for a batch header", size-pos), nil
+		}
+		if err := readFull(s.log, hb[:], pos); err != nil {
+			return 0, 0, "", fmt.Errorf("read segment %d at %d: %w", s.base, pos, err)
+		}
+		h := decodeHeader(hb[:], pos)
+		if err := checkHeader(&h, size); err != nil {
+			return leo, pos, reasonOf(err), nil
+		}
+		switch {
+		case want >= 0 && h.base != want:
+			return leo, pos, fmt.Sprintf("base offset %d where %d was expected", h.base, want), nil
+		case h.last()-s.base > math.MaxInt32:
+			return leo, pos, fmt.Sprintf("offset %d too far from segment base", h.last()), nil
+		case pos > math.MaxUint32:
+			return leo, pos, "position beyond what an index entry can hold", nil
+		}
+		buf = slices.Grow(buf[:0], int(h.size))[:h.size]
+		if err := readFull(s.log, buf, pos); err != nil {
+			return 0, 0, "", fmt.Errorf("read segment %d at %d: %w", s.base, pos, err)
+		}
+		if _, err := protocol.ParseBatchHeader(buf); err != nil {
+			return leo, pos, err.Error(), nil
+		}
+		if got := protocol.BatchCRC(buf); got != h.crc {
+			return leo, pos, fmt.Sprintf("crc %08x, computed %08x", h.crc, got), nil
+		}
+		b.add(&h)
+		want, leo = h.last()+1, h.last()+1
+	}
+	return leo, pos, "", nil
+}
+
+// indexBuilder recomputes a segment's indexes batch by batch with the
+// append path's rules (segment.appendLocked).
+type indexBuilder struct {
+	base       int64
+	interval   int64
+	offs       []offsetEntry
+	times      []timeEntry
+	bytesSince int64
+	skipPos    int64 // the batch at this position already has its entry (-1: none)
+
+	maxTs, maxBase, maxLast int64
+}
+
+func (l *Log) newIndexBuilder(s *segment) *indexBuilder {
+	return &indexBuilder{base: s.base, interval: l.cfg.Load().IndexIntervalBytes, skipPos: -1, maxTs: -1, maxBase: -1, maxLast: -1}
+}
+
+// fromTimeIndex takes the largest timestamp from the last time entry.
+func (b *indexBuilder) fromTimeIndex() {
+	if n := len(b.times); n > 0 {
+		e := b.times[n-1]
+		b.maxTs, b.maxBase, b.maxLast = e.ts, -1, b.base+int64(e.rel)
+	}
+}
+
+func (b *indexBuilder) lastTimeTs() int64 {
+	if len(b.times) == 0 {
+		return -1
+	}
+	return b.times[len(b.times)-1].ts
+}
+
+// add indexes the next batch.
+func (b *indexBuilder) add(h *batchHeader) {
+	if h.maxTs > b.maxTs {
+		b.maxTs, b.maxBase, b.maxLast = h.maxTs, h.base, h.last()
+	}
+	switch {
+	case h.pos == b.skipPos:
+		b.bytesSince = 0
+	case h.pos > 0 && b.bytesSince >= b.interval:
+		b.offs = append(b.offs, offsetEntry{rel: uint32(h.last() - b.base), pos: uint32(h.pos)})
+		if b.maxTs > b.lastTimeTs() {
+			b.times = append(b.times, timeEntry{ts: b.maxTs, rel: uint32(b.maxLast - b.base)})
+		}
+		b.bytesSince = 0
+	}
+	b.bytesSince += h.size
+}
+
+// finish adds the closing time entry of a segment that is not active.
+func (b *indexBuilder) finish() {
+	if b.maxTs > b.lastTimeTs() {
+		b.times = append(b.times, timeEntry{ts: b.maxTs, rel: uint32(b.maxLast - b.base)})
+	}
+}
+
+// write replaces s's index files with b's entries.
+func (b *indexBuilder) write(s *segment) error {
+	for _, w := range []struct {
+		f    File
+		data []byte
+	}{{s.idx, encodeOffsetEntries(b.offs)}, {s.tidx, encodeTimeEntries(b.times)}} {
+		if err := w.f.Truncate(0); err != nil {
+			return fmt.Errorf("rewrite index of segment %d: %w", s.base, err)
+		}
+		if len(w.data) == 0 {
+			continue
+		}
+		if _, err := w.f.WriteAt(w.data, 0); err != nil {
+			return fmt.Errorf("rewrite index of segment %d: %w", s.base, err)
+		}
+	}
+	return nil
+}
+
+// install puts b's state into s. Open only: s is not published yet.
+func (b *indexBuilder) install(s *segment) {
+	s.offsets, s.times = b.offs, b.times
+	s.maxTs, s.maxTsBase, s.maxTsLast = b.maxTs, b.maxBase, b.maxLast
+	s.bytesSinceIndex = b.bytesSince
+}
