@@ -140,6 +140,7 @@ func brokerConfigDefs(topicDefs []configDef) []configDef {
 		{name: "offsets.topic.segment.bytes", typ: kmsg.ConfigTypeInt, def: str("104857600"), check: intRange(14, math.MaxInt32), doc: "segment.bytes of __consumer_offsets", enforced: true},
 		{name: "offsets.retention.minutes", typ: kmsg.ConfigTypeInt, def: str("10080"), check: intRange(1, math.MaxInt32), doc: "how long the offsets of an empty group are kept", enforced: true},
 		{name: "offsets.retention.check.interval.ms", typ: kmsg.ConfigTypeLong, def: str("600000"), check: intRange(1, maxLong), doc: "how often expired offsets are looked for", enforced: true},
+		{name: "log.cleaner.backoff.ms", typ: kmsg.ConfigTypeLong, def: str("15000"), check: intRange(0, maxLong), doc: "how often compacted logs are checked for cleaning (Gregor compacts __consumer_offsets; 0 never)", enforced: true},
 		{name: "offset.metadata.max.bytes", typ: kmsg.ConfigTypeInt, def: str("4096"), check: intRange(0, math.MaxInt32), doc: "largest metadata string of a committed offset", enforced: true},
 		{name: "group.min.session.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("6000"), check: intRange(0, math.MaxInt32), doc: "smallest session timeout a classic group member may ask for", enforced: true},
 		{name: "group.max.session.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("1800000"), check: intRange(0, math.MaxInt32), doc: "largest session timeout a classic group member may ask for", enforced: true},
@@ -333,6 +334,7 @@ func (t *configTable) settings(topicConfigs map[string]string, l brokerLayers) t
 	s.storage.IndexIntervalBytes = parseInt(get("index.interval.bytes"), s.storage.IndexIntervalBytes)
 	s.storage.FlushMessages = parseInt(get("flush.messages"), maxLong)
 	s.storage.FlushMs = parseInt(get("flush.ms"), maxLong)
+	s.storage.FileDeleteDelayMs = parseInt(get("file.delete.delay.ms"), s.storage.FileDeleteDelayMs)
 	s.maxMessageBytes = int32(parseInt(get("max.message.bytes"), 1048588))
 	if v := get("message.timestamp.type"); v != nil && *v == "LogAppendTime" {
 		s.logAppendTime = true

@@ -28,6 +28,7 @@ func (b *Broker) coordinatorConfig() coordinator.Config {
 	cfg.MaxGroupSize = int(b.brokerConfigInt("group.max.size"))
 	cfg.OffsetsRetention = time.Duration(b.brokerConfigInt("offsets.retention.minutes")) * time.Minute
 	cfg.RetentionCheckInterval = ms("offsets.retention.check.interval.ms")
+	cfg.CompactionCheckInterval = ms("log.cleaner.backoff.ms")
 	cfg.MaxMetadataBytes = int(b.brokerConfigInt("offset.metadata.max.bytes"))
 	cfg.ConsumerSessionTimeout = ms("group.consumer.session.timeout.ms")
 	cfg.ConsumerHeartbeatInterval = ms("group.consumer.heartbeat.interval.ms")
@@ -112,6 +113,30 @@ func (o offsetsLogs) Append(partition int32, batch []byte) error {
 	}
 	part.log.SetHighWatermark(res.LastOffset + 1)
 	return nil
+}
+
+func (o offsetsLogs) Size(partition int32) (int64, int) {
+	part, err := o.b.parts.get(coordinator.OffsetsTopic, partition)
+	if err != nil {
+		return 0, 0
+	}
+	return part.log.Size(), part.log.SegmentCount()
+}
+
+func (o offsetsLogs) Roll(partition int32) (int64, error) {
+	part, err := o.b.parts.get(coordinator.OffsetsTopic, partition)
+	if err != nil {
+		return 0, fmt.Errorf("open %s-%d: %w", coordinator.OffsetsTopic, partition, err)
+	}
+	return part.log.Roll()
+}
+
+func (o offsetsLogs) DeleteBelow(partition int32, offset int64) (int, error) {
+	part, err := o.b.parts.get(coordinator.OffsetsTopic, partition)
+	if err != nil {
+		return 0, fmt.Errorf("open %s-%d: %w", coordinator.OffsetsTopic, partition, err)
+	}
+	return part.log.DeleteSegmentsBelow(offset)
 }
 
 func (o offsetsLogs) Scan(partition int32, fn func(batch []byte) error) error {

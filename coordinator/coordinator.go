@@ -37,6 +37,15 @@ type Logs interface {
 	// Scan calls fn with each batch of a partition of OffsetsTopic, in
 	// offset order, from the log start to the high watermark.
 	Scan(partition int32, fn func(batch []byte) error) error
+	// Size returns the bytes of a partition's log and its number of
+	// segments (0, 0 when the partition does not exist).
+	Size(partition int32) (bytes int64, segments int)
+	// Roll starts a new segment of a partition at its log end, unless the
+	// active one is empty, and returns the active segment's base offset.
+	Roll(partition int32) (int64, error)
+	// DeleteBelow removes the segments of a partition whose records are
+	// all below offset, oldest first, and returns how many it removed.
+	DeleteBelow(partition int32, offset int64) (int, error)
 }
 
 // Config holds the broker configs the coordinator follows, with Kafka's
@@ -49,7 +58,11 @@ type Config struct {
 	MaxGroupSize           int           // group.max.size (unbounded)
 	OffsetsRetention       time.Duration // offsets.retention.minutes (7 days)
 	RetentionCheckInterval time.Duration // offsets.retention.check.interval.ms (10 min)
-	MaxMetadataBytes       int           // offset.metadata.max.bytes (4096)
+	// CompactionCheckInterval is log.cleaner.backoff.ms (15 s): how often
+	// the partitions of OffsetsTopic are checked for compaction
+	// (compact.go); <= 0 never compacts.
+	CompactionCheckInterval time.Duration
+	MaxMetadataBytes        int // offset.metadata.max.bytes (4096)
 	// ConsumerSessionTimeout and ConsumerHeartbeatInterval are the KIP-848
 	// group.consumer.session.timeout.ms (45 s) and
 	// group.consumer.heartbeat.interval.ms (5 s).
@@ -66,6 +79,7 @@ func DefaultConfig() Config {
 		InitialRebalanceDelay:     3 * time.Second,
 		OffsetsRetention:          7 * 24 * time.Hour,
 		RetentionCheckInterval:    10 * time.Minute,
+		CompactionCheckInterval:   15 * time.Second,
 		MaxMetadataBytes:          4096,
 		ConsumerSessionTimeout:    45 * time.Second,
 		ConsumerHeartbeatInterval: 5 * time.Second,
@@ -151,8 +165,9 @@ func (c *Coordinator) Start() error {
 	c.mu.Lock()
 	c.loaded = true
 	c.mu.Unlock()
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.retentionLoop()
+	go c.compactLoop()
 	return nil
 }
 
@@ -261,7 +276,7 @@ func (c *Coordinator) afterLocked(g *group, now time.Time) {
 	if g.dirty {
 		g.dirty = false
 		key, val := groupRecord(g.id, g.metadataValue())
-		if err := c.appendRecords(g.partition, now, []kmsg.Record{{Key: key, Value: val}}); err != nil {
+		if _, err := c.appendRecords(g.partition, now, []kmsg.Record{{Key: key, Value: val}}); err != nil {
 			c.log.Error().Err(err).Str("group", g.id).Msg("cannot store group metadata")
 		}
 	}
@@ -313,16 +328,17 @@ func (c *Coordinator) fire(g *group) {
 	c.afterLocked(g, now)
 }
 
-// appendRecords writes records to a partition of OffsetsTopic as one batch.
-func (c *Coordinator) appendRecords(partition int32, now time.Time, records []kmsg.Record) error {
+// appendRecords writes records to a partition of OffsetsTopic as one batch
+// and returns the batch's size.
+func (c *Coordinator) appendRecords(partition int32, now time.Time, records []kmsg.Record) (int, error) {
 	batch, err := c.codecs.BuildBatch(protocol.CodecNone, now.UnixMilli(), records)
 	if err != nil {
-		return fmt.Errorf("coordinator: build batch: %w", err)
+		return 0, fmt.Errorf("coordinator: build batch: %w", err)
 	}
 	if err := c.logs.Append(partition, batch); err != nil {
-		return fmt.Errorf("coordinator: append to %s-%d: %w", OffsetsTopic, partition, err)
+		return 0, fmt.Errorf("coordinator: append to %s-%d: %w", OffsetsTopic, partition, err)
 	}
-	return nil
+	return len(batch), nil
 }
 
 // load replays every partition of OffsetsTopic.
@@ -567,7 +583,7 @@ func (c *Coordinator) Commit(ctx context.Context, groupID string, a CommitArgs, 
 		if len(records) == 0 {
 			return
 		}
-		if err := c.appendRecords(g.partition, now, records); err != nil {
+		if _, err := c.appendRecords(g.partition, now, records); err != nil {
 			c.log.Error().Err(err).Str("group", groupID).Msg("cannot store offsets")
 			for _, i := range ok {
 				out[i] = kerr.CoordinatorNotAvailable
@@ -804,7 +820,7 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, groupID string) *kerr.Err
 		}
 		key, _ := groupRecord(g.id, nil)
 		records = append(records, kmsg.Record{Key: key})
-		if err := c.appendRecords(g.partition, now, records); err != nil {
+		if _, err := c.appendRecords(g.partition, now, records); err != nil {
 			c.log.Error().Err(err).Str("group", g.id).Msg("cannot delete group")
 			res = kerr.CoordinatorNotAvailable
 			return
@@ -861,7 +877,7 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, groupID string, topics 
 		if len(records) == 0 {
 			return
 		}
-		if err := c.appendRecords(g.partition, now, records); err != nil {
+		if _, err := c.appendRecords(g.partition, now, records); err != nil {
 			c.log.Error().Err(err).Str("group", g.id).Msg("cannot delete offsets")
 			groupErr = kerr.CoordinatorNotAvailable
 			return
@@ -950,7 +966,7 @@ func (c *Coordinator) expireLocked(g *group, now time.Time) {
 	if len(records) == 0 {
 		return
 	}
-	if err := c.appendRecords(g.partition, now, records); err != nil {
+	if _, err := c.appendRecords(g.partition, now, records); err != nil {
 		c.log.Error().Err(err).Str("group", g.id).Msg("cannot expire offsets")
 		return
 	}

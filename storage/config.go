@@ -23,6 +23,10 @@ type Config struct {
 	// receiving appends FlushMs (wall time) after its first unflushed one.
 	// <= 0 or math.MaxInt64 leaves flushing to the OS.
 	FlushMs int64
+	// FileDeleteDelayMs is file.delete.delay.ms: how long the files of a
+	// segment DeleteSegmentsBelow removed stay open for readers that
+	// already hold ranges of it (default 60 s; negative is 0).
+	FileDeleteDelayMs int64
 }
 
 // Kafka's defaults.
@@ -31,6 +35,7 @@ const (
 	defaultSegmentMs          = 7 * 24 * 60 * 60 * 1000
 	defaultSegmentIndexBytes  = 10 << 20
 	defaultIndexIntervalBytes = 4096
+	defaultFileDeleteDelayMs  = 60000
 )
 
 // DefaultConfig returns Kafka's defaults, with flushing left to the OS.
@@ -42,6 +47,7 @@ func DefaultConfig() Config {
 		IndexIntervalBytes: defaultIndexIntervalBytes,
 		FlushMessages:      math.MaxInt64,
 		FlushMs:            math.MaxInt64,
+		FileDeleteDelayMs:  defaultFileDeleteDelayMs,
 	}
 }
 
@@ -59,6 +65,7 @@ func (c Config) normalized() Config {
 		c.SegmentIndexBytes = defaultSegmentIndexBytes
 	}
 	c.IndexIntervalBytes = max(c.IndexIntervalBytes, 0)
+	c.FileDeleteDelayMs = max(c.FileDeleteDelayMs, 0)
 	return c
 }
 

@@ -24,6 +24,14 @@
 // .timeindex with no .log beside it is removed at Open, as is a
 // leftover .gregor-clean-shutdown.tmp.
 //
+// DeleteSegmentsBelow removes old segments (a prefix of the log) by
+// renaming their three files to <name>.deleted, oldest segment first with
+// a directory fsync after each, and removes the renamed files after
+// file.delete.delay.ms (readers may still hold ranges of them), at Close,
+// or, if the process stopped first, at the next Open. The log start offset
+// is always the base offset of the first segment, so it needs no file of
+// its own.
+//
 // # .log
 //
 // Record batches (magic 2) back to back, byte for byte as Kafka stores

@@ -70,7 +70,10 @@ type Log struct {
 	hwDone bool
 
 	fl flushState
-	bg sync.WaitGroup // background work (roll fsyncs, flush.ms timer), waited for by Close
+	bg sync.WaitGroup // background work (roll fsyncs, flush.ms timer, delayed deletes), waited for by Close
+	// done is closed when the log closes: delayed deletes then happen at
+	// once.
+	done chan struct{}
 
 	scanBufs sync.Pool // *[]byte of scanChunk bytes for header scanners; see scanBuf
 }
@@ -445,6 +448,9 @@ func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
 // Size returns the total size of the log's .log files in bytes.
 func (l *Log) Size() int64 { return l.bytes.Load() }
 
+// SegmentCount returns the number of segments, the active one included.
+func (l *Log) SegmentCount() int { return len(l.segments()) }
+
 // SetConfig replaces the configuration. It applies from the next append;
 // a shorter flush.ms reaches an armed timer when it next fires.
 func (l *Log) SetConfig(cfg Config) {
@@ -492,6 +498,7 @@ func (l *Log) close(clean bool) error {
 	}
 	l.mu.closed = true
 	l.closed.Store(true)
+	close(l.done)
 	var errs []error
 	if clean && l.failure() == nil {
 		segs := l.segments()

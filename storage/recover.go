@@ -74,6 +74,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	l.log = opts.Logger.With().Str("dir", dir).Logger()
 	l.SetConfig(cfg)
 	l.fl.cond.L = &l.fl.mu
+	l.done = make(chan struct{})
 	if err := l.load(); err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
@@ -103,6 +104,14 @@ func (l *Log) load() (err error) {
 			continue
 		case markerName + ".tmp":
 			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
+				return err
+			}
+			continue
+		}
+		if strings.HasSuffix(name, deletedSuffix) {
+			// A segment DeleteSegmentsBelow removed from the log; its
+			// delayed removal did not happen before the process stopped.
+			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
 			continue

@@ -1,0 +1,144 @@
+package storage
+
+// Removing old segments: the primitive under retention and under the
+// coordinator's compaction of __consumer_offsets (see DeleteSegmentsBelow).
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// deletedSuffix marks a segment file that was removed from its log but may
+// still be read through ranges handed out before; it is removed for good
+// after file.delete.delay.ms, and at the next Open if the process stopped
+// first (Kafka names such files the same way).
+const deletedSuffix = ".deleted"
+
+// Roll closes the active segment to appends and starts a new one at the log
+// end offset, unless the active segment is empty. It returns the base
+// offset of the active segment afterwards: every offset below it is in an
+// older segment.
+func (l *Log) Roll() (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return 0, ErrClosed
+	}
+	if err := l.failure(); err != nil {
+		return 0, fmt.Errorf("storage: roll %s: log failed earlier: %w", l.dir, err)
+	}
+	segs := l.segments()
+	active := segs[len(segs)-1]
+	if active.size.Load() == 0 {
+		return active.base, nil
+	}
+	seg, err := l.rollLocked(l.leo.Load(), l.now(), "requested")
+	if err != nil {
+		return 0, fmt.Errorf("storage: roll %s: %w", l.dir, err)
+	}
+	return seg.base, nil
+}
+
+// DeleteSegmentsBelow removes, oldest first, the segments every offset of
+// which is below offset; the active segment always stays. The log start
+// offset moves to the base offset of the first segment left. It returns
+// how many segments went.
+//
+// Only ever a prefix of the log goes, each segment's .log renamed before
+// the next and the directory fsynced after each, so a crash at any point
+// leaves a log that is a suffix of the one before. Ranges that readers
+// got from Read before stay readable for the configured FileDeleteDelay;
+// the files are then closed and removed.
+func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	segs := l.segments()
+	n := 0
+	for n < len(segs)-1 && segs[n+1].base <= offset {
+		n++
+	}
+	var retired []*segment
+	var err error
+	for _, s := range segs[:n] {
+		if err = l.retireFilesLocked(s); err != nil {
+			break
+		}
+		retired = append(retired, s)
+	}
+	if len(retired) > 0 {
+		next := slices.Clone(segs[len(retired):])
+		l.segs.Store(&next)
+		l.start.Store(next[0].base)
+		var freed int64
+		for _, s := range retired {
+			freed += s.size.Load()
+		}
+		l.bytes.Add(-freed)
+		l.log.Info().Int("segments", len(retired)).Int64("bytes", freed).
+			Int64("log_start_offset", next[0].base).Msg("deleted old segments")
+		l.removeLater(retired, time.Duration(l.cfg.Load().FileDeleteDelayMs)*time.Millisecond)
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return len(retired), fmt.Errorf("storage: delete segments of %s below %d: %w", l.dir, offset, err)
+	}
+	return len(retired), nil
+}
+
+// retireFilesLocked renames a segment's files to their deleted names, the
+// .log first, and makes the renames durable.
+func (l *Log) retireFilesLocked(s *segment) error {
+	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+		p := segmentPath(l.dir, s.base, suffix)
+		if err := l.fs.Rename(p, p+deletedSuffix); err != nil && !(suffix != logSuffix && errors.Is(err, os.ErrNotExist)) {
+			return fmt.Errorf("segment %d: %w", s.base, err)
+		}
+	}
+	if err := syncDir(l.fs, l.dir); err != nil {
+		return fmt.Errorf("segment %d: %w", s.base, err)
+	}
+	return nil
+}
+
+// removeLater closes and removes retired segments after delay, or when
+// the log closes if that is sooner. Called with l.mu held, so Close's
+// l.bg.Wait sees the goroutine.
+func (l *Log) removeLater(retired []*segment, delay time.Duration) {
+	l.bg.Add(1)
+	go func() {
+		defer l.bg.Done()
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-l.done:
+			t.Stop()
+		}
+		// A flush pass may still hold the old segment list: let it end
+		// before the files close under it.
+		f := &l.fl
+		f.mu.Lock()
+		for f.syncing {
+			f.cond.Wait()
+		}
+		for _, s := range retired {
+			if err := s.close(); err != nil {
+				l.log.Warn().Err(err).Int64("segment", s.base).Msg("closing a deleted segment")
+			}
+		}
+		f.mu.Unlock()
+		for _, s := range retired {
+			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+				p := segmentPath(l.dir, s.base, suffix) + deletedSuffix
+				if err := l.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+					l.log.Warn().Err(err).Str("file", p).Msg("removing a deleted segment file")
+				}
+			}
+		}
+	}()
+}
