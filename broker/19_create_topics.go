@@ -131,7 +131,7 @@ func (op *createTopicsOp) create(rt *kmsg.CreateTopicsRequestTopic, st *kmsg.Cre
 
 	var id metadata.TopicID
 	if !op.validateOnly {
-		t, err := b.store.CreateTopic(op.ctx, metadata.Topic{Name: name, Partitions: partitions, Configs: configs})
+		t, err := b.store.CreateTopic(op.ctx, metadata.Topic{Name: name, Partitions: partitions, ReplicationFactor: replication, Configs: configs})
 		if err != nil {
 			return b.metadataWriteError(err, "create topic", name)
 		}

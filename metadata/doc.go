@@ -18,6 +18,8 @@
 //	<prefix>/brokers/<node id>        {"v":1,"node_id":<n>,"host":"<host>",               the broker's
 //	                                   "port":<port>,"rack":"<rack>"}                     registration
 //	<prefix>/configs/brokers/<node>   {"v":1,"configs":{"<key>":"<value>",...}}          none
+//	<prefix>/partitions/<name>/<p>    {"v":1,"topic_id":"<topic id>","replicas":[...],   none
+//	                                   "leader":<n>,"leader_epoch":<e>,"isr":[...]}
 //
 // Worked example, prefix "/gregor", one broker and one topic:
 //
@@ -25,6 +27,7 @@
 //	/gregor/topics/orders       {"v":1,"id":"nLtr0Hn1QCmqcSBvmXqTWA","partitions":3,"configs":{"cleanup.policy":"compact"}}
 //	/gregor/brokers/1           {"v":1,"node_id":1,"host":"10.0.0.5","port":9092,"rack":""}
 //	/gregor/configs/brokers/1   {"v":1,"configs":{"log.retention.ms":"3600000"}}
+//	/gregor/partitions/orders/2 {"v":1,"topic_id":"nLtr0Hn1QCmqcSBvmXqTWA","replicas":[1],"leader":1,"leader_epoch":0,"isr":[1]}
 //
 // Field rules:
 //   - Ids (cluster id, topic id) are 16 random bytes written as 22 characters
@@ -43,6 +46,15 @@
 //   - A broker key is attached to a lease of EtcdConfig.LeaseTTL kept alive
 //     by the registering store, so it disappears at most LeaseTTL after that
 //     broker dies or loses etcd, and at once when the store is closed.
+//   - A partition key holds one partition's state (PartitionState): <p> is
+//     the partition number in canonical decimal; "replicas" is non-empty with
+//     no repeats, "leader" is -1 (none) or a replica in "isr", "isr" is a
+//     subset of "replicas" ([] when empty), "leader_epoch" >= 0. "topic_id"
+//     names the incarnation of the topic the state belongs to; a reader
+//     ignores a state whose id is not the topic's. Writes are compare-and-
+//     swap on the key's mod revision (PartitionState.Version) and on the
+//     topic key's create revision, in one transaction; DeleteTopic deletes
+//     the topic's partition keys in the transaction that deletes the topic.
 //   - Keys under the prefix that Gregor does not know are ignored, so a newer
 //     Gregor may add key kinds without breaking an older one.
 //

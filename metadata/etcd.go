@@ -85,6 +85,21 @@ type EtcdStore struct {
 		byID          map[TopicID]string // topic id -> name
 		brokers       map[int32]Broker
 		brokerConfigs map[int32]map[string]string // maps never mutated once stored
+		// partitions holds partition states by topic name and partition,
+		// as stored: a state whose TopicID is not the cached topic's
+		// (left over from an older incarnation) is never returned.
+		// States are never mutated once stored.
+		partitions map[string]map[int32]PartitionState
+		// controller holds the election's candidates by key.
+		controller map[string]controllerCandidate
+	}
+
+	// elect holds the leases of this store's controller candidacies
+	// (election.go), revoked by Close.
+	elect struct {
+		sync.Mutex
+		closed bool
+		leases []clientv3.LeaseID
 	}
 
 	// reg is this store's own broker registration. Network calls made under
@@ -102,8 +117,9 @@ type EtcdStore struct {
 
 // cachedTopic is one topic in the cache.
 type cachedTopic struct {
-	t      Topic // never mutated once stored; Configs is this entry's own
-	modRev int64 // etcd mod revision of the value t was read from
+	t         Topic // never mutated once stored; Configs is this entry's own
+	modRev    int64 // etcd mod revision of the value t was read from
+	createRev int64 // etcd create revision of the key: one per incarnation of the topic
 }
 
 var _ Store = (*EtcdStore)(nil)
@@ -177,6 +193,8 @@ func newEtcdStore(log zerolog.Logger, cli *clientv3.Client, prefix string, ttl t
 	s.mu.byID = map[TopicID]string{}
 	s.mu.brokers = map[int32]Broker{}
 	s.mu.brokerConfigs = map[int32]map[string]string{}
+	s.mu.partitions = map[string]map[int32]PartitionState{}
+	s.mu.controller = map[string]controllerCandidate{}
 	return s
 }
 
@@ -383,9 +401,52 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 				out = append(out, Event{Kind: TopicDeleted, Topic: old.t})
 			}
 		}
-		s.mu.topics[name] = cachedTopic{t: t, modRev: kv.ModRevision}
+		s.mu.topics[name] = cachedTopic{t: t, modRev: kv.ModRevision, createRev: kv.CreateRevision}
 		s.mu.byID[t.ID] = name
 		return append(out, Event{Kind: kind, Topic: t})
+
+	case strings.HasPrefix(rel, partitionsDir):
+		topic, part, err := parsePartitionRel(rel[len(partitionsDir):])
+		if err != nil {
+			s.warnUndecodable(kv, err)
+			return out
+		}
+		var st PartitionState
+		if !deleted {
+			if st, err = decodePartition(topic, part, kv.ModRevision, kv.Value); err != nil {
+				s.warnUndecodable(kv, err)
+			}
+		}
+		if deleted || err != nil {
+			if ps := s.mu.partitions[topic]; ps != nil {
+				delete(ps, part)
+				if len(ps) == 0 {
+					delete(s.mu.partitions, topic)
+				}
+			}
+			return out
+		}
+		ps := s.mu.partitions[topic]
+		if ps == nil {
+			ps = map[int32]PartitionState{}
+			s.mu.partitions[topic] = ps
+		}
+		ps[part] = st
+		return append(out, Event{Kind: PartitionChanged, Partition: copyPartition(st)})
+
+	case strings.HasPrefix(rel, controllerDir):
+		if deleted {
+			delete(s.mu.controller, rel)
+			return out
+		}
+		id, err := parseNodeID(string(kv.Value))
+		if err != nil {
+			s.warnUndecodable(kv, err)
+			delete(s.mu.controller, rel)
+			return out
+		}
+		s.mu.controller[rel] = controllerCandidate{nodeID: id, createRev: kv.CreateRevision}
+		return out
 
 	case strings.HasPrefix(rel, brokersDir):
 		id, err := parseNodeID(rel[len(brokersDir):])
@@ -434,11 +495,13 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 // prefix) and returns, as events, how the topics changed: deletions first,
 // then creations and updates, each in name order. s.mu must be held.
 func (s *EtcdStore) replaceLocked(kvs []*mvccpb.KeyValue) []Event {
-	oldTopics := s.mu.topics
+	oldTopics, oldParts := s.mu.topics, s.mu.partitions
 	s.mu.topics = map[string]cachedTopic{}
 	s.mu.byID = map[TopicID]string{}
 	s.mu.brokers = map[int32]Broker{}
 	s.mu.brokerConfigs = map[int32]map[string]string{}
+	s.mu.partitions = map[string]map[int32]PartitionState{}
+	s.mu.controller = map[string]controllerCandidate{}
 	for _, kv := range kvs {
 		// Topic events from a fresh cache are all creations; the
 		// comparison with oldTopics below makes the real ones.
@@ -464,7 +527,23 @@ func (s *EtcdStore) replaceLocked(kvs []*mvccpb.KeyValue) []Event {
 	byName := func(a, b Event) int { return strings.Compare(a.Topic.Name, b.Topic.Name) }
 	slices.SortFunc(deleted, byName)
 	slices.SortFunc(changed, byName)
-	return append(deleted, changed...)
+	// Partition states written while the watch was away, in key order.
+	var parts []Event
+	for topic, ps := range s.mu.partitions {
+		for part, st := range ps {
+			if old, ok := oldParts[topic][part]; !ok || old.Version != st.Version {
+				parts = append(parts, Event{Kind: PartitionChanged, Partition: copyPartition(st)})
+			}
+		}
+	}
+	slices.SortFunc(parts, func(a, b Event) int {
+		if c := strings.Compare(a.Partition.Topic, b.Partition.Topic); c != 0 {
+			return c
+		}
+		return int(a.Partition.Partition) - int(b.Partition.Partition)
+	})
+	out := append(deleted, changed...)
+	return append(out, parts...)
 }
 
 func (s *EtcdStore) warnUndecodable(kv *mvccpb.KeyValue, err error) {
@@ -599,7 +678,7 @@ func (s *EtcdStore) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
 	if err != nil {
 		return Topic{}, err
 	}
-	t = Topic{Name: t.Name, ID: id, Partitions: t.Partitions, Configs: copyConfigs(t.Configs)}
+	t = Topic{Name: t.Name, ID: id, Partitions: t.Partitions, Configs: copyConfigs(t.Configs), ReplicationFactor: t.ReplicationFactor}
 	val, err := encodeTopic(t)
 	if err != nil {
 		return Topic{}, err
@@ -638,7 +717,7 @@ func (s *EtcdStore) DeleteTopic(ctx context.Context, name string) error {
 	key := s.topicKey(name)
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
-		Then(clientv3.OpDelete(key)).
+		Then(clientv3.OpDelete(key), clientv3.OpDelete(s.prefix+partitionsDir+name+"/", clientv3.WithPrefix())).
 		Commit()
 	if err != nil {
 		return s.opErr(op, err)
@@ -722,6 +801,88 @@ func (s *EtcdStore) updateTopic(ctx context.Context, name, what string, change f
 		}
 		s.log.Debug().Str("topic", name).Int("attempt", attempt).Msg("topic changed concurrently; retrying update")
 	}
+}
+
+// Partition implements Store.
+func (s *EtcdStore) Partition(topic string, partition int32) (PartitionState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.mu.topics[topic]
+	if !ok {
+		return PartitionState{}, false
+	}
+	st, ok := s.mu.partitions[topic][partition]
+	if !ok || st.TopicID != t.t.ID || partition >= t.t.Partitions {
+		return PartitionState{}, false
+	}
+	return copyPartition(st), true
+}
+
+// PartitionStates implements Store.
+func (s *EtcdStore) PartitionStates(topic string) []PartitionState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.mu.topics[topic]
+	if !ok {
+		return nil
+	}
+	var out []PartitionState
+	for part, st := range s.mu.partitions[topic] {
+		if st.TopicID == t.t.ID && part < t.t.Partitions {
+			out = append(out, copyPartition(st))
+		}
+	}
+	slices.SortFunc(out, func(a, b PartitionState) int { return int(a.Partition) - int(b.Partition) })
+	return out
+}
+
+// SetPartitionState implements Store. The transaction compares the
+// partition key's mod revision with st.Version and the topic key's create
+// revision with the cached topic's, so a state never lands on a newer
+// incarnation of a topic of the same name.
+func (s *EtcdStore) SetPartitionState(ctx context.Context, st PartitionState) (int64, error) {
+	op := fmt.Sprintf("set state of partition %s-%d", st.Topic, st.Partition)
+	if s.isClosed() {
+		return 0, s.opErr(op, ErrClosed)
+	}
+	if err := checkTopicName(st.Topic); err != nil {
+		return 0, fmt.Errorf("%w: %q", ErrUnknownTopic, st.Topic)
+	}
+	val, err := encodePartition(st)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	t, ok := s.mu.topics[st.Topic]
+	s.mu.Unlock()
+	if !ok || t.t.ID != st.TopicID || st.Partition >= t.t.Partitions {
+		return 0, fmt.Errorf("%w: %s-%d (topic id %s)", ErrUnknownTopic, st.Topic, st.Partition, st.TopicID)
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	key := s.prefix + partitionRel(st.Topic, st.Partition)
+	topicKey := s.topicKey(st.Topic)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", st.Version),
+			clientv3.Compare(clientv3.CreateRevision(topicKey), "=", t.createRev)).
+		Then(clientv3.OpPut(key, string(val))).
+		Else(clientv3.OpGet(topicKey, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return 0, s.opErr(op, err)
+	}
+	if !resp.Succeeded {
+		if got := resp.Responses[0].GetResponseRange(); got == nil || len(got.Kvs) == 0 || got.Kvs[0].CreateRevision != t.createRev {
+			return 0, fmt.Errorf("%w: %s-%d: the topic was deleted", ErrUnknownTopic, st.Topic, st.Partition)
+		}
+		return 0, fmt.Errorf("%w: %s at version %d", ErrConflict, op, st.Version)
+	}
+	if err := s.waitApplied(ctx, resp.Header.Revision); err != nil {
+		return 0, s.opErr(op, err)
+	}
+	s.log.Debug().Str("topic", st.Topic).Int32("partition", st.Partition).Int32("leader", st.Leader).
+		Int32("leader_epoch", st.LeaderEpoch).Ints32("isr", st.ISR).Msg("set partition state")
+	return resp.Header.Revision, nil
 }
 
 // BrokerConfigs implements Store.
@@ -893,6 +1054,7 @@ func (s *EtcdStore) Subscribe(fn func(Event)) (unsubscribe func()) {
 func (s *EtcdStore) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
+		s.closeElections()
 		s.cancel()
 		s.reg.Lock()
 		s.reg.closed = true

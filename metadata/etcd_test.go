@@ -359,3 +359,46 @@ func TestEmbeddedConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestEtcdControllerLosesRoleWithLease: when the controller's election
+// lease is gone (it was cut off from etcd past its TTL), the role ends:
+// lost is closed and another candidate is elected.
+func TestEtcdControllerLosesRoleWithLease(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	ctx := testCtx(t)
+	h := &etcdHarness{endpoints: te.e.Endpoints()}
+	s := h.open(t).(*EtcdStore)
+	other := h.open(t)
+	lost, _, err := s.Campaign(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.elect.Lock()
+	leases := slices.Clone(s.elect.leases)
+	s.elect.Unlock()
+	if len(leases) != 1 {
+		t.Fatalf("%d election leases, want 1", len(leases))
+	}
+	won := make(chan error, 1)
+	go func() {
+		_, _, err := other.Campaign(ctx, 2)
+		won <- err
+	}()
+	if _, err := te.rawClient(t).Revoke(ctx, leases[0]); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the controller kept its role after its lease was revoked")
+	}
+	if err := <-won; err != nil {
+		t.Fatalf("the other candidate: %v", err)
+	}
+	if id, ok := s.Controller(); !ok || id != 2 {
+		waitFor(t, "the old controller's store to see controller 2", func() bool {
+			id, ok := s.Controller()
+			return ok && id == 2
+		})
+	}
+}

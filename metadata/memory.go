@@ -42,6 +42,15 @@ type memCluster struct {
 		brokers       map[int32]memBroker
 		brokerConfigs map[int32]map[string]string // maps never mutated once stored
 		stores        []*MemoryStore              // open stores, in creation order
+		// partitions holds partition states by topic and partition;
+		// states are never mutated once stored. version counts writes, so
+		// each stored state gets a version of its own, as etcd's
+		// revisions do.
+		partitions map[string]map[int32]PartitionState
+		version    int64
+		// candidates are the controller candidacies in campaign order;
+		// the first is the controller (election.go).
+		candidates []*memCandidate
 	}
 }
 
@@ -60,6 +69,7 @@ func NewMemoryStore(clusterID string) *MemoryStore {
 	c.mu.byID = map[TopicID]string{}
 	c.mu.brokers = map[int32]memBroker{}
 	c.mu.brokerConfigs = map[int32]map[string]string{}
+	c.mu.partitions = map[string]map[int32]PartitionState{}
 	return c.newStore()
 }
 
@@ -148,7 +158,7 @@ func (m *MemoryStore) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
 	if t.Partitions <= 0 {
 		return Topic{}, fmt.Errorf("%w: topic %q with %d partitions", ErrInvalidPartitions, t.Name, t.Partitions)
 	}
-	t = Topic{Name: t.Name, Partitions: t.Partitions, Configs: copyConfigs(t.Configs)}
+	t = Topic{Name: t.Name, Partitions: t.Partitions, Configs: copyConfigs(t.Configs), ReplicationFactor: t.ReplicationFactor}
 	err := m.write(ctx, fmt.Sprintf("create topic %q", t.Name), func() ([]Event, error) {
 		if _, ok := m.c.mu.topics[t.Name]; ok {
 			return nil, fmt.Errorf("%w: %q", ErrTopicExists, t.Name)
@@ -182,6 +192,7 @@ func (m *MemoryStore) DeleteTopic(ctx context.Context, name string) error {
 		}
 		delete(m.c.mu.topics, name)
 		delete(m.c.mu.byID, t.ID)
+		delete(m.c.mu.partitions, name)
 		return []Event{{Kind: TopicDeleted, Topic: t}}, nil
 	})
 }
@@ -220,6 +231,60 @@ func (m *MemoryStore) updateTopic(ctx context.Context, name, what string, change
 		m.c.mu.topics[name] = t
 		return []Event{{Kind: TopicUpdated, Topic: t}}, nil
 	})
+}
+
+// Partition implements Store.
+func (m *MemoryStore) Partition(topic string, partition int32) (PartitionState, bool) {
+	m.c.mu.Lock()
+	defer m.c.mu.Unlock()
+	st, ok := m.c.mu.partitions[topic][partition]
+	if !ok {
+		return PartitionState{}, false
+	}
+	return copyPartition(st), true
+}
+
+// PartitionStates implements Store.
+func (m *MemoryStore) PartitionStates(topic string) []PartitionState {
+	m.c.mu.Lock()
+	var out []PartitionState
+	for _, st := range m.c.mu.partitions[topic] {
+		out = append(out, copyPartition(st))
+	}
+	m.c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	return out
+}
+
+// SetPartitionState implements Store.
+func (m *MemoryStore) SetPartitionState(ctx context.Context, st PartitionState) (int64, error) {
+	if err := st.Check(); err != nil {
+		return 0, err
+	}
+	st = copyPartition(st)
+	op := fmt.Sprintf("set state of partition %s-%d", st.Topic, st.Partition)
+	err := m.write(ctx, op, func() ([]Event, error) {
+		t, ok := m.c.mu.topics[st.Topic]
+		if !ok || t.ID != st.TopicID || st.Partition >= t.Partitions {
+			return nil, fmt.Errorf("%w: %s-%d (topic id %s)", ErrUnknownTopic, st.Topic, st.Partition, st.TopicID)
+		}
+		if cur := m.c.mu.partitions[st.Topic][st.Partition].Version; cur != st.Version {
+			return nil, fmt.Errorf("%w: %s at version %d", ErrConflict, op, st.Version)
+		}
+		m.c.mu.version++
+		st.Version = m.c.mu.version
+		ps := m.c.mu.partitions[st.Topic]
+		if ps == nil {
+			ps = map[int32]PartitionState{}
+			m.c.mu.partitions[st.Topic] = ps
+		}
+		ps[st.Partition] = st
+		return []Event{{Kind: PartitionChanged, Partition: copyPartition(st)}}, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return st.Version, nil
 }
 
 // BrokerConfigs implements Store.
@@ -286,6 +351,11 @@ func (m *MemoryStore) Close() error {
 			}
 		}
 		c.mu.stores = slices.DeleteFunc(c.mu.stores, func(s *MemoryStore) bool { return s == m })
+		for _, cand := range slices.Clone(c.mu.candidates) {
+			if cand.store == m {
+				c.dropCandidateLocked(cand)
+			}
+		}
 	}
 	c.mu.Unlock()
 	m.subs.closeAll()

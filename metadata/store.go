@@ -26,6 +26,9 @@ type Topic struct {
 	Name       string
 	ID         TopicID
 	Partitions int32
+	// ReplicationFactor is how many replicas the controller gives each
+	// partition; 0 (a topic stored before it was recorded) means 1.
+	ReplicationFactor int16
 	// Configs holds the topic configs set explicitly (CreateTopics configs,
 	// AlterConfigs); defaults come from the broker and are not stored here.
 	Configs map[string]string
@@ -47,13 +50,19 @@ const (
 	TopicCreated EventKind = iota + 1
 	TopicUpdated           // configs or partition count changed
 	TopicDeleted
+	// PartitionChanged: a partition's state was written (Event.Partition).
+	// Removing a topic removes its partition states with no event of
+	// their own: TopicDeleted says it.
+	PartitionChanged
 )
 
 // Event is one change to cluster metadata, delivered to listeners in the
 // order the changes were committed.
 type Event struct {
 	Kind  EventKind
-	Topic Topic // for TopicDeleted, the topic as it was before deletion
+	Topic Topic // for TopicDeleted, the topic as it was before deletion; unset for PartitionChanged
+	// Partition is the new state, for PartitionChanged.
+	Partition PartitionState
 }
 
 // Store is the cluster metadata the broker reads and changes: topics, their
@@ -85,6 +94,19 @@ type Store interface {
 	// if n is not larger than the current count.
 	SetPartitionCount(ctx context.Context, name string, n int32) error
 
+	// Partition returns the recorded state of one partition of a topic;
+	// false when none is recorded or the topic does not exist.
+	Partition(topic string, partition int32) (PartitionState, bool)
+	// PartitionStates returns the recorded states of a topic's partitions,
+	// by partition number (partitions with no recorded state are absent).
+	PartitionStates(topic string) []PartitionState
+	// SetPartitionState writes st, compare-and-swap: only if the stored
+	// state's version is still st.Version (0: none stored yet), else
+	// ErrConflict. The topic must exist with id st.TopicID and more than
+	// st.Partition partitions (else ErrUnknownTopic), and st must pass
+	// Check (else ErrInvalidPartitionState). It returns the new version.
+	SetPartitionState(ctx context.Context, st PartitionState) (int64, error)
+
 	// BrokerConfigs returns the dynamic configs set for one broker.
 	BrokerConfigs(nodeID int32) map[string]string
 	// SetBrokerConfigs replaces the dynamic configs of one broker.
@@ -95,6 +117,17 @@ type Store interface {
 	RegisterBroker(ctx context.Context, b Broker) error
 	// Brokers returns the live brokers, sorted by node id.
 	Brokers() []Broker
+
+	// Campaign blocks until this store's broker, nodeID, is elected
+	// controller (or ctx ends, or the store closes). The channel it returns
+	// is closed when the role is lost: the broker lost the backing store
+	// for longer than its lease, the store closed, or resign was called
+	// (which hands the role to the next candidate; calling it again does
+	// nothing). At most one candidate holds the role at a time.
+	Campaign(ctx context.Context, nodeID int32) (lost <-chan struct{}, resign func(), err error)
+	// Controller returns the node id of the current controller, as this
+	// store last saw it; false when there is none.
+	Controller() (int32, bool)
 
 	// Subscribe registers fn to be called, from one goroutine and in commit
 	// order, for every change after the call. It returns a function that

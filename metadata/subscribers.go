@@ -50,7 +50,7 @@ func (ss *subscribers) publish(events []Event) {
 	ss.mu.Unlock()
 	for _, ev := range events {
 		for _, sub := range list {
-			sub.fn(Event{Kind: ev.Kind, Topic: copyTopic(ev.Topic)})
+			sub.fn(Event{Kind: ev.Kind, Topic: copyTopic(ev.Topic), Partition: copyPartition(ev.Partition)})
 		}
 	}
 }

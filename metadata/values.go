@@ -108,6 +108,8 @@ type (
 		ID         string            `json:"id"`
 		Partitions int32             `json:"partitions"`
 		Configs    map[string]string `json:"configs"`
+		// ReplicationFactor was added within v1: absent (0) reads as 1.
+		ReplicationFactor int16 `json:"replication_factor,omitempty"`
 	}
 	brokerValue struct {
 		V      int    `json:"v"`
@@ -154,10 +156,11 @@ func decodeCluster(b []byte) (string, error) {
 
 func encodeTopic(t Topic) ([]byte, error) {
 	return marshal(topicValue{
-		V:          valueVersion,
-		ID:         t.ID.String(),
-		Partitions: t.Partitions,
-		Configs:    copyConfigs(t.Configs),
+		V:                 valueVersion,
+		ID:                t.ID.String(),
+		Partitions:        t.Partitions,
+		Configs:           copyConfigs(t.Configs),
+		ReplicationFactor: t.ReplicationFactor,
 	})
 }
 
@@ -177,7 +180,10 @@ func decodeTopic(name string, b []byte) (Topic, error) {
 	if v.Partitions <= 0 {
 		return Topic{}, fmt.Errorf("partition count %d", v.Partitions)
 	}
-	return Topic{Name: name, ID: id, Partitions: v.Partitions, Configs: copyConfigs(v.Configs)}, nil
+	if v.ReplicationFactor < 0 {
+		return Topic{}, fmt.Errorf("replication factor %d", v.ReplicationFactor)
+	}
+	return Topic{Name: name, ID: id, Partitions: v.Partitions, Configs: copyConfigs(v.Configs), ReplicationFactor: v.ReplicationFactor}, nil
 }
 
 func encodeBroker(b Broker) ([]byte, error) {

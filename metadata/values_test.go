@@ -132,11 +132,30 @@ func FuzzDecodeValue(f *testing.F) {
 		`{"v":1,"node_id":3,"host":"h","port":9092,"rack":""}`,
 		`{"v":1,"configs":{"x":"y"}}`,
 		`{"v":1,"id":"AQIDBAUGBwgJCgsMDQ4PEA"}`,
+		`{"v":1,"topic_id":"AQIDBAUGBwgJCgsMDQ4PEA","replicas":[2,1,3],"leader":2,"leader_epoch":4,"isr":[2,3]}`,
+		`{"v":1,"topic_id":"AQIDBAUGBwgJCgsMDQ4PEA","replicas":[1],"leader":-1,"leader_epoch":0,"isr":[]}`,
 		"\xff\xff\xff\xff",
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if st, err := decodePartition("t", 1, 7, b); err == nil {
+			enc, err := encodePartition(st)
+			if err != nil {
+				t.Fatalf("decoded partition state %+v does not encode: %v", st, err)
+			}
+			again, err := decodePartition("t", 1, 7, enc)
+			// An empty ISR is written as [], so nil and empty are one.
+			norm := func(p PartitionState) PartitionState {
+				if len(p.ISR) == 0 {
+					p.ISR = nil
+				}
+				return p
+			}
+			if err != nil || !reflect.DeepEqual(norm(again), norm(st)) {
+				t.Fatalf("partition state %+v re-decoded as %+v, %v", st, again, err)
+			}
+		}
 		if tp, err := decodeTopic("t", b); err == nil {
 			enc, err := encodeTopic(tp)
 			if err != nil {

@@ -1,0 +1,172 @@
+package metadata
+
+// The controller: one broker at a time (elected through Store.Campaign)
+// keeps the partition states in line with the topics and the live
+// brokers.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Controller is one broker's candidacy for the controller role and, while
+// it holds the role, the role's work, each pass:
+//
+//   - a partition with no state yet (a new topic, or partitions added to
+//     one) gets replicas from AssignReplicas with the topic's replication
+//     factor, its first replica as leader at epoch 0 and every replica in
+//     its ISR (they are all empty); it waits while fewer brokers are live
+//     than the factor;
+//   - every other partition moves to NextPartitionState: dead brokers
+//     leave the ISR, a dead leader is replaced from the ISR with the next
+//     epoch.
+//
+// Every write is a compare-and-swap from the state the pass read, so a
+// pass that raced another writer (a deposed controller, or a leader
+// changing its ISR) changes nothing and the next pass decides again.
+// Passes run on every metadata change and every interval (broker
+// registrations come and go without events).
+//
+// Concurrency: one goroutine, started by StartController and stopped by
+// Close, owns everything here.
+type Controller struct {
+	store    Store
+	nodeID   int32
+	log      zerolog.Logger
+	interval time.Duration
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// StartController starts campaigning for nodeID; interval is how often
+// the controller looks at the cluster when nothing else wakes it (and
+// how long it waits after a failed campaign).
+func StartController(store Store, nodeID int32, interval time.Duration, log zerolog.Logger) *Controller {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Controller{
+		store:    store,
+		nodeID:   nodeID,
+		log:      log.With().Str("component", "controller").Int32("node_id", nodeID).Logger(),
+		interval: interval,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+	}
+	go c.run(ctx)
+	return c
+}
+
+// Close stops the controller, handing a role it holds to the next
+// candidate, and waits for it.
+func (c *Controller) Close() {
+	c.cancel()
+	<-c.done
+}
+
+func (c *Controller) run(ctx context.Context) {
+	defer close(c.done)
+	for ctx.Err() == nil {
+		lost, resign, err := c.store.Campaign(ctx, c.nodeID)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+				return
+			}
+			c.log.Warn().Err(err).Dur("retry_in", c.interval).Msg("controller campaign failed")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(c.interval):
+			}
+			continue
+		}
+		c.log.Info().Msg("this broker is the controller")
+		c.lead(ctx, lost)
+		resign()
+	}
+}
+
+// lead does the role's work until it is lost or ctx ends.
+func (c *Controller) lead(ctx context.Context, lost <-chan struct{}) {
+	wake := make(chan struct{}, 1)
+	unsubscribe := c.store.Subscribe(func(Event) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	defer unsubscribe()
+	tick := time.NewTicker(c.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-lost:
+			c.log.Warn().Msg("lost the controller role")
+			return
+		default:
+		}
+		c.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-lost:
+			c.log.Warn().Msg("lost the controller role")
+			return
+		case <-wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// pass makes one round over every topic's partitions.
+func (c *Controller) pass(ctx context.Context) {
+	brokers := c.store.Brokers()
+	live := make(map[int32]bool, len(brokers))
+	for _, b := range brokers {
+		live[b.NodeID] = true
+	}
+	for _, t := range c.store.Topics() {
+		have := map[int32]PartitionState{}
+		for _, st := range c.store.PartitionStates(t.Name) {
+			have[st.Partition] = st
+		}
+		rf := max(int(t.ReplicationFactor), 1)
+		for p := range t.Partitions {
+			st, ok := have[p]
+			if !ok {
+				if len(brokers) < rf {
+					c.log.Debug().Str("topic", t.Name).Int32("partition", p).Int("replication_factor", rf).
+						Int("live_brokers", len(brokers)).Msg("waiting for brokers to place a partition")
+					continue
+				}
+				replicas, err := AssignReplicas(brokers, p, 1, rf)
+				if err != nil {
+					c.log.Error().Err(err).Str("topic", t.Name).Int32("partition", p).Msg("cannot place partition")
+					continue
+				}
+				st = PartitionState{Topic: t.Name, TopicID: t.ID, Partition: p, Replicas: replicas[0], Leader: replicas[0][0], ISR: replicas[0]}
+				c.write(ctx, st, "placed partition")
+				continue
+			}
+			if next, changed := NextPartitionState(st, live); changed {
+				c.write(ctx, next, "changed partition leadership or isr")
+			}
+		}
+	}
+}
+
+// write stores a state decided by a pass; a conflict is left to the next
+// pass.
+func (c *Controller) write(ctx context.Context, st PartitionState, what string) {
+	if _, err := c.store.SetPartitionState(ctx, st); err != nil {
+		lvl := c.log.Warn()
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrUnknownTopic) {
+			lvl = c.log.Debug()
+		}
+		lvl.Err(err).Str("topic", st.Topic).Int32("partition", st.Partition).Msg("partition state write lost a race; deciding again")
+		return
+	}
+	c.log.Info().Str("topic", st.Topic).Int32("partition", st.Partition).Ints32("replicas", st.Replicas).
+		Int32("leader", st.Leader).Int32("leader_epoch", st.LeaderEpoch).Ints32("isr", st.ISR).Msg(what)
+}
