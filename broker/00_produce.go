@@ -102,7 +102,7 @@ func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPart
 		(settings.timestampBeforeMs < nowMs && h.FirstTimestamp < nowMs-settings.timestampBeforeMs) {
 		return kerr.InvalidTimestamp
 	}
-	res, err := part.log.Append(records, leaderEpoch)
+	res, err := part.log.Append(records, part.leaderEpoch())
 	if err != nil {
 		b.log.Error().Err(err).Str("topic", topic).Int32("partition", rp.Partition).Msg("append failed")
 		return kerr.KafkaStorageError

@@ -135,11 +135,11 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	if err != nil {
 		return 0, nil, err
 	}
-	if rp.CurrentLeaderEpoch >= 0 {
-		if rp.CurrentLeaderEpoch < leaderEpoch {
+	if epoch := part.leaderEpoch(); rp.CurrentLeaderEpoch >= 0 {
+		if rp.CurrentLeaderEpoch < epoch {
 			return 0, nil, kerr.FencedLeaderEpoch
 		}
-		if rp.CurrentLeaderEpoch > leaderEpoch {
+		if rp.CurrentLeaderEpoch > epoch {
 			return 0, nil, kerr.UnknownLeaderEpoch
 		}
 	}

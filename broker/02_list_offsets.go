@@ -42,7 +42,7 @@ func (b *Broker) handleListOffsets(_ *conn, req *kmsg.ListOffsetsRequest) (kmsg.
 			rp := &rt.Partitions[j]
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
-			sp.Offset, sp.Timestamp, sp.LeaderEpoch = -1, -1, leaderEpoch
+			sp.Offset, sp.Timestamp, sp.LeaderEpoch = -1, -1, -1
 			if err := b.listOffset(rt.Topic, rp, &sp, req.IsolationLevel == 1); err != nil {
 				sp.ErrorCode = errCode(err)
 				sp.LeaderEpoch = -1
@@ -59,14 +59,16 @@ func (b *Broker) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartit
 	if err != nil {
 		return err
 	}
+	epoch := part.leaderEpoch()
 	if rp.CurrentLeaderEpoch >= 0 {
-		if rp.CurrentLeaderEpoch < leaderEpoch {
+		if rp.CurrentLeaderEpoch < epoch {
 			return kerr.FencedLeaderEpoch
 		}
-		if rp.CurrentLeaderEpoch > leaderEpoch {
+		if rp.CurrentLeaderEpoch > epoch {
 			return kerr.UnknownLeaderEpoch
 		}
 	}
+	sp.LeaderEpoch = epoch
 	l := part.log
 	switch ts := rp.Timestamp; {
 	case ts == listLatest:

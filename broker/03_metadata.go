@@ -13,17 +13,20 @@ package broker
 //   - Invalid names get INVALID_TOPIC_EXCEPTION.
 //   - v10+: topics carry their ids; v12+ lookups by id are answered, unknown
 //     ids get UNKNOWN_TOPIC_ID.
-//   - Every partition is led by this broker (single node) at leader epoch 0.
+//   - Each partition reports the leader, leader epoch, replicas and ISR the
+//     controller recorded (metadata.Controller); replicas on brokers that
+//     are not registered are offline. A partition not placed yet, or with
+//     no live in-sync replica, has LEADER_NOT_AVAILABLE and leader -1.
 
 import (
+	"context"
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/metadata"
 )
-
-// leaderEpoch is the epoch of every partition on a single node.
-const leaderEpoch = 0
 
 // authorizedOperationsUnknown is Kafka's value when operations were not requested.
 const authorizedOperationsUnknown = -2147483648
@@ -115,6 +118,14 @@ func (b *Broker) autoCreateTopic(c *conn, name string) (metadata.Topic, error) {
 		return t, kerr.UnknownServerError
 	}
 	b.log.Info().Str("topic", name).Int32("partitions", parts).Msg("auto-created topic")
+	// Give the controller a moment to place the partitions, so that the
+	// answer has leaders; past it, clients see LEADER_NOT_AVAILABLE and
+	// ask again.
+	ctx, cancel := context.WithTimeout(c.ctx, autoCreateWait)
+	defer cancel()
+	if err := b.waitPlaced(ctx, t); err != nil {
+		b.log.Debug().Err(err).Str("topic", name).Msg("auto-created topic not placed yet")
+	}
 	return t, nil
 }
 
@@ -151,18 +162,47 @@ func (b *Broker) metadataTopic(t metadata.Topic) kmsg.MetadataResponseTopic {
 	mt.TopicID = t.ID
 	mt.IsInternal = isInternalTopic(t.Name)
 	mt.AuthorizedOperations = authorizedOperationsUnknown
+	states := make(map[int32]metadata.PartitionState, t.Partitions)
+	for _, st := range b.store.PartitionStates(t.Name) {
+		if st.TopicID == t.ID {
+			states[st.Partition] = st
+		}
+	}
+	live := make(map[int32]bool)
+	for _, br := range b.liveBrokers() {
+		live[br.NodeID] = true
+	}
 	for p := int32(0); p < t.Partitions; p++ {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p
-		mp.Leader = b.cfg.NodeID
-		mp.LeaderEpoch = leaderEpoch
-		mp.Replicas = []int32{b.cfg.NodeID}
-		mp.ISR = []int32{b.cfg.NodeID}
+		st, ok := states[p]
+		if !ok {
+			// Not placed by the controller yet: clients retry.
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			mp.Leader, mp.LeaderEpoch = -1, -1
+			mp.Replicas, mp.ISR, mp.OfflineReplicas = []int32{}, []int32{}, []int32{}
+			mt.Partitions = append(mt.Partitions, mp)
+			continue
+		}
+		mp.Leader, mp.LeaderEpoch = st.Leader, st.LeaderEpoch
+		if st.Leader == metadata.NoLeader {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		mp.Replicas, mp.ISR = st.Replicas, st.ISR
 		mp.OfflineReplicas = []int32{}
+		for _, r := range st.Replicas {
+			if !live[r] {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, r)
+			}
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
 }
+
+// autoCreateWait bounds how long Metadata waits for an auto-created
+// topic's partitions to get leaders.
+const autoCreateWait = 2 * time.Second
 
 // isInternalTopic reports Kafka's internal topics.
 func isInternalTopic(name string) bool {

@@ -3,11 +3,12 @@ package broker
 // FindCoordinator (key 10), v0-v6.
 //
 // Behavior:
-//   - Group keys (type 0): this broker is the coordinator of every group
-//     (a single node leads every partition of __consumer_offsets). The
-//     first lookup creates __consumer_offsets (offsets.topic.num.partitions
-//     partitions), as Kafka does; if that fails the key gets
-//     COORDINATOR_NOT_AVAILABLE.
+//   - Group keys (type 0): the coordinator of a group is the leader of its
+//     partition of __consumer_offsets (coordinator.PartitionFor), as in
+//     Kafka. The first lookup creates __consumer_offsets
+//     (offsets.topic.num.partitions partitions) and waits for the
+//     controller to place it; if that fails, or the partition has no
+//     leader, the key gets COORDINATOR_NOT_AVAILABLE.
 //   - Transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE until
 //     transactions are implemented; other types INVALID_REQUEST.
 //   - An empty key gets INVALID_REQUEST (v0-v3: for the whole request).
@@ -18,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/coordinator"
+	"github.com/gregorbroker/gregor/metadata"
 )
 
 func (b *Broker) findCoordinatorHandler() handler {
@@ -26,23 +28,34 @@ func (b *Broker) findCoordinatorHandler() handler {
 
 func (b *Broker) handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	find := func(key string) (*kerr.Error, string) {
+	find := func(key string) (metadata.Broker, *kerr.Error, string) {
 		switch {
 		case req.CoordinatorType == 1:
-			return kerr.CoordinatorNotAvailable, "transactions are not supported yet"
+			return metadata.Broker{}, kerr.CoordinatorNotAvailable, "transactions are not supported yet"
 		case req.CoordinatorType != 0:
-			return kerr.InvalidRequest, "unknown coordinator type"
+			return metadata.Broker{}, kerr.InvalidRequest, "unknown coordinator type"
 		case key == "":
-			return kerr.InvalidRequest, "empty coordinator key"
+			return metadata.Broker{}, kerr.InvalidRequest, "empty coordinator key"
 		}
-		if _, err := (offsetsLogs{b}).EnsureOffsetsTopic(c.ctx, b.coordinatorConfig().OffsetsTopicPartitions); err != nil {
+		n, err := (offsetsLogs{b}).EnsureOffsetsTopic(c.ctx, b.coordinatorConfig().OffsetsTopicPartitions)
+		if err != nil {
 			b.log.Error().Err(err).Str("topic", coordinator.OffsetsTopic).Msg("cannot create the offsets topic")
-			return kerr.CoordinatorNotAvailable, "the offsets topic is not available"
+			return metadata.Broker{}, kerr.CoordinatorNotAvailable, "the offsets topic is not available"
 		}
-		return nil, ""
+		p := coordinator.PartitionFor(key, n)
+		st, ok := b.store.Partition(coordinator.OffsetsTopic, p)
+		if !ok || st.Leader == metadata.NoLeader {
+			return metadata.Broker{}, kerr.CoordinatorNotAvailable, "the group's offsets partition has no leader"
+		}
+		for _, br := range b.liveBrokers() {
+			if br.NodeID == st.Leader {
+				return br, nil, ""
+			}
+		}
+		return metadata.Broker{}, kerr.CoordinatorNotAvailable, "the group's coordinator is not registered"
 	}
 	if req.Version <= 3 {
-		err, msg := find(req.CoordinatorKey)
+		br, err, msg := find(req.CoordinatorKey)
 		resp.NodeID, resp.Host, resp.Port = -1, "", -1
 		if err != nil {
 			resp.ErrorCode = err.Code
@@ -51,17 +64,17 @@ func (b *Broker) handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest
 			}
 			return resp, nil
 		}
-		resp.NodeID, resp.Host, resp.Port = b.cfg.NodeID, b.cfg.AdvertisedHost, b.cfg.AdvertisedPort
+		resp.NodeID, resp.Host, resp.Port = br.NodeID, br.Host, br.Port
 		return resp, nil
 	}
 	for _, key := range req.CoordinatorKeys {
 		rc := kmsg.NewFindCoordinatorResponseCoordinator()
 		rc.Key = key
-		if err, msg := find(key); err != nil {
+		if br, err, msg := find(key); err != nil {
 			rc.NodeID, rc.Port = -1, -1
 			rc.ErrorCode, rc.ErrorMessage = err.Code, &msg
 		} else {
-			rc.NodeID, rc.Host, rc.Port = b.cfg.NodeID, b.cfg.AdvertisedHost, b.cfg.AdvertisedPort
+			rc.NodeID, rc.Host, rc.Port = br.NodeID, br.Host, br.Port
 		}
 		resp.Coordinators = append(resp.Coordinators, rc)
 	}

@@ -14,12 +14,15 @@ package broker
 //   - NumPartitions -1 takes num.partitions and ReplicationFactor -1 takes
 //     default.replication.factor; other values <= 0 get INVALID_PARTITIONS /
 //     INVALID_REPLICATION_FACTOR, and a factor above the number of live
-//     brokers gets INVALID_REPLICATION_FACTOR.
+//     brokers gets INVALID_REPLICATION_FACTOR, as does, for now, any factor
+//     above 1: partitions are not replicated yet.
 //   - A manual ReplicaAssignment needs NumPartitions and ReplicationFactor at
 //     -1 (INVALID_REQUEST); its partitions must be 0..n-1, each exactly once,
 //     each with the same number of distinct live brokers
-//     (INVALID_REPLICA_ASSIGNMENT). The assignment is checked but not stored:
-//     every partition is led by this broker, as Metadata reports.
+//     (INVALID_REPLICA_ASSIGNMENT). The assignment is checked but not stored
+//     yet: the controller places the partitions (metadata.Controller).
+//   - With TimeoutMillis > 0 the answer waits until the controller has given
+//     every new partition a leader, so a client may produce at once.
 //   - One request creates at most maxPartitionsPerRequest partitions in all,
 //     Kafka's bound on records per controller operation; topics beyond it get
 //     POLICY_VIOLATION.
@@ -67,6 +70,7 @@ func (b *Broker) handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kms
 		validateOnly: req.ValidateOnly,
 		withConfigs:  req.Version >= 5,
 		live:         b.liveBrokerIDs(),
+		waitPlaced:   req.TimeoutMillis > 0,
 		collisions:   topicCollisions{b: b},
 		budget:       maxPartitionsPerRequest,
 	}
@@ -93,6 +97,7 @@ func (b *Broker) handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kms
 type createTopicsOp struct {
 	b            *Broker
 	ctx          context.Context
+	waitPlaced   bool // wait (within ctx) for the controller to place the new partitions
 	validateOnly bool
 	withConfigs  bool           // v5+: return the resolved configs
 	live         map[int32]bool // live broker ids
@@ -124,6 +129,13 @@ func (op *createTopicsOp) create(rt *kmsg.CreateTopicsRequestTopic, st *kmsg.Cre
 	if err != nil {
 		return err
 	}
+	if replication > 1 {
+		// Until followers replicate, a second replica would hold no
+		// data, and electing it after the leader died would lose every
+		// record: refuse rather than pretend.
+		return adminErrorf(kerr.InvalidReplicationFactor,
+			"Replication factor %d: this version of Gregor does not replicate partitions yet (each partition lives on one broker); use 1.", replication)
+	}
 	if int(partitions) > op.budget {
 		return adminErrorf(kerr.PolicyViolation, "Creating %d partitions would exceed the limit of %d new partitions per request.", partitions, maxPartitionsPerRequest)
 	}
@@ -137,6 +149,11 @@ func (op *createTopicsOp) create(rt *kmsg.CreateTopicsRequestTopic, st *kmsg.Cre
 		}
 		id, partitions = t.ID, t.Partitions
 		op.collisions.add(name)
+		if op.waitPlaced {
+			if err := b.waitPlaced(op.ctx, t); err != nil {
+				return b.metadataWriteError(err, "place partitions of topic", name)
+			}
+		}
 		b.log.Info().Str("topic", name).Stringer("topic_id", id).Int32("partitions", partitions).
 			Int16("replication_factor", replication).Strs("configs", configPairs(configs)).Msg("created topic")
 	}

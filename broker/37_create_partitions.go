@@ -100,6 +100,12 @@ func (b *Broker) createPartitions(ctx context.Context, rt *kmsg.CreatePartitions
 	if err := b.store.SetPartitionCount(ctx, t.Name, rt.Count); err != nil {
 		return b.metadataWriteError(err, "create partitions of", t.Name)
 	}
+	if _, bounded := ctx.Deadline(); bounded {
+		t.Partitions = rt.Count
+		if err := b.waitPlaced(ctx, t); err != nil {
+			return b.metadataWriteError(err, "place new partitions of", t.Name)
+		}
+	}
 	b.log.Info().Str("topic", t.Name).Int32("from", t.Partitions).Int32("to", rt.Count).Msg("added partitions")
 	return nil
 }

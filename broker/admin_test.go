@@ -260,7 +260,7 @@ func TestAdminCreateTopicsMultipleBrokers(t *testing.T) {
 		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
 	}
 	resp := adminCreateTopics(t, b, c, 7, false, adminTopic("rf2", 1, 2), adminTopic("rf3", 1, 3), rt)
-	adminWantCode(t, "rf 2 of 2 brokers", resp.Topics[0].ErrorCode, resp.Topics[0].ErrorMessage, nil, "")
+	adminWantCode(t, "rf 2 of 2 brokers", resp.Topics[0].ErrorCode, resp.Topics[0].ErrorMessage, kerr.InvalidReplicationFactor, "does not replicate")
 	adminWantCode(t, "rf 3 of 2 brokers", resp.Topics[1].ErrorCode, resp.Topics[1].ErrorMessage, kerr.InvalidReplicationFactor, "only 2 broker")
 	adminWantCode(t, "uneven assignment", resp.Topics[2].ErrorCode, resp.Topics[2].ErrorMessage, kerr.InvalidReplicaAssignment, "not consistent")
 }

@@ -69,6 +69,7 @@ type Broker struct {
 	wg        sync.WaitGroup
 
 	unsubscribe func()
+	ctrl        *metadata.Controller // this broker's controller candidacy
 }
 
 // New creates a broker over a metadata store. It opens the partition logs
@@ -124,17 +125,84 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	}
 	b.parts = newPartitionSet(b)
 	b.unsubscribe = store.Subscribe(b.parts.onEvent)
-	if err := b.parts.openAll(); err != nil {
+	regCtx, cancel := context.WithTimeout(b.ctx, startTimeout)
+	defer cancel()
+	self := metadata.Broker{NodeID: cfg.NodeID, Host: cfg.AdvertisedHost, Port: cfg.AdvertisedPort, Rack: cfg.Rack}
+	if err := store.RegisterBroker(regCtx, self); err != nil {
 		b.unsubscribe()
+		return nil, fmt.Errorf("broker: register: %w", err)
+	}
+	// Every broker is a candidate; the elected one places partitions and
+	// moves leadership (metadata.Controller).
+	b.ctrl = metadata.StartController(store, cfg.NodeID, controllerInterval, b.log)
+	fail := func(err error) (*Broker, error) {
+		b.ctrl.Close()
+		b.unsubscribe()
+		b.parts.closeAll()
 		return nil, err
+	}
+	if err := b.parts.openAll(); err != nil {
+		return fail(err)
+	}
+	// The coordinator reads __consumer_offsets at start: its partitions
+	// must have leaders first (on a first start after an upgrade, the
+	// controller is placing them now).
+	if t, ok := store.Topic(coordinator.OffsetsTopic); ok {
+		if err := b.waitPlaced(regCtx, t); err != nil {
+			return fail(fmt.Errorf("broker: %s: %w", coordinator.OffsetsTopic, err))
+		}
 	}
 	b.coord = coordinator.New(b.coordinatorConfig(), offsetsLogs{b}, offsetsLogs{b}, b.codecs, b.log, b.now)
 	if err := b.coord.Start(); err != nil {
-		b.unsubscribe()
-		b.parts.closeAll()
-		return nil, fmt.Errorf("broker: group coordinator: %w", err)
+		return fail(fmt.Errorf("broker: group coordinator: %w", err))
 	}
 	return b, nil
+}
+
+// startTimeout bounds what New waits for: the registration, and the
+// placement of __consumer_offsets.
+const startTimeout = 30 * time.Second
+
+// controllerInterval is how often the controller looks at the cluster
+// when no metadata change wakes it: it bounds how late a dead broker's
+// partitions move, after its registration lease expired.
+const controllerInterval = 250 * time.Millisecond
+
+// waitPlaced waits until every partition of t has a leader, as the
+// controller records them, or ctx ends.
+func (b *Broker) waitPlaced(ctx context.Context, t metadata.Topic) error {
+	wake := make(chan struct{}, 1)
+	unsubscribe := b.store.Subscribe(func(metadata.Event) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	defer unsubscribe()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		led := 0
+		for _, st := range b.store.PartitionStates(t.Name) {
+			if st.TopicID == t.ID && st.Leader != metadata.NoLeader {
+				led++
+			}
+		}
+		if led >= int(t.Partitions) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d partitions have a leader: %w", led, t.Partitions, ctx.Err())
+		case <-wake:
+		case <-tick.C:
+		}
+		if cur, ok := b.store.Topic(t.Name); !ok || cur.ID != t.ID {
+			return fmt.Errorf("topic %s was deleted", t.Name)
+		} else {
+			t = cur // the partition count may have grown
+		}
+	}
 }
 
 // layers returns the broker-level config layers as of now.
@@ -231,6 +299,7 @@ func (b *Broker) Close() error {
 	b.cancel()
 	b.wg.Wait()
 	b.coord.Close()
+	b.ctrl.Close()
 	b.unsubscribe()
 	return b.parts.closeAll()
 }

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -14,9 +13,7 @@ import (
 // (length -1), so it must be an empty one (length 0), as Kafka sends.
 func TestFetchEmptyPartitionSendsEmptyRecordSet(t *testing.T) {
 	b := newTestBroker(t)
-	if _, err := b.store.CreateTopic(context.Background(), metadata.Topic{Name: "empty", Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
+	createPlaced(t, b, metadata.Topic{Name: "empty", Partitions: 1})
 	for _, version := range []int16{4, 11, 12, 18} {
 		req := kmsg.NewPtrFetchRequest()
 		req.SetVersion(version)

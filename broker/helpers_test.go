@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -31,4 +32,20 @@ func newTestBroker(t testing.TB) *Broker {
 func newTestConn(b *Broker) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{b: b, log: zerolog.Nop(), ctx: ctx, stop: cancel, out: make(chan []byte, 1), writeFailed: make(chan struct{})}
+}
+
+// createPlaced creates a topic in the broker's store and waits until the
+// controller has given each partition a leader.
+func createPlaced(t testing.TB, b *Broker, topic metadata.Topic) metadata.Topic {
+	t.Helper()
+	created, err := b.store.CreateTopic(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.waitPlaced(ctx, created); err != nil {
+		t.Fatalf("placing %s: %v", topic.Name, err)
+	}
+	return created
 }

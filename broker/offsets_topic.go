@@ -99,6 +99,11 @@ func (o offsetsLogs) EnsureOffsetsTopic(ctx context.Context, partitions int32) (
 		return 0, fmt.Errorf("create %s: %w", coordinator.OffsetsTopic, err)
 	}
 	o.b.log.Info().Str("topic", t.Name).Int32("partitions", t.Partitions).Msg("created the offsets topic")
+	wctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := o.b.waitPlaced(wctx, t); err != nil {
+		return 0, fmt.Errorf("place %s: %w", coordinator.OffsetsTopic, err)
+	}
 	return t.Partitions, nil
 }
 
@@ -107,12 +112,17 @@ func (o offsetsLogs) Append(partition int32, batch []byte) error {
 	if err != nil {
 		return fmt.Errorf("open %s-%d: %w", coordinator.OffsetsTopic, partition, err)
 	}
-	res, err := part.log.Append(batch, leaderEpoch)
+	res, err := part.log.Append(batch, part.leaderEpoch())
 	if err != nil {
 		return err
 	}
 	part.log.SetHighWatermark(res.LastOffset + 1)
 	return nil
+}
+
+func (o offsetsLogs) Leadership(partition int32) (bool, int32) {
+	st, ok := o.b.store.Partition(coordinator.OffsetsTopic, partition)
+	return ok && st.Leader == o.b.cfg.NodeID, st.LeaderEpoch
 }
 
 func (o offsetsLogs) Size(partition int32) (int64, int) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,8 +24,9 @@ type topicPartition struct {
 	partition int32
 }
 
-// partition is one local partition replica: its log and the resolved
-// topic settings the data path reads.
+// partition is one local partition replica: its log, the resolved topic
+// settings the data path reads, and its leadership as the controller last
+// recorded it.
 type partition struct {
 	topic   string
 	index   int32
@@ -32,12 +34,21 @@ type partition struct {
 	log     *storage.Log // safe for concurrent use; see storage.Log
 	// settings is replaced whole when the topic's or broker's configs change.
 	settings atomic.Pointer[topicSettings]
+	// leading and epoch follow the partition's state in the metadata store
+	// (set by partitionSet.applyState, read by the data path): whether this
+	// broker is its leader, and the leader epoch.
+	leading atomic.Bool
+	epoch   atomic.Int32
 }
 
-// partitionSet holds the partitions this broker hosts. Partitions are
-// opened at start and when their topic or partition is created (or, after
-// a failure to open, on first use), and closed and removed when their
-// topic is deleted.
+// leaderEpoch is the partition's current leader epoch.
+func (p *partition) leaderEpoch() int32 { return p.epoch.Load() }
+
+// partitionSet holds the partitions this broker hosts: those whose
+// partition state (placed by the controller, see metadata.Controller)
+// lists it as a replica. Their logs are opened at start and when a state
+// naming this broker arrives (or, after a failure to open, on first use),
+// and closed and removed when their topic is deleted.
 type partitionSet struct {
 	b *Broker
 	// mu protects parts. Lookups take the read lock only; opening and
@@ -55,31 +66,53 @@ func (s *partitionSet) partitionDir(topic string, p int32) string {
 	return filepath.Join(s.b.cfg.DataDir, topic+"-"+strconv.Itoa(int(p)))
 }
 
-// get returns the partition, opening its log on first use. The error is a
-// Kafka error for the client (UNKNOWN_TOPIC_OR_PARTITION or KAFKA_STORAGE_ERROR).
+// get returns the partition if this broker leads it, opening its log on
+// first use. The error is a Kafka error for the client:
+// UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (not placed yet, or no
+// live in-sync replica), NOT_LEADER_OR_FOLLOWER (another broker leads it)
+// or KAFKA_STORAGE_ERROR.
 func (s *partitionSet) get(topic string, p int32) (*partition, error) {
 	key := topicPartition{topic, p}
 	s.mu.RLock()
 	part := s.parts[key]
 	s.mu.RUnlock()
-	if part != nil {
+	if part != nil && part.leading.Load() {
 		return part, nil
 	}
 	t, ok := s.b.store.Topic(topic)
 	if !ok || p < 0 || p >= t.Partitions {
 		return nil, kerr.UnknownTopicOrPartition
 	}
+	st, ok := s.b.store.Partition(topic, p)
+	switch {
+	case !ok || st.Leader == metadata.NoLeader:
+		return nil, kerr.LeaderNotAvailable
+	case st.Leader != s.b.cfg.NodeID:
+		return nil, kerr.NotLeaderForPartition
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if part := s.parts[key]; part != nil && part.topicID == t.ID {
-		return part, nil
+	part = s.parts[key]
+	if part == nil || part.topicID != t.ID {
+		var err error
+		if part, err = s.openLocked(t, p); err != nil {
+			s.b.log.Error().Err(err).Str("topic", topic).Int32("partition", p).Msg("cannot open partition log")
+			return nil, kerr.KafkaStorageError
+		}
 	}
-	part, err := s.openLocked(t, p)
-	if err != nil {
-		s.b.log.Error().Err(err).Str("topic", topic).Int32("partition", p).Msg("cannot open partition log")
-		return nil, kerr.KafkaStorageError
-	}
+	s.setLeadership(part, st)
 	return part, nil
+}
+
+// setLeadership records st's leadership in part.
+func (s *partitionSet) setLeadership(part *partition, st metadata.PartitionState) {
+	part.epoch.Store(st.LeaderEpoch)
+	part.leading.Store(st.Leader == s.b.cfg.NodeID)
+}
+
+// hosts reports whether st lists this broker as a replica.
+func (s *partitionSet) hosts(st metadata.PartitionState) bool {
+	return slices.Contains(st.Replicas, s.b.cfg.NodeID)
 }
 
 // lookup returns an open partition without opening it.
@@ -122,15 +155,20 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 	return part, nil
 }
 
-// openAll opens every partition of every topic, at start.
+// openAll opens, at start, every partition this broker hosts.
 func (s *partitionSet) openAll() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.b.store.Topics() {
-		for p := int32(0); p < t.Partitions; p++ {
-			if _, err := s.openLocked(t, p); err != nil {
-				return fmt.Errorf("broker: open %s-%d: %w", t.Name, p, err)
+		for _, st := range s.b.store.PartitionStates(t.Name) {
+			if st.TopicID != t.ID || !s.hosts(st) {
+				continue
 			}
+			part, err := s.openLocked(t, st.Partition)
+			if err != nil {
+				return fmt.Errorf("broker: open %s-%d: %w", t.Name, st.Partition, err)
+			}
+			s.setLeadership(part, st)
 		}
 	}
 	return nil
@@ -178,34 +216,45 @@ func (s *partitionSet) refreshSettings() {
 	}
 }
 
-// onEvent applies a metadata change to local partitions: a new topic, or
-// new partitions of one, get their logs at once (as Kafka creates them at
-// topic creation, so DescribeLogDirs and the data directory show them).
+// onEvent applies a metadata change to local partitions: a partition
+// placed on this broker gets its log at once (as Kafka creates them at
+// topic creation, so DescribeLogDirs and the data directory show them),
+// and leadership changes reach the data path.
 func (s *partitionSet) onEvent(ev metadata.Event) {
 	switch ev.Kind {
-	case metadata.TopicCreated:
-		s.openTopic(ev.Topic)
 	case metadata.TopicDeleted:
 		s.remove(ev.Topic)
 	case metadata.TopicUpdated:
-		s.openTopic(ev.Topic)
 		s.refreshSettings()
+	case metadata.PartitionChanged:
+		s.applyState(ev.Partition)
 	}
 }
 
-// openTopic opens the logs of t's partitions that are not open yet. A
-// failure is logged; the partition is retried on first use.
-func (s *partitionSet) openTopic(t metadata.Topic) {
+// applyState follows a partition's new state: a partition this broker
+// hosts is opened if it is not yet, and its leadership updated. A failure
+// to open is logged; the partition is retried on first use.
+func (s *partitionSet) applyState(st metadata.PartitionState) {
+	t, ok := s.b.store.Topic(st.Topic)
+	if !ok || t.ID != st.TopicID {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for p := int32(0); p < t.Partitions; p++ {
-		if part := s.parts[topicPartition{t.Name, p}]; part != nil && part.topicID == t.ID {
-			continue
-		}
-		if _, err := s.openLocked(t, p); err != nil {
-			s.b.log.Error().Err(err).Str("topic", t.Name).Int32("partition", p).Msg("cannot open partition log")
-		}
+	part := s.parts[topicPartition{st.Topic, st.Partition}]
+	if part != nil && part.topicID == t.ID {
+		s.setLeadership(part, st)
+		return
 	}
+	if !s.hosts(st) {
+		return
+	}
+	part, err := s.openLocked(t, st.Partition)
+	if err != nil {
+		s.b.log.Error().Err(err).Str("topic", st.Topic).Int32("partition", st.Partition).Msg("cannot open partition log")
+		return
+	}
+	s.setLeadership(part, st)
 }
 
 // all returns the open partitions.

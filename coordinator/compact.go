@@ -73,6 +73,9 @@ func (c *Coordinator) compactDue(liveBytes map[int32]int64) {
 			return
 		default:
 		}
+		if !c.owns(p) {
+			continue // another broker leads it, and compacts it
+		}
 		size, segments := c.logs.Size(p)
 		if segments < 2 || size < 2*liveBytes[p] {
 			continue

@@ -46,6 +46,10 @@ type Logs interface {
 	// DeleteBelow removes the segments of a partition whose records are
 	// all below offset, oldest first, and returns how many it removed.
 	DeleteBelow(partition int32, offset int64) (int, error)
+	// Leadership reports whether this broker leads a partition of
+	// OffsetsTopic, and at which leader epoch: the coordinator serves the
+	// groups of the partitions it leads (ownership.go).
+	Leadership(partition int32) (leader bool, epoch int32)
 }
 
 // Config holds the broker configs the coordinator follows, with Kafka's
@@ -124,11 +128,16 @@ type Coordinator struct {
 	now    func() time.Time
 	codecs *protocol.Codecs
 
-	// mu protects groups, loaded and closed.
+	// mu protects groups, owned, loaded and closed.
 	mu     sync.Mutex
 	groups map[string]*group
+	// owned maps each partition of OffsetsTopic whose groups are in
+	// memory to the leader epoch it was loaded at (ownership.go).
+	owned  map[int32]int32
 	loaded bool
 	closed bool
+	// loadMu serializes loading and releasing partitions; taken before mu.
+	loadMu sync.Mutex
 
 	stopRetention chan struct{}
 	wg            sync.WaitGroup
@@ -150,6 +159,7 @@ func New(cfg Config, logs Logs, topics Topics, codecs *protocol.Codecs, log zero
 		now:           now,
 		codecs:        codecs,
 		groups:        make(map[string]*group),
+		owned:         make(map[int32]int32),
 		stopRetention: make(chan struct{}),
 	}
 }
@@ -157,9 +167,12 @@ func New(cfg Config, logs Logs, topics Topics, codecs *protocol.Codecs, log zero
 // Start loads groups and offsets from OffsetsTopic, if it exists, and
 // starts the offset expiry loop.
 func (c *Coordinator) Start() error {
-	if n := c.logs.OffsetsPartitions(); n > 0 {
-		if err := c.load(n); err != nil {
-			return err
+	n := c.logs.OffsetsPartitions()
+	for p := range n {
+		if leader, _ := c.logs.Leadership(p); leader {
+			if err := c.ensureOwned(p, n); err != nil {
+				return fmt.Errorf("coordinator: load %s-%d: %w", OffsetsTopic, p, err)
+			}
 		}
 	}
 	c.mu.Lock()
@@ -229,8 +242,19 @@ func (c *Coordinator) lookup(ctx context.Context, id string, create bool) (*grou
 		}
 	}
 	c.mu.Lock()
+	ready := !c.closed && c.loaded
+	c.mu.Unlock()
+	if !ready {
+		return nil, kerr.CoordinatorLoadInProgress
+	}
+	if n > 0 {
+		if err := c.ensureOwned(partitionFor(id, n), n); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || !c.loaded {
+	if c.closed {
 		return nil, kerr.CoordinatorLoadInProgress
 	}
 	g := c.groups[id]
@@ -341,63 +365,59 @@ func (c *Coordinator) appendRecords(partition int32, now time.Time, records []km
 	return len(batch), nil
 }
 
-// load replays every partition of OffsetsTopic.
-func (c *Coordinator) load(partitions int32) error {
+// loadPartition replays one partition of OffsetsTopic into groups, which
+// it returns; nothing else reads or writes them until they are published.
+func (c *Coordinator) loadPartition(p, partitions int32) (map[string]*group, error) {
 	now := c.now()
+	groups := make(map[string]*group)
 	metas := make(map[string]*kmsg.GroupMetadataValue)
 	start := time.Now()
 	records := 0
-	for p := range partitions {
-		err := c.logs.Scan(p, func(batch []byte) error {
-			recs, err := c.codecs.Records(batch)
-			if err != nil {
-				return fmt.Errorf("decode batch: %w", err)
-			}
-			for _, r := range recs {
-				records++
-				d, err := decodeRecord(r.Key, r.Value)
-				if errors.Is(err, errUnknownRecord) {
-					c.log.Warn().Err(err).Int32("partition", p).Msg("skipping record of an unknown kind")
-					continue
-				}
-				if err != nil {
-					c.log.Warn().Err(err).Int32("partition", p).Msg("skipping undecodable record")
-					continue
-				}
-				c.applyLoaded(d, p, partitions, now, metas)
-			}
-			return nil
-		})
+	err := c.logs.Scan(p, func(batch []byte) error {
+		recs, err := c.codecs.Records(batch)
 		if err != nil {
-			return fmt.Errorf("coordinator: load %s-%d: %w", OffsetsTopic, p, err)
+			return fmt.Errorf("decode batch: %w", err)
 		}
+		for _, r := range recs {
+			records++
+			d, err := decodeRecord(r.Key, r.Value)
+			if errors.Is(err, errUnknownRecord) {
+				c.log.Warn().Err(err).Int32("partition", p).Msg("skipping record of an unknown kind")
+				continue
+			}
+			if err != nil {
+				c.log.Warn().Err(err).Int32("partition", p).Msg("skipping undecodable record")
+				continue
+			}
+			applyLoaded(groups, d, partitions, now, metas)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: load %s-%d: %w", OffsetsTopic, p, err)
 	}
 	for id, v := range metas {
-		g := c.groups[id]
-		if v != nil {
+		if g := groups[id]; v != nil {
 			g.restoreClassic(v, now)
 		}
 	}
-	for id, g := range c.groups {
+	for id, g := range groups {
 		if len(g.offsets) == 0 && metas[id] == nil {
-			delete(c.groups, id)
-			continue
+			delete(groups, id)
 		}
-		g.mu.Lock()
-		c.armLocked(g, now)
-		g.mu.Unlock()
 	}
-	c.log.Info().Int("groups", len(c.groups)).Int("records", records).Dur("took", time.Since(start)).Msg("loaded groups and offsets")
-	return nil
+	c.log.Info().Int32("partition", p).Int("groups", len(groups)).Int("records", records).
+		Dur("took", time.Since(start)).Msg("loaded groups and offsets")
+	return groups, nil
 }
 
-// applyLoaded applies one replayed record; metas collects the last group
-// metadata value of each group (nil after a tombstone).
-func (c *Coordinator) applyLoaded(d decodedRecord, p, partitions int32, now time.Time, metas map[string]*kmsg.GroupMetadataValue) {
-	g := c.groups[d.group]
+// applyLoaded applies one replayed record to groups; metas collects the
+// last group metadata value of each group (nil after a tombstone).
+func applyLoaded(groups map[string]*group, d decodedRecord, partitions int32, now time.Time, metas map[string]*kmsg.GroupMetadataValue) {
+	g := groups[d.group]
 	if g == nil {
 		g = &group{id: d.group, partition: partitionFor(d.group, partitions), c: newClassicState(now), k: newConsumerState(), offsets: make(map[string]map[int32]offsetCommit)}
-		c.groups[d.group] = g
+		groups[d.group] = g
 	}
 	if !d.isOffset {
 		if d.groupMeta == nil {

@@ -65,6 +65,9 @@ func (m *memLogs) DeleteBelow(p int32, offset int64) (int, error) {
 	return n, nil
 }
 
+// Leadership implements Logs: this broker leads every partition.
+func (m *memLogs) Leadership(int32) (bool, int32) { return true, 0 }
+
 // batchCount is the number of batches in the log of p.
 func (m *memLogs) batchCount(p int32) int {
 	m.mu.Lock()

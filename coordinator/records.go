@@ -132,8 +132,11 @@ func javaStringHash(s string) int32 {
 	return h
 }
 
-// partitionFor is the __consumer_offsets partition of group: Kafka's
-// Utils.abs(groupId.hashCode) % partitions.
+// PartitionFor is the OffsetsTopic partition of a group (the partition
+// whose leader coordinates it): Kafka's Utils.abs(groupId.hashCode) %
+// partitions.
+func PartitionFor(group string, partitions int32) int32 { return partitionFor(group, partitions) }
+
 func partitionFor(group string, partitions int32) int32 {
 	h := javaStringHash(group)
 	if h == -1<<31 {

@@ -59,6 +59,7 @@ type brokerProc struct {
 	t       testing.TB
 	Addr    string // Kafka listener, 127.0.0.1:port
 	HTTP    string
+	Etcd    string // client URL of its embedded etcd (unused with --etcd-endpoints)
 	DataDir string
 	args    []string
 
@@ -90,11 +91,13 @@ func startBroker(t testing.TB, extra ...string) *brokerProc {
 	kafkaPort := freePort(t)
 	p.Addr = "127.0.0.1:" + strconv.Itoa(kafkaPort)
 	p.HTTP = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	etcdClient := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	p.Etcd = "http://" + etcdClient
 	p.args = append([]string{"serve",
 		"--data-dir", p.DataDir,
 		"--listen", p.Addr,
 		"--http-addr", p.HTTP,
-		"--etcd-client-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"--etcd-client-addr", etcdClient,
 		"--etcd-peer-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		"--log-level", "info",
 	}, extra...)

@@ -205,9 +205,6 @@ func serve(c *cli.Context) error {
 		return fmt.Errorf("connect to etcd: %w", err)
 	}
 	defer store.Close()
-	if err := store.RegisterBroker(ctx, metadata.Broker{NodeID: nodeID, Host: host, Port: port, Rack: c.String("rack")}); err != nil {
-		return fmt.Errorf("register broker: %w", err)
-	}
 
 	b, err := broker.New(broker.Config{
 		NodeID:         nodeID,

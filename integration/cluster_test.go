@@ -1,0 +1,179 @@
+package integration
+
+// A cluster of three gregor processes sharing one etcd (the first
+// broker's embedded one), with replication factor 1: the controller
+// places partitions over the brokers, Metadata steers clients to each
+// partition's leader, a dead broker's partitions go leaderless (no other
+// replica holds them) and come back with it, with their records.
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestClusterPlacesPartitionsOverBrokers(t *testing.T) {
+	first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
+	brokers := []*brokerProc{first}
+	for id := 2; id <= 3; id++ {
+		brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
+	}
+	ctx := testContext(t, 120*time.Second)
+	adm := fzAdmin(t, first.Addr)
+	fzWaitFor(t, 20*time.Second, "three brokers in Metadata", func() error {
+		md, err := adm.BrokerMetadata(ctx)
+		if err != nil {
+			return err
+		}
+		if len(md.Brokers) != 3 {
+			return fmt.Errorf("%d brokers: %v", len(md.Brokers), md.Brokers)
+		}
+		return nil
+	})
+
+	topic := fzTopic(t, "cluster")
+	const parts = 6
+	fzCreateTopic(ctx, t, adm, topic, parts, nil)
+	leaders := func() map[int32]int32 {
+		t.Helper()
+		td, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int32]int32{}
+		for _, p := range td[topic].Partitions {
+			out[p.Partition] = p.Leader
+		}
+		return out
+	}
+	led := leaders()
+	count := map[int32]int{}
+	for _, l := range led {
+		count[l]++
+	}
+	if count[1] != 2 || count[2] != 2 || count[3] != 2 {
+		t.Fatalf("leaders %v: want two partitions on each of brokers 1, 2 and 3", led)
+	}
+
+	// A client seeded with one broker produces to all three and reads back.
+	cl := fzClient(t, brokers[1].Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var recs []*kgo.Record
+	for i := range 120 {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i % parts), Value: []byte(strconv.Itoa(i))})
+	}
+	fzProduceSync(ctx, t, cl, recs...)
+	ends := fzEndOffsets(ctx, t, adm, topic)
+	for p := range int32(parts) {
+		if ends[p] != 20 {
+			t.Fatalf("end offsets %v: want 20 on every partition", ends)
+		}
+		got := fzConsumePartitionTo(ctx, t, brokers[2].Addr, topic, p, 20)
+		for o, r := range got {
+			if want := strconv.Itoa(o*parts + int(p)); string(r.Value) != want {
+				t.Fatalf("%s[%d]@%d = %q, want %q", topic, p, o, r.Value, want)
+			}
+		}
+	}
+	// Each broker holds only the partitions it leads.
+	for i, b := range brokers {
+		for p, l := range led {
+			_, err := os.Stat(fzPartitionDir(b, topic, p))
+			if has := err == nil; has != (l == int32(i+1)) {
+				t.Errorf("broker %d: has directory for %s-%d: %v, but partition leader is %d", i+1, topic, p, has, l)
+			}
+		}
+	}
+
+	// A consumer group: its coordinator is the leader of the group's
+	// __consumer_offsets partition, wherever that is; it consumes every
+	// partition from all three brokers and commits.
+	group := fzTopic(t, "cluster-group")
+	exp := grpNewExpected(topic, parts)
+	for p := range int32(parts) {
+		for o := range 20 {
+			exp.vals[p] = append(exp.vals[p], strconv.Itoa(o*parts+int(p)))
+		}
+	}
+	l := &grpLog{}
+	m := grpStartMember(t, brokers[0].Addr, "c1", group, []string{topic}, l, kgo.Balancers(kgo.RangeBalancer()))
+	grpWaitConsumed(t, l, exp, 30*time.Second)
+	grpWaitCommitted(t, 20*time.Second, adm, group, topic, exp.ends())
+	if d := grpDescribe(ctx, t, adm, group); d.State != "Stable" || len(d.Members) != 1 {
+		t.Errorf("group across the cluster: state %q with %d members", d.State, len(d.Members))
+	}
+	m.Stop()
+	grpReportErrs(t, m)
+
+	// Broker 3 dies: its partitions have no other replica, so no leader;
+	// the others keep working.
+	brokers[2].Kill()
+	fzWaitFor(t, 20*time.Second, "broker 3's partitions to lose their leader", func() error {
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for _, p := range md.Topics[topic].Partitions {
+			if led[p.Partition] == 3 && p.Leader != -1 {
+				return fmt.Errorf("partition %d still led by %d", p.Partition, p.Leader)
+			}
+		}
+		return nil
+	})
+	var alive []*kgo.Record
+	for p, l := range led {
+		if l != 3 {
+			alive = append(alive, &kgo.Record{Topic: topic, Partition: p, Value: []byte("after")})
+		}
+	}
+	fzProduceSync(ctx, t, cl, alive...)
+
+	// It comes back: its partitions are led by it again, at a new epoch,
+	// with their records.
+	brokers[2].Restart()
+	fzWaitFor(t, 30*time.Second, "broker 3 to lead its partitions again", func() error {
+		if got := leaders(); !mapsEqual(got, led) {
+			return fmt.Errorf("leaders %v, want %v", got, led)
+		}
+		return nil
+	})
+	for p, l := range led {
+		if l == 3 {
+			got := fzConsumePartitionTo(ctx, t, first.Addr, topic, p, 20)
+			if string(got[19].Value) != strconv.Itoa(19*parts+int(p)) {
+				t.Fatalf("%s[%d] after broker 3 came back: last record %q", topic, p, got[19].Value)
+			}
+		}
+	}
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range md.Topics[topic].Partitions {
+		if led[p.Partition] == 3 && p.LeaderEpoch < 2 {
+			t.Errorf("partition %d lost and regained its leader but is at epoch %d", p.Partition, p.LeaderEpoch)
+		}
+		if !slices.Equal(p.Replicas, []int32{led[p.Partition]}) {
+			t.Errorf("partition %d replicas %v", p.Partition, p.Replicas)
+		}
+	}
+	for _, b := range brokers {
+		fzCheckLogs(t, b)
+	}
+}
+
+func mapsEqual(a, b map[int32]int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
