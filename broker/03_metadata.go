@@ -40,7 +40,7 @@ func (b *Broker) handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Respon
 	resp.Brokers = b.metadataBrokers()
 	clusterID := b.store.ClusterID()
 	resp.ClusterID = &clusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.controllerID()
 	resp.AuthorizedOperations = authorizedOperationsUnknown
 
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)

@@ -67,7 +67,7 @@ func (b *Broker) handleDescribeCluster(_ *conn, req *kmsg.DescribeClusterRequest
 	}
 	resp.EndpointType = endpointTypeBrokers
 	resp.ClusterID = b.store.ClusterID()
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.controllerID()
 	resp.ClusterAuthorizedOperations = authorizedOperationsUnknown
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterOperationsAll

@@ -141,6 +141,18 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		b.parts.closeAll()
 		return nil, err
 	}
+	// Metadata names the controller, and some admin clients (sarama's)
+	// send requests to it: serve once one is known.
+	for {
+		if _, ok := store.Controller(); ok {
+			break
+		}
+		select {
+		case <-regCtx.Done():
+			return fail(fmt.Errorf("broker: no controller elected: %w", regCtx.Err()))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	if err := b.parts.openAll(); err != nil {
 		return fail(err)
 	}
@@ -167,6 +179,15 @@ const startTimeout = 30 * time.Second
 // when no metadata change wakes it: it bounds how late a dead broker's
 // partitions move, after its registration lease expired.
 const controllerInterval = 250 * time.Millisecond
+
+// controllerID is the node id of the elected controller, or -1 while
+// there is none (Kafka's value for "unknown").
+func (b *Broker) controllerID() int32 {
+	if id, ok := b.store.Controller(); ok {
+		return id
+	}
+	return -1
+}
 
 // waitPlaced waits until every partition of t has a leader, as the
 // controller records them, or ctx ends.

@@ -11,18 +11,49 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func TestClusterPlacesPartitionsOverBrokers(t *testing.T) {
-	first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
-	brokers := []*brokerProc{first}
-	for id := 2; id <= 3; id++ {
-		brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
-	}
+// TestCluster runs the scenario on the two ways of forming a cluster:
+// brokers sharing one etcd (here the first broker's embedded one, as an
+// external etcd would be), and each broker running a member of one
+// embedded etcd quorum (--etcd-initial-cluster).
+func TestCluster(t *testing.T) {
+	t.Run("shared-etcd", func(t *testing.T) {
+		first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
+		brokers := []*brokerProc{first}
+		for id := 2; id <= 3; id++ {
+			brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
+		}
+		runClusterScenario(t, brokers)
+	})
+	t.Run("embedded-quorum", func(t *testing.T) {
+		var brokers []*brokerProc
+		for id := 1; id <= 3; id++ {
+			brokers = append(brokers, newBrokerProc(t, "--node-id", strconv.Itoa(id), "--etcd-lease-ttl", "2s"))
+		}
+		var members []string
+		for i, b := range brokers {
+			members = append(members, fmt.Sprintf("%d=%s", i+1, b.Peer))
+		}
+		// A member is ready only once a quorum is up: start all, then wait.
+		for _, b := range brokers {
+			b.args = append(b.args, "--etcd-initial-cluster", strings.Join(members, ","))
+			b.spawn()
+		}
+		for _, b := range brokers {
+			b.waitReady(90 * time.Second)
+		}
+		runClusterScenario(t, brokers)
+	})
+}
+
+func runClusterScenario(t *testing.T, brokers []*brokerProc) {
+	first := brokers[0]
 	ctx := testContext(t, 120*time.Second)
 	adm := fzAdmin(t, first.Addr)
 	fzWaitFor(t, 20*time.Second, "three brokers in Metadata", func() error {

@@ -60,6 +60,7 @@ type brokerProc struct {
 	Addr    string // Kafka listener, 127.0.0.1:port
 	HTTP    string
 	Etcd    string // client URL of its embedded etcd (unused with --etcd-endpoints)
+	Peer    string // peer URL of its embedded etcd
 	DataDir string
 	args    []string
 
@@ -73,6 +74,15 @@ type brokerProc struct {
 // and a fresh data dir, plus any extra flags, and waits until /readyz says
 // ready. The process is killed when the test ends.
 func startBroker(t testing.TB, extra ...string) *brokerProc {
+	t.Helper()
+	p := newBrokerProc(t, extra...)
+	p.start()
+	return p
+}
+
+// newBrokerProc prepares what startBroker starts: free loopback ports, a
+// fresh data dir, the flags. The process is killed when the test ends.
+func newBrokerProc(t testing.TB, extra ...string) *brokerProc {
 	t.Helper()
 	p := &brokerProc{t: t, DataDir: t.TempDir()}
 	if keep := os.Getenv("GREGOR_KEEP_FAILED"); keep != "" {
@@ -93,20 +103,28 @@ func startBroker(t testing.TB, extra ...string) *brokerProc {
 	p.HTTP = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	etcdClient := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	p.Etcd = "http://" + etcdClient
+	peer := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	p.Peer = "http://" + peer
 	p.args = append([]string{"serve",
 		"--data-dir", p.DataDir,
 		"--listen", p.Addr,
 		"--http-addr", p.HTTP,
 		"--etcd-client-addr", etcdClient,
-		"--etcd-peer-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"--etcd-peer-addr", peer,
 		"--log-level", "info",
 	}, extra...)
-	p.start()
 	t.Cleanup(p.Kill)
 	return p
 }
 
 func (p *brokerProc) start() {
+	p.t.Helper()
+	p.spawn()
+	p.waitReady(60 * time.Second)
+}
+
+// spawn starts the process without waiting for it to be ready.
+func (p *brokerProc) spawn() {
 	p.t.Helper()
 	logf, err := os.OpenFile(filepath.Join(p.DataDir, "gregor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -122,7 +140,6 @@ func (p *brokerProc) start() {
 	p.mu.Lock()
 	p.cmd, p.done, p.logf = cmd, done, logf
 	p.mu.Unlock()
-	p.waitReady(60 * time.Second)
 }
 
 // waitReady polls /readyz until it answers 200, the process exits, or the timeout passes.

@@ -79,6 +79,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "etcd-endpoints", Usage: "comma-separated external etcd endpoints; empty runs an embedded etcd", EnvVars: env("etcd-endpoints")},
 		&cli.StringFlag{Name: "etcd-client-addr", Value: "127.0.0.1:2379", Usage: "client address of the embedded etcd", EnvVars: env("etcd-client-addr")},
 		&cli.StringFlag{Name: "etcd-peer-addr", Value: "127.0.0.1:2380", Usage: "peer address of the embedded etcd", EnvVars: env("etcd-peer-addr")},
+		&cli.StringFlag{Name: "etcd-initial-cluster", Usage: "members of a new embedded etcd cluster, as id=peer URL,... (e.g. 1=http://h1:2380,2=http://h2:2380,3=http://h3:2380); empty: this node alone", EnvVars: env("etcd-initial-cluster")},
 		&cli.StringFlag{Name: "etcd-prefix", Value: "/gregor", Usage: "key prefix of this cluster in etcd", EnvVars: env("etcd-prefix")},
 		&cli.DurationFlag{Name: "etcd-lease-ttl", Value: 3 * time.Second, Usage: "lease TTL of the broker registration", EnvVars: env("etcd-lease-ttl")},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: env("log-level")},
@@ -182,11 +183,12 @@ func serve(c *cli.Context) error {
 		etcdWhere = "etcd at " + strings.Join(endpoints, ",")
 	} else {
 		embedded, err = metadata.StartEmbeddedEtcd(ctx, metadata.EmbeddedConfig{
-			NodeID:     nodeID,
-			DataDir:    filepath.Join(dataDir, "etcd"),
-			ClientAddr: c.String("etcd-client-addr"),
-			PeerAddr:   c.String("etcd-peer-addr"),
-			Logger:     log,
+			NodeID:         nodeID,
+			DataDir:        filepath.Join(dataDir, "etcd"),
+			ClientAddr:     c.String("etcd-client-addr"),
+			PeerAddr:       c.String("etcd-peer-addr"),
+			InitialCluster: c.String("etcd-initial-cluster"),
+			Logger:         log,
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded etcd: %w", err)
