@@ -15,10 +15,16 @@ package broker
 //   - LogAppendTime topics get the broker's time stamped into the batch and
 //     returned in the response.
 //   - Internal topics cannot be produced to (INVALID_TOPIC_EXCEPTION).
+//   - A partition this broker does not lead gets NOT_LEADER_OR_FOLLOWER;
+//     v10+ also carry the current leader and its endpoint (KIP-951), so
+//     the client can go there without a metadata request. With acks=0 any
+//     error closes the connection instead, as Kafka does, since there is no
+//     response to carry it and the client must refresh its metadata.
 //   - v13 names topics by id (UNKNOWN_TOPIC_ID when unknown).
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -33,6 +39,8 @@ func (b *Broker) produceHandler() handler {
 func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
+	var hints leaderHints
+	var firstErr error
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewProduceResponseTopic()
@@ -63,10 +71,16 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response
 				err = b.producePartition(name, rp, &sp)
 			}
 			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
 				sp.ErrorCode = errCode(err)
 				if req.Version >= 8 && !errors.As(err, new(*kerr.Error)) {
 					msg := err.Error()
 					sp.ErrorMessage = &msg
+				}
+				if req.Version >= 10 && errors.Is(err, kerr.NotLeaderForPartition) {
+					sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = hints.leader(b, name, rp.Partition)
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -74,7 +88,15 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response
 		resp.Topics = append(resp.Topics, st)
 	}
 	if req.Acks == 0 {
+		if firstErr != nil {
+			return nil, fmt.Errorf("acks=0 produce failed (%v); closing the connection so the client refreshes its metadata", firstErr)
+		}
 		return nil, nil
+	}
+	for _, br := range hints.brokers {
+		pb := kmsg.NewProduceResponseBroker()
+		pb.NodeID, pb.Host, pb.Port, pb.Rack = br.NodeID, br.Host, br.Port, rackPtr(br.Rack)
+		resp.Brokers = append(resp.Brokers, pb)
 	}
 	return resp, nil
 }

@@ -19,6 +19,8 @@ package broker
 //   - A fetch offset outside [log start, log end] gets OFFSET_OUT_OF_RANGE;
 //     the response always carries the high watermark, last stable offset
 //     and log start offset.
+//   - A partition this broker does not lead gets NOT_LEADER_OR_FOLLOWER;
+//     v16+ also carry the current leader and its endpoint (KIP-951).
 //   - v9+: a current leader epoch other than ours gets FENCED_LEADER_EPOCH
 //     (older) or UNKNOWN_LEADER_EPOCH (newer). v13+ names topics by id
 //     (UNKNOWN_TOPIC_ID).
@@ -82,6 +84,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, si
 		remaining = 1
 	}
 	readCommitted := req.IsolationLevel == 1
+	var hints leaderHints
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewFetchResponseTopic()
@@ -120,10 +123,18 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, si
 			if err != nil {
 				sp.ErrorCode = errCode(err)
 				hasErr = true
+				if req.Version >= 16 && errors.Is(err, kerr.NotLeaderForPartition) {
+					sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = hints.leader(b, name, rp.Partition)
+				}
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
+	}
+	for _, br := range hints.brokers {
+		fb := kmsg.NewFetchResponseBroker()
+		fb.NodeID, fb.Host, fb.Port, fb.Rack = br.NodeID, br.Host, br.Port, rackPtr(br.Rack)
+		resp.Brokers = append(resp.Brokers, fb)
 	}
 	return resp, size, hasErr, wake
 }
@@ -165,7 +176,7 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	// Here the file ranges become bytes: each range is read (pread) into
 	// the response. A sendfile path would instead keep rr.Ranges and write
 	// them to the socket between the encoded pieces of the response.
-	buf := make([]byte, 0, rr.Size)
+	buf := b.bufs.get(int(rr.Size)) // back to the pool once encoded; see buffers.go
 	for _, r := range rr.Ranges {
 		if buf, err = r.AppendTo(buf); err != nil {
 			b.log.Error().Err(err).Str("topic", topic).Int32("partition", rp.Partition).Msg("fetch read failed")

@@ -53,6 +53,7 @@ type Broker struct {
 	maxReq  int32             // socket.request.max.bytes, immutable after New
 
 	codecs   *protocol.Codecs // safe for concurrent use
+	bufs     bufferPool       // Fetch buffers (buffers.go); safe for concurrent use
 	handlers *registry
 	parts    *partitionSet
 	coord    *coordinator.Coordinator // safe for concurrent use

@@ -106,7 +106,16 @@ func (c *conn) readLoop() {
 			continue
 		}
 		resp.SetVersion(hdr.Version)
-		if !c.send(protocol.AppendResponse(nil, hdr.CorrelationID, resp)) {
+		out := protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(resp)), hdr.CorrelationID, resp)
+		if fr, ok := resp.(*kmsg.FetchResponse); ok {
+			// The batches are copied into the frame: their buffers go back.
+			for i := range fr.Topics {
+				for j := range fr.Topics[i].Partitions {
+					c.b.bufs.put(fr.Topics[i].Partitions[j].RecordBatches)
+				}
+			}
+		}
+		if !c.send(out) {
 			return
 		}
 	}
@@ -156,6 +165,7 @@ func (c *conn) writeLoop() {
 			continue // drain so serve never blocks
 		}
 		_, err := w.Write(frame)
+		c.b.bufs.put(frame) // written or copied into w; see buffers.go
 		if err == nil && len(c.out) == 0 {
 			err = w.Flush()
 		}

@@ -8,6 +8,7 @@ package integration
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -15,8 +16,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
+
+// splitHostPort splits a host:port the way Metadata reports it.
+func splitHostPort(t *testing.T, addr string) (string, int32) {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return host, int32(n)
+}
 
 // TestCluster runs the scenario on the two ways of forming a cluster:
 // brokers sharing one etcd (here the first broker's embedded one, as an
@@ -90,6 +107,51 @@ func runClusterScenario(t *testing.T, brokers []*brokerProc) {
 	if count[1] != 2 || count[2] != 2 || count[3] != 2 {
 		t.Fatalf("leaders %v: want two partitions on each of brokers 1, 2 and 3", led)
 	}
+
+	// A broker that does not lead a partition says so, naming the leader
+	// and its endpoint (KIP-951), for Produce and Fetch; an acks=0 produce
+	// there closes the connection, so the client refreshes its metadata.
+	var p1 int32 = -1
+	for p, l := range led {
+		if l == 1 {
+			p1 = p
+		}
+	}
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch1 := md.Topics[topic].Partitions[p1].LeaderEpoch
+	raw := fzDial(t, brokers[1].Addr)
+	pr := raw.roundTrip(fzProduceRequest(11, fzProducePart{topic: topic, partition: p1, records: fzBatch(time.Now().UnixMilli(), fzRecord{value: []byte("x")})})).(*kmsg.ProduceResponse)
+	sp := pr.Topics[0].Partitions[0]
+	if sp.ErrorCode != kerr.NotLeaderForPartition.Code || sp.CurrentLeader.LeaderID != 1 || sp.CurrentLeader.LeaderEpoch != epoch1 {
+		t.Errorf("produce v11 to broker 2 for %s[%d] led by 1: %s, current leader %+v; want NOT_LEADER_OR_FOLLOWER naming 1 at epoch %d",
+			topic, p1, fzErrCode(sp.ErrorCode), sp.CurrentLeader, epoch1)
+	}
+	host, port := splitHostPort(t, first.Addr)
+	if len(pr.Brokers) != 1 || pr.Brokers[0].NodeID != 1 || pr.Brokers[0].Host != host || pr.Brokers[0].Port != port {
+		t.Errorf("produce v11 not-leader answer brokers %+v, want broker 1 at %s", pr.Brokers, first.Addr)
+	}
+	fr := kmsg.NewPtrFetchRequest()
+	fr.SetVersion(16)
+	fr.ReplicaID, fr.MaxBytes, fr.SessionEpoch = -1, 1<<20, -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.TopicID = md.Topics[topic].ID
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = p1, 1<<20, -1
+	ft.Partitions = append(ft.Partitions, fp)
+	fr.Topics = append(fr.Topics, ft)
+	fresp := raw.roundTrip(fr).(*kmsg.FetchResponse)
+	fsp := fresp.Topics[0].Partitions[0]
+	if fsp.ErrorCode != kerr.NotLeaderForPartition.Code || fsp.CurrentLeader.LeaderID != 1 || len(fresp.Brokers) != 1 || fresp.Brokers[0].NodeID != 1 {
+		t.Errorf("fetch v16 from broker 2 for %s[%d]: %s, current leader %+v, brokers %+v; want NOT_LEADER_OR_FOLLOWER naming broker 1",
+			topic, p1, fzErrCode(fsp.ErrorCode), fsp.CurrentLeader, fresp.Brokers)
+	}
+	noAck := fzProduceRequest(11, fzProducePart{topic: topic, partition: p1, records: fzBatch(time.Now().UnixMilli(), fzRecord{value: []byte("x")})})
+	noAck.Acks = 0
+	raw.send(noAck)
+	raw.expectClosed(10*time.Second, false)
 
 	// A client seeded with one broker produces to all three and reads back.
 	cl := fzClient(t, brokers[1].Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -180,7 +242,7 @@ func runClusterScenario(t *testing.T, brokers []*brokerProc) {
 			}
 		}
 	}
-	md, err := adm.Metadata(ctx, topic)
+	md, err = adm.Metadata(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}

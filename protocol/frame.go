@@ -140,6 +140,29 @@ func AppendResponse(dst []byte, correlationID int32, resp kmsg.Response) []byte 
 	return dst
 }
 
+// ResponseSizeHint estimates the encoded size of a response, so that the
+// frame buffer is allocated once: for Fetch, whose record batches are
+// nearly all of it, their total plus room for the fields around them
+// (growing the buffer by doubling copied every batch several times over
+// and made garbage of the same size). Other responses are small: 0 lets
+// the buffer grow.
+func ResponseSizeHint(resp kmsg.Response) int {
+	fr, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 256
+	for i := range fr.Topics {
+		t := &fr.Topics[i]
+		n += 64 + len(t.Topic)
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			n += 96 + len(p.RecordBatches) + 24*len(p.AbortedTransactions)
+		}
+	}
+	return n
+}
+
 // AppendRequest appends one request frame to dst; used by tests and tools
 // that speak to a broker without a client library.
 func AppendRequest(dst []byte, correlationID int32, clientID *string, req kmsg.Request) []byte {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -363,5 +364,35 @@ func TestTagCountBomb(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("ParseRequest still running after 10s: kmsg's tag loop is unpatched; run the tests with make (GOFLAGS=-overlay from scripts/kmsg-overlay.sh)")
+	}
+}
+
+// TestResponseSizeHintCoversFetch: a fetch response encodes within its hint,
+// so the frame buffer is never grown.
+func TestResponseSizeHintCoversFetch(t *testing.T) {
+	resp := kmsg.NewPtrFetchResponse()
+	for _, v := range []int16{4, 12, 18} {
+		resp.SetVersion(v)
+		resp.Topics = nil
+		for ti := range 3 {
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic = strings.Repeat("t", 200+ti)
+			for p := range 5 {
+				rp := kmsg.NewFetchResponseTopicPartition()
+				rp.Partition = int32(p)
+				rp.RecordBatches = make([]byte, 1000*p)
+				rp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, p)
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		hint := ResponseSizeHint(resp)
+		buf := AppendResponse(make([]byte, 0, hint), 7, resp)
+		if len(buf) > hint {
+			t.Errorf("v%d: encoded %d bytes, hint %d", v, len(buf), hint)
+		}
+	}
+	if ResponseSizeHint(kmsg.NewPtrMetadataResponse()) != 0 {
+		t.Error("a metadata response got a size hint")
 	}
 }

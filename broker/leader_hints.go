@@ -1,0 +1,45 @@
+package broker
+
+// KIP-951: NOT_LEADER_OR_FOLLOWER answers of Produce (v10+) and Fetch
+// (v16+) carry the partition's current leader and epoch, and the
+// endpoints of those leaders, so clients move without a Metadata round
+// trip.
+
+import (
+	"slices"
+
+	"github.com/gregorbroker/gregor/metadata"
+)
+
+// leaderHints collects, for one response, the leaders named in it and
+// their endpoints (each broker once).
+type leaderHints struct {
+	brokers []metadata.Broker
+}
+
+// leader returns the leader and leader epoch of a partition as this
+// broker knows them (-1, -1 when unknown) and remembers the leader's
+// endpoint for the response.
+func (h *leaderHints) leader(b *Broker, topic string, partition int32) (int32, int32) {
+	st, ok := b.store.Partition(topic, partition)
+	if !ok || st.Leader == metadata.NoLeader {
+		return -1, -1
+	}
+	if !slices.ContainsFunc(h.brokers, func(br metadata.Broker) bool { return br.NodeID == st.Leader }) {
+		for _, br := range b.liveBrokers() {
+			if br.NodeID == st.Leader {
+				h.brokers = append(h.brokers, br)
+				break
+			}
+		}
+	}
+	return st.Leader, st.LeaderEpoch
+}
+
+// rackPtr is a rack for the wire: nil when there is none.
+func rackPtr(rack string) *string {
+	if rack == "" {
+		return nil
+	}
+	return &rack
+}
