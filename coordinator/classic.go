@@ -425,6 +425,21 @@ func (g *group) rejoinStatic(a JoinArgs, oldID string, protocols []memberProtoco
 	return out
 }
 
+// abandonWaitersLocked answers every JoinGroup and SyncGroup waiting in
+// the group with err (the group is going away from this coordinator).
+func (g *group) abandonWaitersLocked(err *kerr.Error) {
+	for _, m := range g.c.members {
+		if m.joinWait != nil {
+			m.joinWait <- JoinResult{Err: err, MemberID: m.id, Generation: -1}
+			m.joinWait = nil
+		}
+		if m.syncWait != nil {
+			m.syncWait <- SyncResult{Err: err}
+			m.syncWait = nil
+		}
+	}
+}
+
 func (g *group) awaitJoin(m *classicMember, out chan JoinResult) {
 	if m.joinWait != nil {
 		// A second JoinGroup while one waits: the first is superseded.

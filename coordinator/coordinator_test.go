@@ -22,6 +22,21 @@ type memLogs struct {
 	batches    map[int32][][]byte
 	start      map[int32]int64
 	rolls      map[int32][]int64
+	// lost marks partitions this broker does not lead; epoch is every
+	// partition's leader epoch.
+	lost  map[int32]bool
+	epoch int32
+}
+
+// setLeader makes this broker lead partition p, or not, at epoch.
+func (m *memLogs) setLeader(p int32, leader bool, epoch int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lost == nil {
+		m.lost = map[int32]bool{}
+	}
+	m.lost[p] = !leader
+	m.epoch = epoch
 }
 
 func (m *memLogs) Size(p int32) (int64, int) {
@@ -65,8 +80,13 @@ func (m *memLogs) DeleteBelow(p int32, offset int64) (int, error) {
 	return n, nil
 }
 
-// Leadership implements Logs: this broker leads every partition.
-func (m *memLogs) Leadership(int32) (bool, int32) { return true, 0 }
+// Leadership implements Logs: this broker leads every partition but the
+// lost ones.
+func (m *memLogs) Leadership(p int32) (bool, int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.lost[p], m.epoch
+}
 
 // batchCount is the number of batches in the log of p.
 func (m *memLogs) batchCount(p int32) int {

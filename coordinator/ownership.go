@@ -81,6 +81,7 @@ func (c *Coordinator) releaseLocked(p int32) {
 		if g.timer != nil {
 			g.timer.Stop()
 		}
+		g.abandonWaitersLocked(kerr.NotCoordinator)
 		g.mu.Unlock()
 	}
 	c.log.Info().Int32("partition", p).Int("groups", len(doomed)).Msg("released groups: this broker no longer leads their partition")
