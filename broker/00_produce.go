@@ -39,7 +39,7 @@ func (b *Broker) produceHandler() handler {
 func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
-	var hints leaderHints
+	hints := leaderHints{listener: c.listener}
 	var firstErr error
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -95,7 +95,8 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response
 	}
 	for _, br := range hints.brokers {
 		pb := kmsg.NewProduceResponseBroker()
-		pb.NodeID, pb.Host, pb.Port, pb.Rack = br.NodeID, br.Host, br.Port, rackPtr(br.Rack)
+		pb.NodeID, pb.Rack = br.NodeID, rackPtr(br.Rack)
+		pb.Host, pb.Port = hints.endpoint(br)
 		resp.Brokers = append(resp.Brokers, pb)
 	}
 	return resp, nil

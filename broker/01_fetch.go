@@ -53,7 +53,7 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 		deadline = t.C
 	}
 	for {
-		resp, size, hasErr, wake := b.fetchOnce(req)
+		resp, size, hasErr, wake := b.fetchOnce(c, req)
 		if hasErr || size >= int64(req.MinBytes) || deadline == nil {
 			return resp, nil
 		}
@@ -67,7 +67,7 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 		}
 		chosen, _, _ := reflect.Select(cases)
 		if chosen < 2 {
-			resp, _, _, _ = b.fetchOnce(req)
+			resp, _, _, _ = b.fetchOnce(c, req)
 			return resp, nil
 		}
 	}
@@ -76,7 +76,7 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 // fetchOnce reads what every requested partition has now. wake holds the
 // channels that close when those partitions next advance; they are taken
 // before reading so no append between the read and the wait is missed.
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int64, hasErr bool, wake []<-chan struct{}) {
+func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int64, hasErr bool, wake []<-chan struct{}) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	resp.SetVersion(req.Version)
 	remaining := int64(req.MaxBytes)
@@ -84,7 +84,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, si
 		remaining = 1
 	}
 	readCommitted := req.IsolationLevel == 1
-	var hints leaderHints
+	hints := leaderHints{listener: c.listener}
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewFetchResponseTopic()
@@ -133,7 +133,8 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, si
 	}
 	for _, br := range hints.brokers {
 		fb := kmsg.NewFetchResponseBroker()
-		fb.NodeID, fb.Host, fb.Port, fb.Rack = br.NodeID, br.Host, br.Port, rackPtr(br.Rack)
+		fb.NodeID, fb.Rack = br.NodeID, rackPtr(br.Rack)
+		fb.Host, fb.Port = hints.endpoint(br)
 		resp.Brokers = append(resp.Brokers, fb)
 	}
 	return resp, size, hasErr, wake

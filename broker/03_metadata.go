@@ -37,7 +37,7 @@ func (b *Broker) metadataHandler() handler {
 
 func (b *Broker) handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	resp.Brokers = b.metadataBrokers()
+	resp.Brokers = b.metadataBrokers(c.listener)
 	clusterID := b.store.ClusterID()
 	resp.ClusterID = &clusterID
 	resp.ControllerID = b.controllerID()
@@ -129,11 +129,13 @@ func (b *Broker) autoCreateTopic(c *conn, name string) (metadata.Topic, error) {
 	return t, nil
 }
 
-func (b *Broker) metadataBrokers() []kmsg.MetadataResponseBroker {
+// metadataBrokers lists the live brokers at their endpoints on listener.
+func (b *Broker) metadataBrokers(listener string) []kmsg.MetadataResponseBroker {
 	var out []kmsg.MetadataResponseBroker
 	for _, br := range b.liveBrokers() {
 		mb := kmsg.NewMetadataResponseBroker()
-		mb.NodeID, mb.Host, mb.Port = br.NodeID, br.Host, br.Port
+		mb.NodeID = br.NodeID
+		mb.Host, mb.Port = br.EndpointFor(listener)
 		if br.Rack != "" {
 			rack := br.Rack
 			mb.Rack = &rack
@@ -151,8 +153,7 @@ func (b *Broker) liveBrokers() []metadata.Broker {
 			return brokers
 		}
 	}
-	self := metadata.Broker{NodeID: b.cfg.NodeID, Host: b.cfg.AdvertisedHost, Port: b.cfg.AdvertisedPort, Rack: b.cfg.Rack}
-	return append([]metadata.Broker{self}, brokers...)
+	return append([]metadata.Broker{b.self()}, brokers...)
 }
 
 func (b *Broker) metadataTopic(t metadata.Topic) kmsg.MetadataResponseTopic {

@@ -64,7 +64,8 @@ func (b *Broker) handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest
 			}
 			return resp, nil
 		}
-		resp.NodeID, resp.Host, resp.Port = br.NodeID, br.Host, br.Port
+		resp.NodeID = br.NodeID
+		resp.Host, resp.Port = br.EndpointFor(c.listener)
 		return resp, nil
 	}
 	for _, key := range req.CoordinatorKeys {
@@ -74,7 +75,8 @@ func (b *Broker) handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest
 			rc.NodeID, rc.Port = -1, -1
 			rc.ErrorCode, rc.ErrorMessage = err.Code, &msg
 		} else {
-			rc.NodeID, rc.Host, rc.Port = br.NodeID, br.Host, br.Port
+			rc.NodeID = br.NodeID
+			rc.Host, rc.Port = br.EndpointFor(c.listener)
 		}
 		resp.Coordinators = append(resp.Coordinators, rc)
 	}

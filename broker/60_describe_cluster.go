@@ -50,7 +50,7 @@ func (b *Broker) describeClusterHandler() handler {
 	return handle(kmsg.DescribeCluster.Int16(), 0, 2, b.handleDescribeCluster)
 }
 
-func (b *Broker) handleDescribeCluster(_ *conn, req *kmsg.DescribeClusterRequest) (kmsg.Response, error) {
+func (b *Broker) handleDescribeCluster(c *conn, req *kmsg.DescribeClusterRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	if req.Version >= 1 {
 		switch req.EndpointType {
@@ -74,7 +74,8 @@ func (b *Broker) handleDescribeCluster(_ *conn, req *kmsg.DescribeClusterRequest
 	}
 	for _, br := range b.liveBrokers() {
 		db := kmsg.NewDescribeClusterResponseBroker()
-		db.NodeID, db.Host, db.Port = br.NodeID, br.Host, br.Port
+		db.NodeID = br.NodeID
+		db.Host, db.Port = br.EndpointFor(c.listener)
 		if br.Rack != "" {
 			db.Rack = str(br.Rack)
 		}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,12 @@ type Config struct {
 	// AdvertisedHost and AdvertisedPort are what Metadata tells clients.
 	AdvertisedHost string
 	AdvertisedPort int32
+	// Listeners are the advertised endpoints of named listeners (Kafka's
+	// advertised.listeners), for a broker reached under several names
+	// (inside and outside a container network): a client is told the
+	// endpoints of the listener it connected to (ServeListener). The
+	// first is AdvertisedHost:AdvertisedPort. Empty: one listener.
+	Listeners []metadata.Endpoint
 	// Rack is this broker's rack (broker.rack), or empty.
 	Rack string
 	// DataDir holds the partition directories.
@@ -108,6 +115,13 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.static["broker.id"] = strconv.Itoa(int(cfg.NodeID))
 	b.static["log.dirs"] = cfg.DataDir
 	b.static["advertised.listeners"] = "PLAINTEXT://" + net.JoinHostPort(cfg.AdvertisedHost, strconv.Itoa(int(cfg.AdvertisedPort)))
+	if len(cfg.Listeners) > 0 {
+		var ls []string
+		for _, e := range cfg.Listeners {
+			ls = append(ls, e.Name+"://"+net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))))
+		}
+		b.static["advertised.listeners"] = strings.Join(ls, ",")
+	}
 	b.maxReq = protocol.DefaultMaxRequestSize
 	if v, ok := b.static["socket.request.max.bytes"]; ok {
 		n, _ := strconv.ParseInt(v, 10, 32)
@@ -128,8 +142,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.unsubscribe = store.Subscribe(b.parts.onEvent)
 	regCtx, cancel := context.WithTimeout(b.ctx, startTimeout)
 	defer cancel()
-	self := metadata.Broker{NodeID: cfg.NodeID, Host: cfg.AdvertisedHost, Port: cfg.AdvertisedPort, Rack: cfg.Rack}
-	if err := store.RegisterBroker(regCtx, self); err != nil {
+	if err := store.RegisterBroker(regCtx, b.self()); err != nil {
 		b.unsubscribe()
 		return nil, fmt.Errorf("broker: register: %w", err)
 	}
@@ -254,8 +267,25 @@ func (b *Broker) brokerConfigInt(name string) int64 {
 	return n
 }
 
-// Serve accepts connections on l until Close. It returns nil after Close.
+// self is this broker's registration.
+func (b *Broker) self() metadata.Broker {
+	return metadata.Broker{NodeID: b.cfg.NodeID, Host: b.cfg.AdvertisedHost, Port: b.cfg.AdvertisedPort, Rack: b.cfg.Rack, Listeners: b.cfg.Listeners}
+}
+
+// Serve accepts connections on l, the first listener, until Close. It
+// returns nil after Close.
 func (b *Broker) Serve(l net.Listener) error {
+	name := ""
+	if len(b.cfg.Listeners) > 0 {
+		name = b.cfg.Listeners[0].Name
+	}
+	return b.ServeListener(l, name)
+}
+
+// ServeListener accepts connections on l for the named listener (one of
+// Config.Listeners) until Close: clients connected there are told the
+// endpoints of that listener. It returns nil after Close.
+func (b *Broker) ServeListener(l net.Listener, listener string) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -282,7 +312,7 @@ func (b *Broker) Serve(l net.Listener) error {
 			return fmt.Errorf("broker: accept: %w", err)
 		}
 		tempDelay = 0
-		c := newConn(b, nc)
+		c := newConn(b, nc, listener)
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()

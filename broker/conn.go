@@ -35,6 +35,10 @@ type conn struct {
 	// reading after the request in hand.
 	stopping atomic.Bool
 
+	// listener names the listener the connection came in on ("" for a
+	// broker with one); read-only.
+	listener string
+
 	// out carries encoded responses from serve to the writer goroutine, which owns nc for writing.
 	out chan []byte
 	// clientID is the client id of the request being handled; owned by the serve goroutine.
@@ -43,15 +47,16 @@ type conn struct {
 	writeFailed chan struct{}
 }
 
-func newConn(b *Broker, nc net.Conn) *conn {
+func newConn(b *Broker, nc net.Conn, listener string) *conn {
 	ctx, cancel := context.WithCancel(b.ctx)
 	return &conn{
-		b:    b,
-		nc:   nc,
-		log:  b.log.With().Str("remote", nc.RemoteAddr().String()).Logger(),
-		ctx:  ctx,
-		stop: cancel,
-		out:  make(chan []byte, 32),
+		b:        b,
+		nc:       nc,
+		listener: listener,
+		log:      b.log.With().Str("remote", nc.RemoteAddr().String()).Logger(),
+		ctx:      ctx,
+		stop:     cancel,
+		out:      make(chan []byte, 32),
 
 		writeFailed: make(chan struct{}),
 	}

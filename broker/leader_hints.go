@@ -14,8 +14,12 @@ import (
 // leaderHints collects, for one response, the leaders named in it and
 // their endpoints (each broker once).
 type leaderHints struct {
-	brokers []metadata.Broker
+	listener string // whose endpoints to name
+	brokers  []metadata.Broker
 }
+
+// endpoint is a named leader's endpoint on the hints' listener.
+func (h *leaderHints) endpoint(br metadata.Broker) (string, int32) { return br.EndpointFor(h.listener) }
 
 // leader returns the leader and leader epoch of a partition as this
 // broker knows them (-1, -1 when unknown) and remembers the leader's

@@ -483,12 +483,12 @@ func testSecondStoreSeesWrites(t *testing.T, h harness) {
 func testBrokers(t *testing.T, h harness) {
 	s1, s2 := h.open(t), h.open(t)
 	ctx := testCtx(t)
-	b2 := Broker{NodeID: 2, Host: "h2", Port: 9092, Rack: "r1"}
+	b2 := Broker{NodeID: 2, Host: "h2", Port: 9092, Rack: "r1", Listeners: []Endpoint{{Name: "PLAINTEXT", Host: "h2", Port: 9092}, {Name: "INTERNAL", Host: "h2.internal", Port: 29092}}}
 	b1 := Broker{NodeID: 1, Host: "h1", Port: 9093}
 	if err := s1.RegisterBroker(ctx, b2); err != nil {
 		t.Fatal(err)
 	}
-	if got := s1.Brokers(); !slices.Contains(got, b2) {
+	if got := s1.Brokers(); !slices.ContainsFunc(got, func(b Broker) bool { return reflect.DeepEqual(b, b2) }) {
 		t.Fatalf("Brokers right after RegisterBroker = %v, want it to hold %v", got, b2)
 	}
 	if err := s2.RegisterBroker(ctx, b1); err != nil {
@@ -496,15 +496,21 @@ func testBrokers(t *testing.T, h harness) {
 	}
 	both := []Broker{b1, b2}
 	waitFor(t, "both stores to list both brokers, by node id", func() bool {
-		return slices.Equal(s1.Brokers(), both) && slices.Equal(s2.Brokers(), both)
+		return reflect.DeepEqual(s1.Brokers(), both) && reflect.DeepEqual(s2.Brokers(), both)
 	})
 
+	if host, port := b2.EndpointFor("INTERNAL"); host != "h2.internal" || port != 29092 {
+		t.Fatalf("EndpointFor(INTERNAL) = %s:%d", host, port)
+	}
+	if host, port := b2.EndpointFor("OTHER"); host != "h2" || port != 9092 {
+		t.Fatalf("EndpointFor of an unknown listener = %s:%d, want the first listener", host, port)
+	}
 	b2.Host = "h2-new"
 	if err := s1.RegisterBroker(ctx, b2); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "second store to see the broker's new host", func() bool {
-		return slices.Equal(s2.Brokers(), []Broker{b1, b2})
+		return reflect.DeepEqual(s2.Brokers(), []Broker{b1, b2})
 	})
 	if err := s1.RegisterBroker(ctx, Broker{NodeID: 5, Host: "h5", Port: 1}); err == nil {
 		t.Fatal("one store registered a second node id")
@@ -514,7 +520,7 @@ func testBrokers(t *testing.T, h harness) {
 		t.Fatal(err)
 	}
 	waitFor(t, "closed store's broker to leave Brokers()", func() bool {
-		return slices.Equal(s1.Brokers(), []Broker{b2})
+		return reflect.DeepEqual(s1.Brokers(), []Broker{b2})
 	})
 }
 

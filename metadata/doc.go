@@ -16,7 +16,8 @@
 //	<prefix>/topics/<name>            {"v":1,"id":"<topic id>","partitions":<n>,         none
 //	                                   "configs":{"<key>":"<value>",...}}
 //	<prefix>/brokers/<node id>        {"v":1,"node_id":<n>,"host":"<host>",               the broker's
-//	                                   "port":<port>,"rack":"<rack>"}                     registration
+//	                                   "port":<port>,"rack":"<rack>",                     registration
+//	                                   "listeners":[{"name":..,"host":..,"port":..}]}
 //	<prefix>/configs/brokers/<node>   {"v":1,"configs":{"<key>":"<value>",...}}          none
 //	<prefix>/partitions/<name>/<p>    {"v":1,"topic_id":"<topic id>","replicas":[...],   none
 //	                                   "leader":<n>,"leader_epoch":<e>,"isr":[...]}
@@ -39,7 +40,10 @@
 //   - <node id> is the broker's node id in decimal with no padding ("1",
 //     "12"); it must equal "node_id" in the value.
 //   - "configs" holds only the configs set explicitly; it is {} when none
-//     are. "rack" is "" when the broker has no rack.
+//     are. "rack" is "" when the broker has no rack. "listeners" (named
+//     advertised listeners, first one first; "host"/"port" repeat the
+//     first) is left out by a broker with one unnamed listener; it was
+//     added within v1, and readers that predate it use "host"/"port".
 //   - <prefix>/cluster/id is written once, by whichever broker first finds
 //     it absent (a transaction that succeeds only if the key has never been
 //     created), and never changed afterwards.

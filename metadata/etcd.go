@@ -1034,6 +1034,7 @@ func (s *EtcdStore) Brokers() []Broker {
 	s.mu.Lock()
 	out := make([]Broker, 0, len(s.mu.brokers))
 	for _, b := range s.mu.brokers {
+		b.Listeners = slices.Clone(b.Listeners)
 		out = append(out, b)
 	}
 	s.mu.Unlock()

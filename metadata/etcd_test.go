@@ -306,7 +306,7 @@ func TestEtcdRegistrationSurvivesLostLease(t *testing.T) {
 		return len(watcher.Brokers()) == 0
 	})
 	waitFor(t, "the store to register again", func() bool {
-		return slices.Equal(watcher.Brokers(), []Broker{b})
+		return reflect.DeepEqual(watcher.Brokers(), []Broker{b})
 	})
 	s.reg.Lock()
 	renewed := s.reg.lease

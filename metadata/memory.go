@@ -323,7 +323,9 @@ func (m *MemoryStore) Brokers() []Broker {
 	m.c.mu.Lock()
 	out := make([]Broker, 0, len(m.c.mu.brokers))
 	for _, r := range m.c.mu.brokers {
-		out = append(out, r.b)
+		b := r.b
+		b.Listeners = slices.Clone(b.Listeners)
+		out = append(out, b)
 	}
 	m.c.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })

@@ -37,9 +37,32 @@ type Topic struct {
 // Broker is a registered broker, as Metadata lists it.
 type Broker struct {
 	NodeID int32
-	Host   string
+	Host   string // the endpoint of its first listener
 	Port   int32
 	Rack   string // empty: no rack
+	// Listeners are its advertised endpoints by listener name (Kafka's
+	// advertised.listeners), first listener first; empty for a broker
+	// with a single, unnamed one (Host and Port).
+	Listeners []Endpoint
+}
+
+// Endpoint is one advertised listener of a broker.
+type Endpoint struct {
+	Name string
+	Host string
+	Port int32
+}
+
+// EndpointFor returns the broker's endpoint on the named listener, as
+// Metadata answers a client connected to that listener; a broker without
+// that listener answers with its first one.
+func (b Broker) EndpointFor(listener string) (string, int32) {
+	for _, e := range b.Listeners {
+		if e.Name == listener {
+			return e.Host, e.Port
+		}
+	}
+	return b.Host, b.Port
 }
 
 // EventKind says what changed in an Event.

@@ -117,6 +117,14 @@ type (
 		Host   string `json:"host"`
 		Port   int32  `json:"port"`
 		Rack   string `json:"rack"`
+		// Listeners was added within v1: absent means the one endpoint
+		// above.
+		Listeners []endpointValue `json:"listeners,omitempty"`
+	}
+	endpointValue struct {
+		Name string `json:"name"`
+		Host string `json:"host"`
+		Port int32  `json:"port"`
 	}
 	brokerConfigsValue struct {
 		V       int               `json:"v"`
@@ -187,7 +195,11 @@ func decodeTopic(name string, b []byte) (Topic, error) {
 }
 
 func encodeBroker(b Broker) ([]byte, error) {
-	return marshal(brokerValue{V: valueVersion, NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
+	v := brokerValue{V: valueVersion, NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack}
+	for _, e := range b.Listeners {
+		v.Listeners = append(v.Listeners, endpointValue(e))
+	}
+	return marshal(v)
 }
 
 // decodeBroker reads a broker value whose key names nodeID.
@@ -202,7 +214,14 @@ func decodeBroker(nodeID int32, b []byte) (Broker, error) {
 	if v.Port < 0 || v.Port > 65535 {
 		return Broker{}, fmt.Errorf("port %d out of range", v.Port)
 	}
-	return Broker{NodeID: v.NodeID, Host: v.Host, Port: v.Port, Rack: v.Rack}, nil
+	out := Broker{NodeID: v.NodeID, Host: v.Host, Port: v.Port, Rack: v.Rack}
+	for _, e := range v.Listeners {
+		if e.Name == "" || e.Port < 0 || e.Port > 65535 {
+			return Broker{}, fmt.Errorf("listener %+v: empty name or port out of range", e)
+		}
+		out.Listeners = append(out.Listeners, Endpoint(e))
+	}
+	return out, nil
 }
 
 func encodeBrokerConfigs(configs map[string]string) ([]byte, error) {

@@ -56,7 +56,7 @@ func TestValueRoundTrip(t *testing.T) {
 	if want := `{"v":1,"node_id":3,"host":"h3","port":9092,"rack":"r"}`; string(b) != want {
 		t.Fatalf("broker value %s, want %s", b, want)
 	}
-	if got, err := decodeBroker(3, b); err != nil || got != broker {
+	if got, err := decodeBroker(3, b); err != nil || !reflect.DeepEqual(got, broker) {
 		t.Fatalf("decodeBroker = %+v, %v", got, err)
 	}
 
@@ -171,7 +171,7 @@ func FuzzDecodeValue(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if again, err := decodeBroker(3, enc); err != nil || again != br {
+			if again, err := decodeBroker(3, enc); err != nil || !reflect.DeepEqual(again, br) {
 				t.Fatalf("broker %+v re-decoded as %+v, %v", br, again, err)
 			}
 		}

@@ -73,6 +73,8 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "directory for partition logs and the embedded etcd", EnvVars: env("data-dir")},
 		&cli.StringFlag{Name: "listen", Value: "0.0.0.0:9092", Usage: "address the Kafka listener binds", EnvVars: env("listen")},
 		&cli.StringFlag{Name: "advertise", Usage: "host:port put in Metadata (default: the listen address, localhost for 0.0.0.0)", EnvVars: env("advertise")},
+		&cli.StringFlag{Name: "listeners", Usage: "named listeners instead of --listen, as NAME://host:port,... (Kafka's listeners)", EnvVars: env("listeners")},
+		&cli.StringFlag{Name: "advertised-listeners", Usage: "what each named listener advertises, as NAME://host:port,... (default: its bind address)", EnvVars: env("advertised-listeners")},
 		&cli.IntFlag{Name: "node-id", Value: 1, Usage: "this broker's node id", EnvVars: env("node-id")},
 		&cli.StringFlag{Name: "rack", Usage: "this broker's rack (broker.rack)", EnvVars: env("rack")},
 		&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:9644", Usage: "address of the HTTP server (/healthz, /readyz); empty disables it", EnvVars: env("http-addr")},
@@ -158,9 +160,30 @@ func serve(c *cli.Context) error {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
-	host, port, err := advertised(c.String("listen"), c.String("advertise"))
-	if err != nil {
-		return err
+	var specs []listenerSpec
+	if ls := c.String("listeners"); ls != "" {
+		if c.IsSet("listen") || c.IsSet("advertise") {
+			return fmt.Errorf("--listeners replaces --listen and --advertise; give one or the other")
+		}
+		if specs, err = parseListeners(ls, c.String("advertised-listeners")); err != nil {
+			return err
+		}
+	} else {
+		if c.String("advertised-listeners") != "" {
+			return fmt.Errorf("--advertised-listeners needs --listeners")
+		}
+		host, port, err := advertised(c.String("listen"), c.String("advertise"))
+		if err != nil {
+			return err
+		}
+		specs = []listenerSpec{{bind: c.String("listen"), host: host, port: port}}
+	}
+	host, port := specs[0].host, specs[0].port
+	var advertisedEndpoints []metadata.Endpoint
+	if specs[0].name != "" {
+		for _, s := range specs {
+			advertisedEndpoints = append(advertisedEndpoints, metadata.Endpoint{Name: s.name, Host: s.host, Port: s.port})
+		}
 	}
 	static, err := staticConfigs(c)
 	if err != nil {
@@ -212,6 +235,7 @@ func serve(c *cli.Context) error {
 		NodeID:         nodeID,
 		AdvertisedHost: host,
 		AdvertisedPort: port,
+		Listeners:      advertisedEndpoints,
 		Rack:           c.String("rack"),
 		DataDir:        dataDir,
 		StaticConfigs:  static,
@@ -220,17 +244,27 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", c.String("listen"))
-	if err != nil {
-		b.Close()
-		return fmt.Errorf("listen: %w", err)
+	var lns []net.Listener
+	for _, s := range specs {
+		l, err := net.Listen("tcp", s.bind)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			b.Close()
+			return fmt.Errorf("listen on %s: %w", s.bind, err)
+		}
+		lns = append(lns, l)
 	}
+	ln := lns[0]
 
 	var httpSrv *http.Server
 	if addr := c.String("http-addr"); addr != "" {
 		hl, err := net.Listen("tcp", addr)
 		if err != nil {
-			ln.Close()
+			for _, l := range lns {
+				l.Close()
+			}
 			b.Close()
 			return fmt.Errorf("--http-addr: %w", err)
 		}
@@ -238,8 +272,14 @@ func serve(c *cli.Context) error {
 		go httpSrv.Serve(hl)
 	}
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, len(lns))
 	go func() { serveErr <- b.Serve(ln) }()
+	for i, l := range lns[1:] {
+		name := specs[i+1].name
+		go func() { serveErr <- b.ServeListener(l, name) }()
+		log.Info().Str("listener", name).Str("listen", l.Addr().String()).
+			Str("advertise", net.JoinHostPort(specs[i+1].host, strconv.Itoa(int(specs[i+1].port)))).Msg("listening")
+	}
 	log.Info().Str("listen", ln.Addr().String()).Str("advertise", net.JoinHostPort(host, strconv.Itoa(int(port)))).
 		Str("data_dir", dataDir).Str("etcd", strings.Join(endpoints, ",")).Int32("node_id", nodeID).
 		Msgf("listening on %s (advertised as %s:%d), data in %s, %s", ln.Addr(), host, port, dataDir, etcdWhere)
