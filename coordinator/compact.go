@@ -44,28 +44,9 @@ import (
 // ordinary size rather than one huge one.
 const compactionBatchRecords = 1000
 
-// compactLoop checks the partitions of OffsetsTopic every
-// CompactionCheckInterval. liveBytes, the bytes each partition's last
-// compaction wrote, is owned by this goroutine.
-func (c *Coordinator) compactLoop() {
-	defer c.wg.Done()
-	if c.cfg.CompactionCheckInterval <= 0 {
-		return
-	}
-	liveBytes := make(map[int32]int64)
-	t := time.NewTicker(c.cfg.CompactionCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stopRetention:
-			return
-		case <-t.C:
-			c.compactDue(liveBytes)
-		}
-	}
-}
-
-// compactDue compacts every partition that is due.
+// compactDue compacts every partition that is due; Start runs it every
+// CompactionCheckInterval. liveBytes holds the bytes each partition's last
+// compaction wrote.
 func (c *Coordinator) compactDue(liveBytes map[int32]int64) {
 	for p := range c.logs.OffsetsPartitions() {
 		select {

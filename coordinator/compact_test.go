@@ -67,13 +67,7 @@ func TestCompactionKeepsState(t *testing.T) {
 	if got, _ := c2.FetchOffsets(ctx, "g2", nil); len(got) != 0 {
 		t.Fatalf("deleted group g2 has offsets after compaction and reload: %+v", got)
 	}
-	d := c2.DescribeGroup(ctx, "g3")
-	if d.Err != nil || d.State != "Stable" || len(d.Members) != 1 || string(d.Members[0].Assignment) != "asg" {
-		t.Fatalf("g3 after compaction and reload: %+v", d)
-	}
-	if err := c2.Heartbeat(ctx, "g3", j.MemberID, nil, j.Generation); err != nil {
-		t.Fatalf("heartbeat after compaction and reload: %v", err)
-	}
+	wantRestoredMember(t, c2, "g3", j, "compaction and reload")
 }
 
 // TestCompactionDue: a partition is compacted once it has rolled a

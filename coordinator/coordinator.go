@@ -179,8 +179,11 @@ func (c *Coordinator) Start() error {
 	c.loaded = true
 	c.mu.Unlock()
 	c.wg.Add(2)
-	go c.retentionLoop()
-	go c.compactLoop()
+	go c.runEvery(c.cfg.RetentionCheckInterval, c.ExpireOffsets)
+	// liveBytes, the bytes each partition's last compaction wrote, is
+	// owned by the compaction goroutine.
+	liveBytes := make(map[int32]int64)
+	go c.runEvery(c.cfg.CompactionCheckInterval, func() { c.compactDue(liveBytes) })
 	return nil
 }
 
@@ -920,20 +923,22 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, groupID string, topics 
 	return out, nil
 }
 
-// retentionLoop expires offsets every RetentionCheckInterval.
-func (c *Coordinator) retentionLoop() {
+// runEvery calls fn every interval until Close (never, for an interval
+// <= 0). It is the body of one of the coordinator's background
+// goroutines, counted by c.wg.
+func (c *Coordinator) runEvery(interval time.Duration, fn func()) {
 	defer c.wg.Done()
-	if c.cfg.RetentionCheckInterval <= 0 {
+	if interval <= 0 {
 		return
 	}
-	t := time.NewTicker(c.cfg.RetentionCheckInterval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-c.stopRetention:
 			return
 		case <-t.C:
-			c.ExpireOffsets()
+			fn()
 		}
 	}
 }

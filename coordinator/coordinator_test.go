@@ -197,17 +197,24 @@ func TestCommitsSurviveReload(t *testing.T) {
 	if got, _ := c2.FetchOffsets(ctx, "g2", nil); len(got) != 0 {
 		t.Fatalf("deleted group g2 has offsets after reload: %+v", got)
 	}
-	d := c2.DescribeGroup(ctx, "g3")
-	if d.Err != nil || d.State != "Stable" || len(d.Members) != 1 || string(d.Members[0].Assignment) != "asg" {
-		t.Fatalf("g3 after reload: %+v", d)
-	}
-	// Its member carries on with its generation.
-	if err := c2.Heartbeat(ctx, "g3", j.MemberID, nil, j.Generation); err != nil {
-		t.Fatalf("heartbeat after reload: %v", err)
-	}
+	wantRestoredMember(t, c2, "g3", j, "reload")
 	listed := c2.ListGroups(nil, nil)
 	if len(listed) != 2 || listed[0].Group != "g1" || listed[1].Group != "g3" {
 		t.Fatalf("groups after reload: %+v", listed)
+	}
+}
+
+// wantRestoredMember checks that a coordinator loaded from the log has
+// the classic group with the one member j, Stable with its assignment
+// "asg", and that the member carries on with its generation.
+func wantRestoredMember(t *testing.T, c *Coordinator, group string, j JoinResult, after string) {
+	t.Helper()
+	d := c.DescribeGroup(context.Background(), group)
+	if d.Err != nil || d.State != "Stable" || len(d.Members) != 1 || string(d.Members[0].Assignment) != "asg" {
+		t.Fatalf("%s after %s: %+v", group, after, d)
+	}
+	if err := c.Heartbeat(context.Background(), group, j.MemberID, nil, j.Generation); err != nil {
+		t.Fatalf("heartbeat in %s after %s: %v", group, after, err)
 	}
 }
 
