@@ -32,12 +32,14 @@ run: build
 # and franz-go's own kgo test suite against a real broker.
 test: test-deps lint unit fuzz integration conformance
 
-# Installs kcat (librdkafka's CLI) and curl (scripts/conformance.sh polls
-# /readyz with it) when they are missing.
+# Installs kcat (librdkafka's CLI), curl (scripts/conformance.sh polls
+# /readyz with it) and docker-compose (the compose stack test; not needed
+# where docker's compose plugin is) when they are missing.
 test-deps:
 	@missing=""; \
 		command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
 		command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+		command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 		if [ -n "$$missing" ]; then \
 			echo "installing$$missing"; \
 			SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -64,7 +66,7 @@ fuzz: $(KMSG_WORK)
 	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeValue$$' -fuzztime=$(FUZZTIME) ./metadata/
 
 integration: test-deps $(KMSG_WORK)
-	GREGOR_REQUIRE_KCAT=1 $(GOW) test -count=1 -timeout 12m ./integration/
+	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_DOCKER=1 $(GOW) test -count=1 -timeout 12m ./integration/
 
 # franz-go's own kgo test suite against a Gregor started on free loopback
 # ports (scripts/conformance.sh; CONFORMANCE_RUN=regexp selects tests,

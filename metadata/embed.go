@@ -27,10 +27,12 @@ type EmbeddedConfig struct {
 	DataDir string
 	// ClientAddr is the host:port clients (EtcdStore) connect to; default
 	// "127.0.0.1:2379". It is also what the member advertises, so it must be
-	// an address other members and brokers can reach, not 0.0.0.0.
+	// an address other members and brokers can reach, not 0.0.0.0. With a
+	// host name rather than an IP (a container's name), the member listens
+	// on every interface at that port.
 	ClientAddr string
 	// PeerAddr is the host:port other members connect to; default
-	// "127.0.0.1:2380". Advertised as is, like ClientAddr.
+	// "127.0.0.1:2380". Advertised and bound as ClientAddr is.
 	PeerAddr string
 	// InitialCluster lists the members of a new cluster as
 	// "<name>=<peer URL>,..." (e.g. "1=http://h1:2380,2=http://h2:2380").
@@ -139,9 +141,9 @@ func embedConfig(cfg EmbeddedConfig, closing *atomic.Bool) (*embed.Config, error
 	ec := embed.NewConfig()
 	ec.Name = name
 	ec.Dir = cfg.DataDir
-	ec.ListenClientUrls = []url.URL{*clientURL}
+	ec.ListenClientUrls = []url.URL{bindURL(clientURL)}
 	ec.AdvertiseClientUrls = []url.URL{*clientURL}
-	ec.ListenPeerUrls = []url.URL{*peerURL}
+	ec.ListenPeerUrls = []url.URL{bindURL(peerURL)}
 	ec.AdvertisePeerUrls = []url.URL{*peerURL}
 	ec.InitialCluster = initial
 	ec.InitialClusterToken = "gregor"
@@ -197,6 +199,18 @@ func addrURL(addr, def string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q: port must be 1-65535 (etcd cannot advertise a port picked by the kernel)", addr)
 	}
 	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}, nil
+}
+
+// bindURL is what the member listens on for an advertised URL: the same
+// address when its host is an IP, and every interface (0.0.0.0) on that
+// port when it is a name (etcd binds IPs only; a name such as a
+// container's is what the other members and brokers resolve).
+func bindURL(u *url.URL) url.URL {
+	host, port, _ := net.SplitHostPort(u.Host)
+	if net.ParseIP(host) != nil {
+		return *u
+	}
+	return url.URL{Scheme: u.Scheme, Host: net.JoinHostPort("0.0.0.0", port)}
 }
 
 // initialCluster checks s ("name=url,...") and writes plain node ids as

@@ -339,6 +339,14 @@ func TestEmbeddedConfig(t *testing.T) {
 			ec.Name, ec.InitialCluster, ec.ListenClientUrls, ec.ListenMetricsUrls)
 	}
 
+	named := base
+	named.ClientAddr, named.PeerAddr = "gregor-3:2379", "gregor-3:2380"
+	if ec, err := embedConfig(named, new(atomic.Bool)); err != nil ||
+		ec.ListenClientUrls[0].String() != "http://0.0.0.0:2379" || ec.AdvertiseClientUrls[0].String() != "http://gregor-3:2379" ||
+		ec.ListenPeerUrls[0].String() != "http://0.0.0.0:2380" || ec.AdvertisePeerUrls[0].String() != "http://gregor-3:2380" {
+		t.Fatalf("host names: listen %v / %v, advertise %v / %v, %v", ec.ListenClientUrls, ec.ListenPeerUrls, ec.AdvertiseClientUrls, ec.AdvertisePeerUrls, err)
+	}
+
 	cfg := base
 	cfg.InitialCluster = "1=http://h1:2380, 2=http://h2:2380,other=http://h3:2380"
 	if ec, err = embedConfig(cfg, new(atomic.Bool)); err != nil {

@@ -1,0 +1,109 @@
+package integration
+
+// The three-broker docker-compose stack (docker-compose.cluster.yml): the
+// image is built FROM scratch from the static binary (make image), the
+// stack is started on free host ports, and clients on the host use every
+// broker. It needs docker and docker-compose (or the compose plugin); it
+// is skipped without them unless GREGOR_REQUIRE_DOCKER is set (make test
+// sets it).
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// composeCommand returns how to run compose here: docker-compose, or
+// docker's compose plugin.
+func composeCommand(t *testing.T) []string {
+	t.Helper()
+	missing := func(why string) []string {
+		if os.Getenv("GREGOR_REQUIRE_DOCKER") != "" {
+			t.Fatalf("GREGOR_REQUIRE_DOCKER is set but %s", why)
+		}
+		t.Skipf("%s; set GREGOR_REQUIRE_DOCKER=1 to make this a failure", why)
+		return nil
+	}
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		return missing(fmt.Sprintf("no docker engine (docker info: %v)", err))
+	}
+	if _, err := exec.LookPath("docker-compose"); err == nil {
+		return []string{"docker-compose"}
+	}
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		return []string{"docker", "compose"}
+	}
+	return missing("neither docker-compose nor the docker compose plugin is installed")
+}
+
+func TestDockerComposeCluster(t *testing.T) {
+	compose := composeCommand(t)
+	ctx := testContext(t, 5*time.Minute)
+	if out, err := exec.CommandContext(ctx, "make", "-C", "..", "image").CombinedOutput(); err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+	project := fmt.Sprintf("gregortest%d", time.Now().UnixNano()%1_000_000)
+	ports := []int{freePort(t), freePort(t), freePort(t)}
+	run := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, compose[0], append(append(compose[1:], "-p", project, "-f", "../docker-compose.cluster.yml"), args...)...)
+		cmd.Env = os.Environ()
+		for i, p := range ports {
+			cmd.Env = append(cmd.Env, fmt.Sprintf("GREGOR_PORT_%d=%d", i+1, p))
+		}
+		return cmd.CombinedOutput()
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := run("logs", "--no-color")
+			t.Logf("compose logs:\n%s", logs)
+		}
+		if out, err := run("down", "-v", "--timeout", "20"); err != nil {
+			t.Logf("compose down: %v\n%s", err, out)
+		}
+	})
+	if out, err := run("up", "-d"); err != nil {
+		t.Fatalf("compose up: %v\n%s", err, out)
+	}
+
+	addr := func(i int) string { return "localhost:" + strconv.Itoa(ports[i]) }
+	adm := fzAdmin(t, addr(0))
+	fzWaitFor(t, 90*time.Second, "three brokers in Metadata from the host", func() error {
+		md, err := adm.BrokerMetadata(ctx)
+		if err != nil {
+			return err
+		}
+		if len(md.Brokers) != 3 {
+			return fmt.Errorf("%d brokers", len(md.Brokers))
+		}
+		for _, b := range md.Brokers {
+			if b.Host != "localhost" || b.Port != int32(ports[b.NodeID-1]) {
+				return fmt.Errorf("broker %d advertised at %s:%d, want localhost:%d", b.NodeID, b.Host, b.Port, ports[b.NodeID-1])
+			}
+		}
+		return nil
+	})
+	topic := fzTopic(t, "compose")
+	fzCreateTopic(ctx, t, adm, topic, 3, nil)
+	cl := fzClient(t, addr(1), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var recs []*kgo.Record
+	for i := range 30 {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i % 3), Value: []byte(strconv.Itoa(i))})
+	}
+	fzProduceSync(ctx, t, cl, recs...)
+	if got := fzConsume(ctx, t, addr(2), topic, 30); len(got) != 30 {
+		t.Fatalf("consumed %d records, want 30", len(got))
+	}
+
+	// kcat (librdkafka) from the host sees the cluster too.
+	out, err := exec.CommandContext(ctx, kcatBin(t), "-b", addr(0), "-L", "-t", topic).CombinedOutput()
+	if err != nil || bytes.Count(out, []byte("broker ")) < 3 || !strings.Contains(string(out), "3 partitions") {
+		t.Fatalf("kcat -L: %v\n%s", err, out)
+	}
+}
