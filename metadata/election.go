@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -50,18 +51,18 @@ func (s *EtcdStore) Campaign(ctx context.Context, nodeID int32) (<-chan struct{}
 	s.elect.Unlock()
 	e := concurrency.NewElection(session, s.prefix+controllerDir)
 	if err := e.Campaign(ctx, strconv.FormatInt(int64(nodeID), 10)); err != nil {
-		s.revokeLease(session.Lease())
+		s.dropElectionLease(session.Lease())
 		return nil, nil, s.opErr(op, err)
 	}
 	// Campaign returns once every older candidate's key is gone; let the
 	// cache catch up with that, so Controller reads this election.
 	if err := s.waitController(ctx, nodeID, e.Rev()); err != nil {
-		s.revokeLease(session.Lease())
+		s.dropElectionLease(session.Lease())
 		return nil, nil, s.opErr(op, err)
 	}
 	s.log.Info().Int32("node_id", nodeID).Msg("elected controller")
 	var once sync.Once
-	resign := func() { once.Do(func() { s.revokeLease(session.Lease()) }) }
+	resign := func() { once.Do(func() { s.dropElectionLease(session.Lease()) }) }
 	return session.Done(), resign, nil
 }
 
@@ -89,6 +90,15 @@ func (s *EtcdStore) waitController(ctx context.Context, nodeID int32, rev int64)
 			return ErrClosed
 		}
 	}
+}
+
+// dropElectionLease revokes one of this store's election leases and
+// forgets it, so that Close does not revoke it again.
+func (s *EtcdStore) dropElectionLease(id clientv3.LeaseID) {
+	s.elect.Lock()
+	s.elect.leases = slices.DeleteFunc(s.elect.leases, func(l clientv3.LeaseID) bool { return l == id })
+	s.elect.Unlock()
+	s.revokeLease(id)
 }
 
 // revokeLease ends a lease now (past the TTL it is gone anyway).
