@@ -63,6 +63,7 @@ fuzz: $(KMSG_WORK)
 	$(GOW) test -run='^$$' -fuzz='^FuzzValidateProduceBatch$$' -fuzztime=$(FUZZTIME) ./protocol/
 	$(GOW) test -run='^$$' -fuzz='^FuzzRecords$$' -fuzztime=$(FUZZTIME) ./protocol/
 	$(GOW) test -run='^$$' -fuzz='^FuzzRecover$$' -fuzztime=$(FUZZTIME) ./storage/
+	$(GOW) test -run='^$$' -fuzz='^FuzzParseEpochs$$' -fuzztime=$(FUZZTIME) ./storage/
 	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeValue$$' -fuzztime=$(FUZZTIME) ./metadata/
 
 integration: test-deps $(KMSG_WORK)

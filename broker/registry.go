@@ -55,6 +55,7 @@ func (b *Broker) buildRegistry() (*registry, error) {
 		b.describeGroupsHandler(),
 		b.listGroupsHandler(),
 		b.apiVersionsHandler(),
+		b.offsetForLeaderEpochHandler(),
 		b.createTopicsHandler(),
 		b.deleteTopicsHandler(),
 		b.describeConfigsHandler(),

@@ -246,6 +246,35 @@ func runClusterScenario(t *testing.T, brokers []*brokerProc) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// OffsetForLeaderEpoch: the records were all written in epoch 0, so
+	// epoch 0 ends at the log end (20); an epoch newer than the current
+	// one is unknown.
+	raw3 := fzDial(t, brokers[2].Addr)
+	for p, l := range led {
+		if l != 3 {
+			continue
+		}
+		cur := md.Topics[topic].Partitions[p].LeaderEpoch
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.SetVersion(4)
+		req.ReplicaID = -1
+		rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		rt.Topic = topic
+		for _, e := range []int32{0, cur + 1} {
+			rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+			rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = p, cur, e
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp := raw3.roundTrip(req).(*kmsg.OffsetForLeaderEpochResponse)
+		got := resp.Topics[0].Partitions
+		if got[0].ErrorCode != 0 || got[0].LeaderEpoch != 0 || got[0].EndOffset != 20 {
+			t.Errorf("OffsetForLeaderEpoch %s[%d] epoch 0 (current %d): %s epoch %d end %d, want epoch 0 end 20", topic, p, cur, fzErrCode(got[0].ErrorCode), got[0].LeaderEpoch, got[0].EndOffset)
+		}
+		if got[1].ErrorCode != 0 || got[1].LeaderEpoch != -1 || got[1].EndOffset != -1 {
+			t.Errorf("OffsetForLeaderEpoch %s[%d] epoch %d: %s epoch %d end %d, want -1 -1", topic, p, cur+1, fzErrCode(got[1].ErrorCode), got[1].LeaderEpoch, got[1].EndOffset)
+		}
+	}
 	for _, p := range md.Topics[topic].Partitions {
 		if led[p.Partition] == 3 && p.LeaderEpoch < 2 {
 			t.Errorf("partition %d lost and regained its leader but is at epoch %d", p.Partition, p.LeaderEpoch)

@@ -80,6 +80,7 @@ func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 			freed += s.size.Load()
 		}
 		l.bytes.Add(-freed)
+		l.truncateEpochsBelow(next[0].base)
 		l.log.Info().Int("segments", len(retired)).Int64("bytes", freed).
 			Int64("log_start_offset", next[0].base).Msg("deleted old segments")
 		l.removeLater(retired, time.Duration(l.cfg.Load().FileDeleteDelayMs)*time.Millisecond)

@@ -69,6 +69,13 @@ type Log struct {
 	hwCh   chan struct{}
 	hwDone bool
 
+	// epochs is the leader epoch cache (epochs.go); appended to by the
+	// append path under mu, read by anyone.
+	epochs struct {
+		sync.Mutex
+		entries []EpochEntry
+	}
+
 	fl flushState
 	bg sync.WaitGroup // background work (roll fsyncs, flush.ms timer, delayed deletes), waited for by Close
 	// done is closed when the log closes: delayed deletes then happen at
@@ -197,6 +204,9 @@ func (l *Log) appendLocked(batch []byte, leaderEpoch int32, h *batchHeader) (res
 		if seg, err = l.rollLocked(base, now, reason); err != nil {
 			return res, false, err
 		}
+	}
+	if err := l.noteEpochLocked(leaderEpoch, base); err != nil {
+		return res, false, err
 	}
 	protocol.SetBaseOffset(batch, base)
 	protocol.SetPartitionLeaderEpoch(batch, leaderEpoch)

@@ -243,6 +243,9 @@ func (l *Log) load() (err error) {
 	for _, s := range segs {
 		total += s.size.Load()
 	}
+	if err := l.loadEpochs(segs, leo); err != nil {
+		return err
+	}
 	l.segs.Store(&segs)
 	l.leo.Store(leo)
 	l.hw.Store(leo)

@@ -23,6 +23,7 @@ type batchHeader struct {
 	base      int64 // base offset
 	size      int64 // whole batch: length field + 12
 	lastDelta int32
+	epoch     int32 // partition leader epoch
 	maxTs     int64
 	magic     int8
 	crc       uint32
@@ -37,6 +38,7 @@ func decodeHeader(b []byte, pos int64) batchHeader {
 		pos:       pos,
 		base:      int64(binary.BigEndian.Uint64(b[0:])),
 		size:      int64(int32(binary.BigEndian.Uint32(b[8:]))) + 12,
+		epoch:     int32(binary.BigEndian.Uint32(b[12:])),
 		magic:     int8(b[16]),
 		crc:       binary.BigEndian.Uint32(b[17:]),
 		lastDelta: int32(binary.BigEndian.Uint32(b[23:])),

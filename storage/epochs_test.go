@@ -1,0 +1,82 @@
+package storage_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/gregorbroker/gregor/storage"
+)
+
+func TestLeaderEpochCache(t *testing.T) {
+	cfg := storage.DefaultConfig()
+	cfg.FileDeleteDelayMs = 0
+	one := simple(t, 2, 1) // two records per batch
+	cfg.SegmentBytes = int64(2*len(one) + 10)
+	e := newEnv(t, cfg)
+	l := e.open()
+	for _, epoch := range []int32{0, 0, 2, 2, 5} {
+		if _, err := l.Append(append([]byte(nil), one...), epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.SetHighWatermark(l.LogEndOffset())
+	want := "[{0 0} {2 4} {5 8}]"
+	if got := fmt.Sprint(l.Epochs()); got != want {
+		t.Fatalf("epochs %s, want %s", got, want)
+	}
+	// A stale epoch adds nothing.
+	if _, err := l.Append(append([]byte(nil), one...), 3); err != nil {
+		t.Fatal(err)
+	}
+	l.SetHighWatermark(l.LogEndOffset())
+	if got := fmt.Sprint(l.Epochs()); got != want {
+		t.Fatalf("epochs after a stale epoch %s, want %s", got, want)
+	}
+	for _, c := range []struct {
+		requested, current int32
+		epoch              int32
+		end                int64
+	}{
+		{5, 5, 5, 12},  // the current epoch: the high watermark
+		{0, 5, 0, 4},   // epoch 0 ended where epoch 2 began
+		{1, 5, 0, 4},   // unknown epoch 1: the epoch below it
+		{2, 5, 2, 8},   //
+		{4, 5, 2, 8},   //
+		{7, 5, -1, -1}, // newer than anything
+		{5, 6, 5, 12},  // a new leader epoch with nothing written yet
+	} {
+		epoch, end := l.EndOffsetForEpoch(c.requested, c.current)
+		if epoch != c.epoch || end != c.end {
+			t.Errorf("EndOffsetForEpoch(%d, current %d) = %d, %d; want %d, %d", c.requested, c.current, epoch, end, c.epoch, c.end)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopen := func(what string) *storage.Log {
+		t.Helper()
+		l := e.open()
+		if got := fmt.Sprint(l.Epochs()); got != want {
+			t.Fatalf("epochs after %s: %s, want %s", what, got, want)
+		}
+		return l
+	}
+	reopen("a clean restart").Close()
+	os.Remove(e.path("leader-epoch-checkpoint"))
+	reopen("losing the checkpoint (rebuilt from the batches)").Close()
+	writeFile(t, e.path("leader-epoch-checkpoint"), []byte("0\n2\n9 0\n"))
+	reopen("a garbled checkpoint").Close()
+
+	// Deleting old segments moves the first epoch up to the log start.
+	l = e.open()
+	if _, err := l.DeleteSegmentsBelow(6); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(l.Epochs()); got != "[{2 4} {5 8}]" {
+		t.Fatalf("epochs after deleting below offset 6 (log start %d): %s", l.LogStartOffset(), got)
+	}
+	if epoch, end := l.EndOffsetForEpoch(0, 5); epoch != 0 || end != l.LogStartOffset() {
+		t.Errorf("an epoch older than the log: %d, %d; want 0 and the log start %d", epoch, end, l.LogStartOffset())
+	}
+}
