@@ -4,9 +4,9 @@ package broker
 //
 // Behavior:
 //   - acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS otherwise); acks=0 gets
-//     no response at all. On a single node acks=1 and acks=-1 are the same:
-//     the response is sent once the batch is in the log (and fsynced first
-//     when flush.messages / flush.ms ask for it).
+//     no response at all. Until partitions are replicated, acks=1 and
+//     acks=-1 are the same: the response is sent once the batch is in the
+//     log (and fsynced first when flush.messages / flush.ms ask for it).
 //   - Each partition takes exactly one magic-2 batch, checked without
 //     decompression: CRC-32C (CORRUPT_MESSAGE), codec (UNSUPPORTED_COMPRESSION_TYPE),
 //     counts and batch count (INVALID_RECORD), size against max.message.bytes

@@ -9,8 +9,8 @@ package broker
 //   - -4 (latest tiered, v9+): -1, as there is no tiered storage.
 //   - t >= 0: the first record whose timestamp is >= t, found through the
 //     time index and then by reading that batch's records; -1 when none.
-//   - The leader epoch returned is the partition's (0 on a single node);
-//     current leader epoch checks as Fetch.
+//   - The leader epoch returned is the partition's current one, as the
+//     controller recorded it; current leader epoch checks as Fetch.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
