@@ -147,13 +147,8 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	if err != nil {
 		return 0, nil, err
 	}
-	if epoch := part.leaderEpoch(); rp.CurrentLeaderEpoch >= 0 {
-		if rp.CurrentLeaderEpoch < epoch {
-			return 0, nil, kerr.FencedLeaderEpoch
-		}
-		if rp.CurrentLeaderEpoch > epoch {
-			return 0, nil, kerr.UnknownLeaderEpoch
-		}
+	if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, part.leaderEpoch()); err != nil {
+		return 0, nil, err
 	}
 	wake := part.log.Changed()
 	hw := part.log.HighWatermark()

@@ -60,13 +60,8 @@ func (b *Broker) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartit
 		return err
 	}
 	epoch := part.leaderEpoch()
-	if rp.CurrentLeaderEpoch >= 0 {
-		if rp.CurrentLeaderEpoch < epoch {
-			return kerr.FencedLeaderEpoch
-		}
-		if rp.CurrentLeaderEpoch > epoch {
-			return kerr.UnknownLeaderEpoch
-		}
+	if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, epoch); err != nil {
+		return err
 	}
 	sp.LeaderEpoch = epoch
 	l := part.log

@@ -55,12 +55,9 @@ func (b *Broker) endOffsetForEpoch(req *kmsg.OffsetForLeaderEpochRequest, topic 
 		return err
 	}
 	current := part.leaderEpoch()
-	if req.Version >= 2 && rp.CurrentLeaderEpoch >= 0 {
-		if rp.CurrentLeaderEpoch < current {
-			return kerr.FencedLeaderEpoch
-		}
-		if rp.CurrentLeaderEpoch > current {
-			return kerr.UnknownLeaderEpoch
+	if req.Version >= 2 {
+		if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, current); err != nil {
+			return err
 		}
 	}
 	sp.LeaderEpoch, sp.EndOffset = part.log.EndOffsetForEpoch(rp.LeaderEpoch, current)

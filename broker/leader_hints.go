@@ -8,6 +8,8 @@ package broker
 import (
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/gregorbroker/gregor/metadata"
 )
 
@@ -38,6 +40,21 @@ func (h *leaderHints) leader(b *Broker, topic string, partition int32) (int32, i
 		}
 	}
 	return st.Leader, st.LeaderEpoch
+}
+
+// checkLeaderEpoch compares the leader epoch a client believes current
+// (-1: it does not say) with the partition's, as Kafka does for Fetch,
+// ListOffsets and OffsetForLeaderEpoch (KIP-320): an older one is
+// FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.
+func checkLeaderEpoch(claimed, current int32) error {
+	switch {
+	case claimed < 0 || claimed == current:
+		return nil
+	case claimed < current:
+		return kerr.FencedLeaderEpoch
+	default:
+		return kerr.UnknownLeaderEpoch
+	}
 }
 
 // rackPtr is a rack for the wire: nil when there is none.

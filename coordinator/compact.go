@@ -34,6 +34,7 @@ package coordinator
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -90,15 +91,7 @@ func (c *Coordinator) CompactPartition(p int32) (int64, error) {
 		}
 	}
 	c.mu.Unlock()
-	slices.SortFunc(groups, func(a, b *group) int {
-		switch {
-		case a.id < b.id:
-			return -1
-		case a.id > b.id:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(groups, func(a, b *group) int { return strings.Compare(a.id, b.id) })
 	var written int64
 	records := 0
 	for _, g := range groups {

@@ -762,15 +762,7 @@ func (c *Coordinator) ListGroups(states, types []string) []GroupListing {
 		}
 		out = append(out, l)
 	}
-	slices.SortFunc(out, func(a, b GroupListing) int {
-		switch {
-		case a.Group < b.Group:
-			return -1
-		case a.Group > b.Group:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b GroupListing) int { return strings.Compare(a.Group, b.Group) })
 	return out
 }
 
