@@ -283,7 +283,7 @@ func TestClassicMetadataRoundTrip(t *testing.T) {
 	result(t, g.sync(SyncArgs{MemberID: a, Generation: 1, Assignments: []kmsg.SyncGroupRequestGroupAssignment{{MemberID: a, MemberAssignment: []byte("x")}}}, t0, lim))
 	key, val := groupRecord("g", g.metadataValue())
 	d, err := decodeRecord(key, val)
-	if err != nil || d.isOffset || d.groupMeta == nil {
+	if err != nil || d.kind != groupKeyV2 || d.groupMeta == nil {
 		t.Fatalf("decode: %+v %v", d, err)
 	}
 	h := newTestGroup()
@@ -312,11 +312,11 @@ func TestOffsetRecordRoundTrip(t *testing.T) {
 	c := offsetCommit{offset: 42, leaderEpoch: 3, metadata: "m", commitMs: 1234}
 	key, val := offsetRecord("g", "t", 7, &c)
 	d, err := decodeRecord(key, val)
-	if err != nil || !d.isOffset || d.topic != "t" || d.partition != 7 || d.offset == nil || *d.offset != c {
+	if err != nil || d.kind != offsetKeyV1 || d.topic != "t" || d.partition != 7 || d.offset == nil || *d.offset != c {
 		t.Fatalf("decode: %+v %v", d, err)
 	}
 	key, val = offsetRecord("g", "t", 7, nil)
-	if d, err := decodeRecord(key, val); err != nil || d.offset != nil || !d.isOffset {
+	if d, err := decodeRecord(key, val); err != nil || d.offset != nil || d.kind != offsetKeyV1 {
 		t.Fatalf("tombstone: %+v %v", d, err)
 	}
 	if _, err := decodeRecord([]byte{0, 9, 1, 2}, nil); err == nil {

@@ -137,7 +137,7 @@ func (c *Coordinator) appendChunked(p int32, now time.Time, recs []kmsg.Record) 
 }
 
 // liveRecordsLocked is the group's state as OffsetsTopic records: its
-// committed offsets and, for a classic group, its metadata. Replaying them
+// committed offsets and its classic metadata or KIP-848 records. Replaying them
 // alone rebuilds the group. Called with g.mu held.
 func (g *group) liveRecordsLocked() []kmsg.Record {
 	var recs []kmsg.Record
@@ -145,6 +145,7 @@ func (g *group) liveRecordsLocked() []kmsg.Record {
 		key, val := groupRecord(g.id, g.metadataValue())
 		recs = append(recs, kmsg.Record{Key: key, Value: val})
 	}
+	recs = append(recs, g.storedConsumerRecords()...)
 	for _, t := range sortedKeys(g.offsets) {
 		for _, part := range sortedKeys(g.offsets[t]) {
 			oc := g.offsets[t][part]

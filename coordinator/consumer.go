@@ -21,6 +21,7 @@ package coordinator
 // the time as an argument.
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"time"
@@ -105,8 +106,16 @@ type consumerState struct {
 	members         map[string]*consumerMember
 	statics         map[string]string // instance id -> member id
 	target          map[string]assignment
-	topicsSeen      map[string]int32 // subscribed topic -> partitions, at the last target computation
+	topicsSeen      map[string]TopicInfo // subscribed topics at the last target computation (Partitions 0: missing)
 	stateSince      time.Time
+
+	// stored holds the value bytes last written under each of the group's
+	// KIP-848 record keys; touched lists the members whose records may
+	// have changed since, and touchAll says every member's may have
+	// (consumer_records.go).
+	stored   map[consumerKey][]byte
+	touched  map[string]struct{}
+	touchAll bool
 }
 
 func newConsumerState() consumerState {
@@ -170,7 +179,7 @@ func validateConsumerHeartbeat(a ConsumerHeartbeatArgs) (*kerr.Error, string) {
 		return kerr.UnsupportedAssignor, "supported assignors: uniform, range"
 	}
 	if a.Regex != nil && *a.Regex != "" {
-		if _, err := regexp.Compile("^(?:" + *a.Regex + ")$"); err != nil {
+		if _, err := compileSubscription(*a.Regex); err != nil {
 			return kerr.InvalidRegularExpression, err.Error()
 		}
 	}
@@ -201,6 +210,7 @@ func (g *group) consumerHeartbeat(a ConsumerHeartbeatArgs, now time.Time, c *Coo
 			// A static member that will come back: keep its partitions
 			// until its session ends.
 			m.leftStatic = true
+			m.previousEpoch = m.epoch // its next incarnation starts from epoch 0
 			m.sessionDeadline = now.Add(c.cfg.ConsumerSessionTimeout)
 			return ConsumerHeartbeatResult{MemberID: m.id, Epoch: -2}
 		}
@@ -243,6 +253,8 @@ func (g *group) consumerJoin(a ConsumerHeartbeatArgs, now time.Time, c *Coordina
 			if old != nil {
 				// The static member is back: it takes over its predecessor.
 				delete(ks.members, oldID)
+				ks.touchConsumerMember(oldID)
+				ks.touchConsumerMember(id)
 				old.id, old.leftStatic = id, false
 				old.sent = nil
 				old.clientID, old.clientHost = a.ClientID, a.ClientHost
@@ -303,7 +315,7 @@ func (g *group) updateConsumerMember(m *consumerMember, a ConsumerHeartbeatArgs)
 	if a.Regex != nil && *a.Regex != m.regexSrc {
 		m.regexSrc, m.regex = *a.Regex, nil
 		if *a.Regex != "" {
-			m.regex = regexp.MustCompile("^(?:" + *a.Regex + ")$") // checked by validateConsumerHeartbeat
+			m.regex, _ = compileSubscription(*a.Regex) // checked by validateConsumerHeartbeat
 		}
 		changed = true
 	}
@@ -353,29 +365,18 @@ func (g *group) refreshTarget(now time.Time, c *Coordinator) {
 			break
 		}
 	}
-	seen := make(map[string]int32)
+	seen := make(map[string]TopicInfo)
 	for _, m := range ks.members {
-		m.effective = slices.Clone(m.subscribed)
-		if m.regex != nil {
-			for _, n := range names {
-				if m.regex.MatchString(n) {
-					m.effective = append(m.effective, n)
-				}
-			}
-			slices.Sort(m.effective)
-			m.effective = slices.Compact(m.effective)
-		}
+		m.effective = effectiveSubscription(m, names)
 		for _, name := range m.effective {
-			if t, ok := c.topics.TopicByName(name); ok {
-				seen[name] = t.Partitions
-			} else {
-				seen[name] = 0
-			}
+			t, _ := c.topics.TopicByName(name)
+			seen[name] = TopicInfo{Name: name, ID: t.ID, Partitions: t.Partitions}
 		}
 	}
-	if ks.assignmentEpoch == ks.epoch && mapsEqual(seen, ks.topicsSeen) {
+	if ks.assignmentEpoch == ks.epoch && maps.Equal(seen, ks.topicsSeen) {
 		return
 	}
+	ks.touchAll = true // every member's target may move
 	if ks.assignmentEpoch == ks.epoch {
 		g.bumpConsumerEpoch(now) // the topics changed under the group
 	}
@@ -512,6 +513,7 @@ func (g *group) removeConsumerMember(id string, now time.Time, c *Coordinator) {
 	}
 	delete(ks.members, id)
 	delete(ks.target, id)
+	ks.touchConsumerMember(id)
 	if m.instanceID != nil && ks.statics[*m.instanceID] == id {
 		delete(ks.statics, *m.instanceID)
 	}
@@ -648,14 +650,24 @@ func (g *group) describeConsumer(topics Topics) ConsumerGroupDescription {
 	return d
 }
 
-func mapsEqual(a, b map[string]int32) bool {
-	if len(a) != len(b) {
-		return false
+// compileSubscription compiles a subscription regex, which must match a
+// whole topic name (as Kafka's RE2J matches()).
+func compileSubscription(re string) (*regexp.Regexp, error) {
+	return regexp.Compile("^(?:" + re + ")$")
+}
+
+// effectiveSubscription is what m subscribes to: its topic names plus
+// those of names its regex matches, sorted.
+func effectiveSubscription(m *consumerMember, names []string) []string {
+	out := slices.Clone(m.subscribed)
+	if m.regex == nil {
+		return out
 	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
+	for _, n := range names {
+		if m.regex.MatchString(n) {
+			out = append(out, n)
 		}
 	}
-	return true
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -298,7 +298,8 @@ func (c *Coordinator) withGroup(ctx context.Context, id string, create bool, fn 
 	return kerr.CoordinatorNotAvailable
 }
 
-// afterLocked persists a dirty classic group and re-arms its timer.
+// afterLocked persists what changed of the group (a dirty classic group's
+// metadata, a consumer group's records) and re-arms its timer.
 func (c *Coordinator) afterLocked(g *group, now time.Time) {
 	if g.dirty {
 		g.dirty = false
@@ -306,6 +307,9 @@ func (c *Coordinator) afterLocked(g *group, now time.Time) {
 		if _, err := c.appendRecords(g.partition, now, []kmsg.Record{{Key: key, Value: val}}); err != nil {
 			c.log.Error().Err(err).Str("group", g.id).Msg("cannot store group metadata")
 		}
+	}
+	if err := c.persistConsumerLocked(g, now); err != nil {
+		c.log.Error().Err(err).Str("group", g.id).Msg("cannot store consumer group state")
 	}
 	c.armLocked(g, now)
 }
@@ -372,8 +376,12 @@ func (c *Coordinator) appendRecords(partition int32, now time.Time, records []km
 // it returns; nothing else reads or writes them until they are published.
 func (c *Coordinator) loadPartition(p, partitions int32) (map[string]*group, error) {
 	now := c.now()
-	groups := make(map[string]*group)
-	metas := make(map[string]*kmsg.GroupMetadataValue)
+	l := &partitionLoad{
+		groups:    make(map[string]*group),
+		metas:     make(map[string]*kmsg.GroupMetadataValue),
+		metaSeq:   make(map[string]int),
+		consumers: make(map[string]*consumerLoad),
+	}
 	start := time.Now()
 	records := 0
 	err := c.logs.Scan(p, func(batch []byte) error {
@@ -392,20 +400,32 @@ func (c *Coordinator) loadPartition(p, partitions int32) (map[string]*group, err
 				c.log.Warn().Err(err).Int32("partition", p).Msg("skipping undecodable record")
 				continue
 			}
-			applyLoaded(groups, d, partitions, now, metas)
+			l.apply(d, partitions, now, records)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: load %s-%d: %w", OffsetsTopic, p, err)
 	}
-	for id, v := range metas {
-		if g := groups[id]; v != nil {
-			g.restoreClassic(v, now)
-		}
-	}
+	groups := l.groups
 	for id, g := range groups {
-		if len(g.offsets) == 0 && metas[id] == nil {
+		meta, cl := l.metas[id], l.consumers[id]
+		// A group that changed protocol has records of both kinds: the
+		// kind written last is the group's.
+		switch {
+		case cl != nil && cl.exists() && (meta == nil || cl.seq > l.metaSeq[id]):
+			g.restoreConsumer(cl, now, c.cfg.ConsumerSessionTimeout, c.topics, func(member string, err error) {
+				c.log.Warn().Err(err).Str("group", id).Str("member", member).Msg("ignoring a stored subscription regex that does not compile")
+			})
+		case meta != nil:
+			g.restoreClassic(meta, now)
+			if cl != nil {
+				g.k.stored = cl.raw // dead records, tombstoned on the group's next change
+			}
+		case cl != nil:
+			g.k.stored = cl.raw
+		}
+		if len(g.offsets) == 0 && g.kind == kindNone {
 			delete(groups, id)
 		}
 	}
@@ -414,21 +434,40 @@ func (c *Coordinator) loadPartition(p, partitions int32) (map[string]*group, err
 	return groups, nil
 }
 
-// applyLoaded applies one replayed record to groups; metas collects the
-// last group metadata value of each group (nil after a tombstone).
-func applyLoaded(groups map[string]*group, d decodedRecord, partitions int32, now time.Time, metas map[string]*kmsg.GroupMetadataValue) {
-	g := groups[d.group]
+// partitionLoad is the state of one partition's replay.
+type partitionLoad struct {
+	groups map[string]*group
+	// metas holds the last classic group metadata value of each group
+	// (nil after a tombstone), metaSeq its replay position.
+	metas     map[string]*kmsg.GroupMetadataValue
+	metaSeq   map[string]int
+	consumers map[string]*consumerLoad // KIP-848 records by group
+}
+
+// apply applies one replayed record, the seq-th of the partition.
+func (l *partitionLoad) apply(d decodedRecord, partitions int32, now time.Time, seq int) {
+	g := l.groups[d.group]
 	if g == nil {
 		g = &group{id: d.group, partition: partitionFor(d.group, partitions), c: newClassicState(now), k: newConsumerState(), offsets: make(map[string]map[int32]offsetCommit)}
-		groups[d.group] = g
+		l.groups[d.group] = g
 	}
-	if !d.isOffset {
+	switch {
+	case isConsumerKey(d.kind):
+		cl := l.consumers[d.group]
+		if cl == nil {
+			cl = &consumerLoad{}
+			l.consumers[d.group] = cl
+		}
+		cl.apply(d.consumerKey, d.consumer, d.consumerRaw, seq)
+		return
+	case d.kind == groupKeyV2:
 		if d.groupMeta == nil {
-			metas[d.group] = nil
+			l.metas[d.group] = nil
 			clear(g.offsets) // DeleteGroups writes the offsets' tombstones too; this is belt and braces
 			return
 		}
-		metas[d.group] = d.groupMeta
+		l.metas[d.group] = d.groupMeta
+		l.metaSeq[d.group] = seq
 		return
 	}
 	if d.offset == nil {
@@ -527,6 +566,13 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, groupID string, a C
 	var res ConsumerHeartbeatResult
 	if err := c.withGroup(ctx, groupID, true, func(g *group, now time.Time) {
 		res = g.consumerHeartbeat(a, now, c)
+		g.k.touchConsumerMember(a.MemberID)
+		g.k.touchConsumerMember(res.MemberID)
+		// The answer goes out only once the state it reflects is in the log.
+		if err := c.persistConsumerLocked(g, now); err != nil {
+			c.log.Error().Err(err).Str("group", g.id).Msg("cannot store consumer group state")
+			res = ConsumerHeartbeatResult{Err: kerr.CoordinatorNotAvailable, MemberID: a.MemberID, Epoch: -1}
+		}
 	}); err != nil {
 		return ConsumerHeartbeatResult{Err: err, MemberID: a.MemberID, Epoch: -1}
 	}
@@ -835,7 +881,8 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, groupID string) *kerr.Err
 		}
 		key, _ := groupRecord(g.id, nil)
 		records = append(records, kmsg.Record{Key: key})
-		if _, err := c.appendRecords(g.partition, now, records); err != nil {
+		records = append(records, g.consumerTombstones()...)
+		if _, err := c.appendChunked(g.partition, now, records); err != nil {
 			c.log.Error().Err(err).Str("group", g.id).Msg("cannot delete group")
 			res = kerr.CoordinatorNotAvailable
 			return

@@ -26,6 +26,15 @@ type memLogs struct {
 	// partition's leader epoch.
 	lost  map[int32]bool
 	epoch int32
+	// fail, when set, is what Append returns.
+	fail error
+}
+
+// setFail makes every Append fail with err (nil: succeed again).
+func (m *memLogs) setFail(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fail = err
 }
 
 // setLeader makes this broker lead partition p, or not, at epoch.
@@ -113,6 +122,9 @@ func (m *memLogs) OffsetsPartitions() int32 {
 func (m *memLogs) Append(p int32, batch []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
 	m.batches[p] = append(m.batches[p], append([]byte(nil), batch...))
 	return nil
 }

@@ -1,6 +1,7 @@
 // Package coordinator is Gregor's group coordinator: consumer groups with
-// Kafka's classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup),
-// committed offsets, and their durable form in the internal topic
+// Kafka's classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup)
+// and the KIP-848 consumer protocol (ConsumerGroupHeartbeat), committed
+// offsets, and their durable form in the internal topic
 // __consumer_offsets.
 //
 // # Ownership
@@ -41,14 +42,53 @@
 //	                                         timeout, subscription,
 //	                                         assignment]
 //
+// A KIP-848 consumer group is stored as Kafka stores it: three records
+// for the group and three per member, each key an int16 record type
+// followed by non-flexible strings, each value an int16 version (0) and
+// then flexible fields (compact strings and arrays, uuid = 16 bytes, an
+// empty tagged-field section closing every struct; readers skip tags):
+//
+//	key (type, group[, member])           value v0
+//	3 ConsumerGroupMetadata               int32 group epoch
+//	4 ConsumerGroupPartitionMetadata      int32 group epoch,
+//	                                      [topic id, name, partitions,
+//	                                       [] partition racks (empty)]
+//	5 ConsumerGroupMemberMetadata         nullable instance id, nullable
+//	  (group, member)                     rack id, client id, client host,
+//	                                      [subscribed topic names],
+//	                                      nullable regex, int32 rebalance
+//	                                      timeout ms, nullable assignor
+//	6 ConsumerGroupTargetAssignmentMeta   int32 assignment epoch
+//	7 ConsumerGroupTargetAssignmentMember [topic id, [partitions]]
+//	  (group, member)
+//	8 ConsumerGroupCurrentMemberAssignment int32 member epoch, int32
+//	  (group, member)                     previous epoch, int8 state
+//	                                      (0 stable, 1 revoking, 2 waiting
+//	                                      for partitions), [topic id,
+//	                                      [partitions]] assigned, same
+//	                                      pending revocation
+//
+// A static member that left with epoch -2 (and keeps its partitions until
+// its session ends) has member epoch -2 in record 8 and its real epoch as
+// the previous one. The records are written when the state they hold
+// changes, before the heartbeat that changed it is answered; a member that
+// leaves gets tombstones for its three records. Replay rebuilds the group
+// with each member's epochs, assignments and pending revocations, so after
+// a restart (or a move of the coordinator) members carry on without
+// rejoining; sessions and revocation deadlines start afresh. A group that
+// switched protocol can have records of both kinds: the kind whose group
+// record (2 or 3) was written last is the group's, and the other kind's
+// records are tombstoned on the group's next change.
+//
 // A null value (tombstone) deletes the key: an offset (OffsetDelete,
-// DeleteGroups, expiry) or a whole group (DeleteGroups). Reading replays
-// the records in offset order and keeps the last value of each key, which
-// is what compaction will preserve. Readers accept offset-commit key
-// versions 0 and 1, value versions 0 to 3, and group metadata value
-// versions 0 to 3 (those Kafka has written); a record with another key
-// version is skipped with a warning, so a newer writer's record types do
-// not stop an older reader.
+// DeleteGroups, expiry), a whole group (DeleteGroups) or a KIP-848
+// member. Reading replays the records in offset order and keeps the last
+// value of each key, which is what compaction will preserve. Readers
+// accept offset-commit key versions 0 and 1, value versions 0 to 3, group
+// metadata value versions 0 to 3 (those Kafka has written) and version 0
+// of the KIP-848 values; a record with another key or value version is
+// skipped with a warning, so a newer writer's record types do not stop an
+// older reader.
 //
 // A commit is acknowledged only after its batch is in the partition's log
 // (and fsynced when the topic's flush settings ask for it).

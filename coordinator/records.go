@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -59,15 +60,21 @@ func groupRecord(group string, value *kmsg.GroupMetadataValue) (key, val []byte)
 	return key, value.AppendTo(nil)
 }
 
-// decodedRecord is one __consumer_offsets record: exactly one of offset and
-// groupMeta is set for a value, neither for a tombstone.
+// decodedRecord is one __consumer_offsets record. kind says which: an
+// offset commit (offset set, nil for a tombstone), classic group metadata
+// (groupMeta set, nil for a tombstone), or a KIP-848 record (consumer
+// set, nil for a tombstone).
 type decodedRecord struct {
+	kind      int16 // the key's version, which is the record type
 	group     string
-	isOffset  bool // an offset record (else group metadata)
-	topic     string
+	topic     string // offset commits
 	partition int32
-	offset    *offsetCommit            // nil: offset tombstone
-	groupMeta *kmsg.GroupMetadataValue // nil: group tombstone
+	offset    *offsetCommit
+	groupMeta *kmsg.GroupMetadataValue
+	// KIP-848 records: the key, the decoded value and its bytes.
+	consumerKey consumerKey
+	consumer    any
+	consumerRaw []byte
 }
 
 // decodeRecord decodes one record's key and value. It returns
@@ -82,7 +89,7 @@ func decodeRecord(key, value []byte) (decodedRecord, error) {
 		if err := k.ReadFrom(key); err != nil {
 			return decodedRecord{}, fmt.Errorf("coordinator: offset commit key: %w", err)
 		}
-		r := decodedRecord{group: k.Group, isOffset: true, topic: k.Topic, partition: k.Partition}
+		r := decodedRecord{kind: version, group: k.Group, topic: k.Topic, partition: k.Partition}
 		if value == nil {
 			return r, nil
 		}
@@ -101,7 +108,7 @@ func decodeRecord(key, value []byte) (decodedRecord, error) {
 		if err := k.ReadFrom(key); err != nil {
 			return decodedRecord{}, fmt.Errorf("coordinator: group metadata key: %w", err)
 		}
-		r := decodedRecord{group: k.Group}
+		r := decodedRecord{kind: version, group: k.Group}
 		if value == nil {
 			return r, nil
 		}
@@ -110,6 +117,21 @@ func decodeRecord(key, value []byte) (decodedRecord, error) {
 			return decodedRecord{}, fmt.Errorf("coordinator: group metadata value: %w", err)
 		}
 		r.groupMeta = &v
+		return r, nil
+	case consumerGroupMetadataKey, consumerGroupPartitionsKey, consumerMemberMetadataKey,
+		consumerTargetMetadataKey, consumerTargetMemberKey, consumerCurrentAssignmentKey:
+		group, k, err := decodeConsumerKey(version, key)
+		if err != nil {
+			return decodedRecord{}, err
+		}
+		r := decodedRecord{kind: version, group: group, consumerKey: k}
+		if value == nil {
+			return r, nil
+		}
+		if r.consumer, err = decodeConsumerValue(version, value); err != nil {
+			return decodedRecord{}, err
+		}
+		r.consumerRaw = slices.Clone(value)
 		return r, nil
 	default:
 		return decodedRecord{}, fmt.Errorf("%w: %d", errUnknownRecord, version)
