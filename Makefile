@@ -66,6 +66,7 @@ fuzz: $(KMSG_WORK)
 	$(GOW) test -run='^$$' -fuzz='^FuzzParseEpochs$$' -fuzztime=$(FUZZTIME) ./storage/
 	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeValue$$' -fuzztime=$(FUZZTIME) ./metadata/
 	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./coordinator/
+	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeResponse$$' -fuzztime=$(FUZZTIME) ./replication/
 
 integration: test-deps $(KMSG_WORK)
 	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_DOCKER=1 $(GOW) test -count=1 -timeout 12m ./integration/

@@ -4,9 +4,16 @@ package broker
 //
 // Behavior:
 //   - acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS otherwise); acks=0 gets
-//     no response at all. Until partitions are replicated, acks=1 and
-//     acks=-1 are the same: the response is sent once the batch is in the
-//     log (and fsynced first when flush.messages / flush.ms ask for it).
+//     no response at all. acks=1 is answered once the batch is in the
+//     leader's log (and fsynced first when flush.messages / flush.ms ask
+//     for it); acks=-1 (all) once the high watermark passes it, i.e. every
+//     ISR member has it, or REQUEST_TIMED_OUT after the request's timeout.
+//     acks=-1 with fewer in-sync replicas than min.insync.replicas gets
+//     NOT_ENOUGH_REPLICAS (nothing is appended), and
+//     NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below it
+//     before the batch was committed. While one acks=-1 request waits, the
+//     next requests on the connection are read and appended; responses
+//     still leave in request order.
 //   - Each partition takes exactly one magic-2 batch, checked without
 //     decompression: CRC-32C (CORRUPT_MESSAGE), codec (UNSUPPORTED_COMPRESSION_TYPE),
 //     counts and batch count (INVALID_RECORD), size against max.message.bytes
@@ -23,8 +30,10 @@ package broker
 //   - v13 names topics by id (UNKNOWN_TOPIC_ID when unknown).
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -41,6 +50,7 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
 	hints := leaderHints{listener: c.listener}
 	var firstErr error
+	var waits []commitWait
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewProduceResponseTopic()
@@ -68,7 +78,12 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response
 			case topicErr != nil:
 				err = topicErr
 			default:
-				err = b.producePartition(name, rp, &sp)
+				var w *commitWait
+				w, err = b.producePartition(name, rp, &sp, req.Acks)
+				if w != nil {
+					w.topic, w.index = len(resp.Topics), len(st.Partitions)
+					waits = append(waits, *w)
+				}
 			}
 			if err != nil {
 				if firstErr == nil {
@@ -99,23 +114,77 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response
 		pb.Host, pb.Port = hints.endpoint(br)
 		resp.Brokers = append(resp.Brokers, pb)
 	}
-	return resp, nil
+	if len(waits) == 0 {
+		return resp, nil
+	}
+	timeout := time.Duration(max(req.TimeoutMillis, 0)) * time.Millisecond
+	return &deferredResponse{Response: resp, wait: func() {
+		deadline := time.NewTimer(timeout)
+		defer deadline.Stop()
+		for _, w := range waits {
+			sp := &resp.Topics[w.topic].Partitions[w.index]
+			if err := w.part.waitCommitted(c.ctx, deadline.C, w.end, w.minISR); err != nil {
+				sp.ErrorCode = errCode(err)
+				sp.BaseOffset = -1
+			}
+		}
+	}}, nil
 }
 
-// producePartition appends one partition's batch and fills in the response.
-func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) error {
+// commitWait is an acks=all batch in the log whose response waits until
+// the ISR has it.
+type commitWait struct {
+	part         *partition
+	end          int64 // the batch's last offset + 1
+	minISR       int
+	topic, index int // of its partition in the response
+}
+
+// waitCommitted waits until the high watermark reaches end (every ISR
+// member has the batch), the deadline fires (REQUEST_TIMED_OUT) or ctx
+// ends. A batch committed by an ISR smaller than minISR gets
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in Kafka.
+func (part *partition) waitCommitted(ctx context.Context, deadline <-chan time.Time, end int64, minISR int) error {
+	for {
+		moved := part.log.Changed()
+		if part.log.HighWatermark() >= end {
+			if len(part.isr()) < minISR {
+				return kerr.NotEnoughReplicasAfterAppend
+			}
+			return nil
+		}
+		if !part.leading.Load() {
+			return kerr.NotLeaderForPartition
+		}
+		select {
+		case <-moved:
+		case <-deadline:
+			return kerr.RequestTimedOut
+		case <-ctx.Done():
+			return kerr.RequestTimedOut
+		}
+	}
+}
+
+// producePartition appends one partition's batch and fills in the
+// response. For acks=-1 it returns what to wait for when the batch is not
+// committed yet.
+func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, acks int16) (*commitWait, error) {
 	part, err := b.parts.get(topic, rp.Partition)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	settings := part.settings.Load()
 	records := rp.Records
 	if len(records) > int(settings.maxMessageBytes) {
-		return kerr.MessageTooLarge
+		return nil, kerr.MessageTooLarge
 	}
 	h, err := protocol.ValidateProduceBatch(records)
 	if err != nil {
-		return batchError{err}
+		return nil, batchError{err}
+	}
+	if acks == -1 && len(part.isr()) < settings.minInsyncReplicas {
+		return nil, kerr.NotEnoughReplicas
 	}
 	nowMs := b.now().UnixMilli()
 	if settings.logAppendTime {
@@ -123,17 +192,20 @@ func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPart
 		sp.LogAppendTime = nowMs
 	} else if h.MaxTimestamp > nowMs+settings.timestampAfterMs ||
 		(settings.timestampBeforeMs < nowMs && h.FirstTimestamp < nowMs-settings.timestampBeforeMs) {
-		return kerr.InvalidTimestamp
+		return nil, kerr.InvalidTimestamp
 	}
 	res, err := part.log.Append(records, part.leaderEpoch())
 	if err != nil {
 		b.log.Error().Err(err).Str("topic", topic).Int32("partition", rp.Partition).Msg("append failed")
-		return kerr.KafkaStorageError
+		return nil, kerr.KafkaStorageError
 	}
-	part.log.SetHighWatermark(res.LastOffset + 1)
+	b.parts.appended(part)
 	sp.BaseOffset = res.BaseOffset
 	sp.LogStartOffset = part.log.LogStartOffset()
-	return nil
+	if acks == -1 && part.log.HighWatermark() <= res.LastOffset {
+		return &commitWait{part: part, end: res.LastOffset + 1, minISR: settings.minInsyncReplicas}, nil
+	}
+	return nil, nil
 }
 
 // batchError carries a protocol validation error and its Kafka code.

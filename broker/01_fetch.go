@@ -3,7 +3,12 @@ package broker
 // Fetch (key 1), v4-v18.
 //
 // Behavior:
-//   - Consumers only (replica id -1); fetch sessions (KIP-227) are not
+//   - Consumers (replica id -1) and followers (replica id >= 0, v15+ in
+//     ReplicaState): a follower reads up to the log end offset instead of
+//     the high watermark, waits on the log end offset moving, and its
+//     fetch offset is its log end offset, which the leader records
+//     (replicas.go): the high watermark advances and a caught-up follower
+//     joins the ISR. Fetch sessions (KIP-227) are not
 //     created: every response carries session id 0, so clients send full
 //     fetches, and a request naming a session gets FETCH_SESSION_ID_NOT_FOUND.
 //   - Reads stop at the high watermark (read_uncommitted) or the last stable
@@ -84,6 +89,10 @@ func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 		remaining = 1
 	}
 	readCommitted := req.IsolationLevel == 1
+	replica := req.ReplicaID
+	if req.Version >= 15 {
+		replica = req.ReplicaState.ID
+	}
 	hints := leaderHints{listener: c.listener}
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -113,7 +122,7 @@ func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 			if err == nil {
 				var n int64
 				var ch <-chan struct{}
-				n, ch, err = b.fetchPartition(name, rp, &sp, remaining, size == 0, readCommitted)
+				n, ch, err = b.fetchPartition(name, rp, &sp, remaining, size == 0, readCommitted, replica)
 				size += n
 				remaining -= n
 				if ch != nil {
@@ -141,8 +150,9 @@ func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 }
 
 // fetchPartition reads one partition into sp, at most limit bytes (or one
-// whole batch when minOne).
-func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, limit int64, minOne, readCommitted bool) (int64, <-chan struct{}, error) {
+// whole batch when minOne). replica is the fetching follower's id, -1 for
+// a consumer.
+func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, limit int64, minOne, readCommitted bool, replica int32) (int64, <-chan struct{}, error) {
 	part, err := b.parts.get(topic, rp.Partition)
 	if err != nil {
 		return 0, nil, err
@@ -150,10 +160,20 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, part.leaderEpoch()); err != nil {
 		return 0, nil, err
 	}
-	wake := part.log.Changed()
+	var wake <-chan struct{}
+	var maxOffset int64
+	if replica >= 0 {
+		wake = part.log.EndChanged()
+		if rp.FetchOffset <= part.log.LogEndOffset() {
+			b.parts.followerFetched(part, replica, rp.FetchOffset)
+		}
+		maxOffset = part.log.LogEndOffset()
+	} else {
+		wake = part.log.Changed()
+		maxOffset = part.log.HighWatermark() // read_committed reads to the last stable offset, which is hw until transactions land
+	}
 	hw := part.log.HighWatermark()
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, part.log.LogStartOffset()
-	maxOffset := hw // read_committed reads to the last stable offset, which is hw until transactions land
 	limit = min(limit, int64(rp.PartitionMaxBytes))
 	if limit < 0 {
 		limit = 0

@@ -14,8 +14,7 @@ package broker
 //   - NumPartitions -1 takes num.partitions and ReplicationFactor -1 takes
 //     default.replication.factor; other values <= 0 get INVALID_PARTITIONS /
 //     INVALID_REPLICATION_FACTOR, and a factor above the number of live
-//     brokers gets INVALID_REPLICATION_FACTOR, as does, for now, any factor
-//     above 1: partitions are not replicated yet.
+//     brokers gets INVALID_REPLICATION_FACTOR.
 //   - A manual ReplicaAssignment needs NumPartitions and ReplicationFactor at
 //     -1 (INVALID_REQUEST); its partitions must be 0..n-1, each exactly once,
 //     each with the same number of distinct live brokers
@@ -128,13 +127,6 @@ func (op *createTopicsOp) create(rt *kmsg.CreateTopicsRequestTopic, st *kmsg.Cre
 	partitions, replication, err := b.creationLayout(rt, op.live)
 	if err != nil {
 		return err
-	}
-	if replication > 1 {
-		// Until followers replicate, a second replica would hold no
-		// data, and electing it after the leader died would lose every
-		// record: refuse rather than pretend.
-		return adminErrorf(kerr.InvalidReplicationFactor,
-			"Replication factor %d: this version of Gregor does not replicate partitions yet (each partition lives on one broker); use 1.", replication)
 	}
 	if int(partitions) > op.budget {
 		return adminErrorf(kerr.PolicyViolation, "Creating %d partitions would exceed the limit of %d new partitions per request.", partitions, maxPartitionsPerRequest)

@@ -10,14 +10,14 @@ package broker
 //     high watermark for the current epoch, -1/-1 for an epoch newer than
 //     every known one. Clients use it to find where their position left
 //     the log after a leader change (KIP-320).
-//   - Follower requests (replica id >= 0) get UNKNOWN_SERVER_ERROR until
-//     replication lands.
+//   - For a follower (v3+, replica id >= 0) the same, except that the
+//     current epoch ends at the log end offset: the follower cuts its
+//     divergent tail there before it fetches (KIP-101, KIP-279).
 //   - Errors as Fetch: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
 //     LEADER_NOT_AVAILABLE; v2+ a current leader epoch other than ours gets
 //     FENCED_LEADER_EPOCH (older) or UNKNOWN_LEADER_EPOCH (newer).
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -47,9 +47,6 @@ func (b *Broker) handleOffsetForLeaderEpoch(_ *conn, req *kmsg.OffsetForLeaderEp
 }
 
 func (b *Broker) endOffsetForEpoch(req *kmsg.OffsetForLeaderEpochRequest, topic string, rp *kmsg.OffsetForLeaderEpochRequestTopicPartition, sp *kmsg.OffsetForLeaderEpochResponseTopicPartition) error {
-	if req.Version >= 3 && req.ReplicaID >= 0 {
-		return kerr.UnknownServerError
-	}
 	part, err := b.parts.get(topic, rp.Partition)
 	if err != nil {
 		return err
@@ -59,6 +56,10 @@ func (b *Broker) endOffsetForEpoch(req *kmsg.OffsetForLeaderEpochRequest, topic 
 		if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, current); err != nil {
 			return err
 		}
+	}
+	if req.Version >= 3 && req.ReplicaID >= 0 {
+		sp.LeaderEpoch, sp.EndOffset = part.log.ReplicaEndOffsetForEpoch(rp.LeaderEpoch, current)
+		return nil
 	}
 	sp.LeaderEpoch, sp.EndOffset = part.log.EndOffsetForEpoch(rp.LeaderEpoch, current)
 	return nil

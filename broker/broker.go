@@ -19,6 +19,7 @@ import (
 	"github.com/gregorbroker/gregor/coordinator"
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/protocol"
+	"github.com/gregorbroker/gregor/replication"
 )
 
 // Config is what a broker is started with.
@@ -78,6 +79,11 @@ type Broker struct {
 
 	unsubscribe func()
 	ctrl        *metadata.Controller // this broker's controller candidacy
+	// repl fetches the partitions this broker follows (replicas.go).
+	repl *replication.Manager
+	// bg counts background work (ISR writes, the ISR shrink loop); Close
+	// waits for it after cancelling ctx.
+	bg sync.WaitGroup
 }
 
 // New creates a broker over a metadata store. It opens the partition logs
@@ -139,6 +145,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
 	b.parts = newPartitionSet(b)
+	b.repl = b.newReplicaManager()
 	b.unsubscribe = store.Subscribe(b.parts.onEvent)
 	regCtx, cancel := context.WithTimeout(b.ctx, startTimeout)
 	defer cancel()
@@ -152,6 +159,9 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	fail := func(err error) (*Broker, error) {
 		b.ctrl.Close()
 		b.unsubscribe()
+		b.cancel()
+		b.bg.Wait()
+		b.repl.Close()
 		b.parts.closeAll()
 		return nil, err
 	}
@@ -182,7 +192,31 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	if err := b.coord.Start(); err != nil {
 		return fail(fmt.Errorf("broker: group coordinator: %w", err))
 	}
+	b.startISRChecks()
 	return b, nil
+}
+
+// startISRChecks runs the ISR shrink check every half
+// replica.lag.time.max.ms until Close.
+func (b *Broker) startISRChecks() {
+	maxLag := 30 * time.Second
+	if n, err := strconv.ParseInt(b.brokerConfig("replica.lag.time.max.ms"), 10, 64); err == nil {
+		maxLag = time.Duration(n) * time.Millisecond
+	}
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		t := time.NewTicker(max(maxLag/2, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-b.ctx.Done():
+				return
+			case <-t.C:
+				b.parts.shrinkISRs(maxLag)
+			}
+		}
+	}()
 }
 
 // startTimeout bounds what New waits for: the registration, and the
@@ -353,6 +387,8 @@ func (b *Broker) Close() error {
 	b.coord.Close()
 	b.ctrl.Close()
 	b.unsubscribe()
+	b.bg.Wait()
+	b.repl.Close()
 	return b.parts.closeAll()
 }
 

@@ -107,7 +107,7 @@ func topicConfigDefs() []configDef {
 		{name: "message.timestamp.type", typ: kmsg.ConfigTypeString, def: str("CreateTime"), brokerName: "log.message.timestamp.type", check: oneOf("CreateTime", "LogAppendTime"), doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's", enforced: true},
 		{name: "min.cleanable.dirty.ratio", typ: kmsg.ConfigTypeDouble, def: str("0.5"), brokerName: "log.cleaner.min.cleanable.ratio", check: isDouble(0, 1), doc: "dirty ratio that makes a compacted log eligible for cleaning"},
 		{name: "min.compaction.lag.ms", typ: long, def: str("0"), brokerName: "log.cleaner.min.compaction.lag.ms", check: intRange(0, maxLong), doc: "shortest time a record stays uncompacted"},
-		{name: "min.insync.replicas", typ: integer, def: str("1"), brokerName: "min.insync.replicas", check: intRange(1, math.MaxInt32), doc: "replicas that must acknowledge an acks=all write"},
+		{name: "min.insync.replicas", typ: integer, def: str("1"), brokerName: "min.insync.replicas", check: intRange(1, math.MaxInt32), doc: "replicas that must acknowledge an acks=all write", enforced: true},
 		{name: "preallocate", typ: kmsg.ConfigTypeBoolean, def: str("false"), brokerName: "log.preallocate", check: isBool, doc: "preallocate segment files"},
 		{name: "retention.bytes", typ: long, def: str("-1"), brokerName: "log.retention.bytes", check: intRange(-1, maxLong), doc: "size a partition is trimmed to; -1 for no limit"},
 		{name: "retention.ms", typ: long, def: str("604800000"), brokerName: "log.retention.ms", check: intRange(-1, maxLong), doc: "age at which segments are deleted; -1 for no limit"},
@@ -137,6 +137,7 @@ func brokerConfigDefs(topicDefs []configDef) []configDef {
 		{name: "listeners", typ: kmsg.ConfigTypeString, doc: "address the broker listens on", enforced: true},
 		// Group coordinator configs: read once at start (static).
 		{name: "offsets.topic.num.partitions", typ: kmsg.ConfigTypeInt, def: str("50"), check: intRange(1, 10000), doc: "partitions of __consumer_offsets when it is created", enforced: true},
+		{name: "offsets.topic.replication.factor", typ: kmsg.ConfigTypeShort, def: str("3"), check: intRange(1, math.MaxInt16), doc: "replication factor of __consumer_offsets (fewer when fewer brokers are live at its creation)", enforced: true},
 		{name: "offsets.topic.segment.bytes", typ: kmsg.ConfigTypeInt, def: str("104857600"), check: intRange(14, math.MaxInt32), doc: "segment.bytes of __consumer_offsets", enforced: true},
 		{name: "offsets.retention.minutes", typ: kmsg.ConfigTypeInt, def: str("10080"), check: intRange(1, math.MaxInt32), doc: "how long the offsets of an empty group are kept", enforced: true},
 		{name: "offsets.retention.check.interval.ms", typ: kmsg.ConfigTypeLong, def: str("600000"), check: intRange(1, maxLong), doc: "how often expired offsets are looked for", enforced: true},
@@ -148,6 +149,12 @@ func brokerConfigDefs(topicDefs []configDef) []configDef {
 		{name: "group.max.size", typ: kmsg.ConfigTypeInt, def: str("2147483647"), check: intRange(1, math.MaxInt32), doc: "most members a group may have", enforced: true},
 		{name: "group.consumer.session.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("45000"), check: intRange(1, math.MaxInt32), doc: "session timeout of KIP-848 consumer group members", enforced: true},
 		{name: "group.consumer.heartbeat.interval.ms", typ: kmsg.ConfigTypeInt, def: str("5000"), check: intRange(1, math.MaxInt32), doc: "heartbeat interval of KIP-848 consumer group members", enforced: true},
+		// Replication: read once at start (static).
+		{name: "replica.lag.time.max.ms", typ: kmsg.ConfigTypeLong, def: str("30000"), check: intRange(1, maxLong), doc: "a follower not caught up for this long leaves the ISR", enforced: true},
+		{name: "replica.fetch.wait.max.ms", typ: kmsg.ConfigTypeInt, def: str("500"), check: intRange(1, math.MaxInt32), doc: "longest a follower fetch waits for data", enforced: true},
+		{name: "replica.fetch.max.bytes", typ: kmsg.ConfigTypeInt, def: str("1048576"), check: intRange(1, math.MaxInt32), doc: "bytes a follower fetches per partition per request", enforced: true},
+		{name: "replica.fetch.response.max.bytes", typ: kmsg.ConfigTypeInt, def: str("10485760"), check: intRange(1, math.MaxInt32), doc: "bytes a follower fetches per request", enforced: true},
+		{name: "replica.fetch.backoff.ms", typ: kmsg.ConfigTypeInt, def: str("1000"), check: intRange(0, math.MaxInt32), doc: "pause after a failed follower fetch (a leadership change ends it early)", enforced: true},
 	}
 	for _, t := range topicDefs {
 		d := t
@@ -311,6 +318,7 @@ type topicSettings struct {
 	logAppendTime     bool
 	timestampBeforeMs int64
 	timestampAfterMs  int64
+	minInsyncReplicas int // acks=all needs this many in-sync replicas
 }
 
 func parseInt(v *string, fallback int64) int64 {
@@ -336,6 +344,7 @@ func (t *configTable) settings(topicConfigs map[string]string, l brokerLayers) t
 	s.storage.FlushMs = parseInt(get("flush.ms"), maxLong)
 	s.storage.FileDeleteDelayMs = parseInt(get("file.delete.delay.ms"), s.storage.FileDeleteDelayMs)
 	s.maxMessageBytes = int32(parseInt(get("max.message.bytes"), 1048588))
+	s.minInsyncReplicas = int(parseInt(get("min.insync.replicas"), 1))
 	if v := get("message.timestamp.type"); v != nil && *v == "LogAppendTime" {
 		s.logAppendTime = true
 	}

@@ -39,8 +39,9 @@ type conn struct {
 	// broker with one); read-only.
 	listener string
 
-	// out carries encoded responses from serve to the writer goroutine, which owns nc for writing.
-	out chan []byte
+	// out carries responses from serve to the writer goroutine, which owns
+	// nc for writing, in request order.
+	out chan outFrame
 	// clientID is the client id of the request being handled; owned by the serve goroutine.
 	clientID *string
 	// writeFailed is closed by the writer goroutine when a write fails.
@@ -56,7 +57,7 @@ func newConn(b *Broker, nc net.Conn, listener string) *conn {
 		log:      b.log.With().Str("remote", nc.RemoteAddr().String()).Logger(),
 		ctx:      ctx,
 		stop:     cancel,
-		out:      make(chan []byte, 32),
+		out:      make(chan outFrame, 32),
 
 		writeFailed: make(chan struct{}),
 	}
@@ -110,6 +111,19 @@ func (c *conn) readLoop() {
 		if resp == nil { // acks=0 produce
 			continue
 		}
+		if d, ok := resp.(*deferredResponse); ok {
+			// Complete once d.wait returns; the next requests are read and
+			// handled meanwhile, and their responses queue behind it.
+			corr, version := hdr.CorrelationID, hdr.Version
+			if !c.sendFrame(outFrame{deferred: func() []byte {
+				d.wait()
+				d.Response.SetVersion(version)
+				return protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(d.Response)), corr, d.Response)
+			}}) {
+				return
+			}
+			continue
+		}
 		resp.SetVersion(hdr.Version)
 		out := protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(resp)), hdr.CorrelationID, resp)
 		if fr, ok := resp.(*kmsg.FetchResponse); ok {
@@ -152,10 +166,27 @@ func (c *conn) logReadError(err error) {
 	}
 }
 
+// outFrame is one response for the writer: an encoded frame, or a
+// function that blocks until the response is complete and encodes it.
+type outFrame struct {
+	frame    []byte
+	deferred func() []byte
+}
+
+// deferredResponse is a response that is complete only once wait returns
+// (an acks=all produce waiting for its ISR). The handler has done
+// everything but the waiting, in request order.
+type deferredResponse struct {
+	kmsg.Response
+	wait func()
+}
+
 // send queues an encoded response; false if the writer has gone away.
-func (c *conn) send(frame []byte) bool {
+func (c *conn) send(frame []byte) bool { return c.sendFrame(outFrame{frame: frame}) }
+
+func (c *conn) sendFrame(f outFrame) bool {
 	select {
-	case c.out <- frame:
+	case c.out <- f:
 		return true
 	case <-c.writeFailed:
 		return false
@@ -165,9 +196,20 @@ func (c *conn) send(frame []byte) bool {
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
 	failed := false
-	for frame := range c.out {
+	for of := range c.out {
 		if failed {
 			continue // drain so serve never blocks
+		}
+		frame := of.frame
+		if of.deferred != nil {
+			if err := w.Flush(); err != nil { // what is ready goes out before the wait
+				failed = true
+				close(c.writeFailed)
+				c.stop()
+				c.nc.SetReadDeadline(time.Now())
+				continue
+			}
+			frame = of.deferred()
 		}
 		_, err := w.Write(frame)
 		c.b.bufs.put(frame) // written or copied into w; see buffers.go

@@ -31,7 +31,7 @@ func newTestBroker(t testing.TB) *Broker {
 // newTestConn is a connection with no socket, for calling handlers directly.
 func newTestConn(b *Broker) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{b: b, log: zerolog.Nop(), ctx: ctx, stop: cancel, out: make(chan []byte, 1), writeFailed: make(chan struct{})}
+	return &conn{b: b, log: zerolog.Nop(), ctx: ctx, stop: cancel, out: make(chan outFrame, 1), writeFailed: make(chan struct{})}
 }
 
 // createPlaced creates a topic in the broker's store and waits until the

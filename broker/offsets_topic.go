@@ -80,7 +80,10 @@ func (o offsetsLogs) EnsureOffsetsTopic(ctx context.Context, partitions int32) (
 		"compression.type": "producer",
 		"segment.bytes":    strconv.FormatInt(o.b.brokerConfigInt("offsets.topic.segment.bytes"), 10),
 	}
-	t, err := o.b.store.CreateTopic(ctx, metadata.Topic{Name: coordinator.OffsetsTopic, Partitions: partitions, Configs: configs})
+	// offsets.topic.replication.factor (3), or every live broker when
+	// there are fewer: a single node gets 1, a cluster the factor.
+	rf := min(int(o.b.brokerConfigInt("offsets.topic.replication.factor")), len(o.b.store.Brokers()))
+	t, err := o.b.store.CreateTopic(ctx, metadata.Topic{Name: coordinator.OffsetsTopic, Partitions: partitions, ReplicationFactor: int16(max(rf, 1)), Configs: configs})
 	if errors.Is(err, metadata.ErrTopicExists) {
 		// Another request created it; our view of the store may lag the
 		// write by a moment.
@@ -116,9 +119,19 @@ func (o offsetsLogs) Append(partition int32, batch []byte) error {
 	if err != nil {
 		return err
 	}
-	part.log.SetHighWatermark(res.LastOffset + 1)
+	o.b.parts.appended(part)
+	// A commit is acknowledged once the ISR has it, as with acks=all
+	// (offsets.commit.timeout.ms, 5 s, bounds the wait).
+	deadline := time.NewTimer(offsetsCommitTimeout)
+	defer deadline.Stop()
+	if err := part.waitCommitted(o.b.ctx, deadline.C, res.LastOffset+1, 1); err != nil {
+		return fmt.Errorf("commit to %s-%d: %w", coordinator.OffsetsTopic, partition, err)
+	}
 	return nil
 }
+
+// offsetsCommitTimeout is Kafka's offsets.commit.timeout.ms default.
+const offsetsCommitTimeout = 5 * time.Second
 
 func (o offsetsLogs) Leadership(partition int32) (bool, int32) {
 	st, ok := o.b.store.Partition(coordinator.OffsetsTopic, partition)

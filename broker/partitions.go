@@ -39,6 +39,10 @@ type partition struct {
 	// broker is its leader, and the leader epoch.
 	leading atomic.Bool
 	epoch   atomic.Int32
+	// repl protects replState, the partition's replication state
+	// (replicas.go).
+	repl      sync.Mutex
+	replState replState
 }
 
 // leaderEpoch is the partition's current leader epoch.
@@ -104,10 +108,10 @@ func (s *partitionSet) get(topic string, p int32) (*partition, error) {
 	return part, nil
 }
 
-// setLeadership records st's leadership in part.
+// setLeadership records st's leadership in part and makes its
+// replication follow (replicas.go). s.mu held.
 func (s *partitionSet) setLeadership(part *partition, st metadata.PartitionState) {
-	part.epoch.Store(st.LeaderEpoch)
-	part.leading.Store(st.Leader == s.b.cfg.NodeID)
+	s.followState(part, st)
 }
 
 // hosts reports whether st lists this broker as a replica.
@@ -129,6 +133,7 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 	key := topicPartition{t.Name, p}
 	if old := s.parts[key]; old != nil {
 		delete(s.parts, key)
+		s.b.repl.Unfollow(old.topic, old.index)
 		if err := old.log.Delete(); err != nil {
 			return nil, fmt.Errorf("remove log of replaced topic: %w", err)
 		}
@@ -187,6 +192,7 @@ func (s *partitionSet) remove(t metadata.Topic) {
 	}
 	s.mu.Unlock()
 	for _, part := range doomed {
+		s.b.repl.Unfollow(part.topic, part.index)
 		if err := part.log.Delete(); err != nil {
 			s.b.log.Error().Err(err).Str("topic", part.topic).Int32("partition", part.index).Msg("cannot delete partition log")
 		}

@@ -50,8 +50,19 @@ func (l *Log) Epochs() []EpochEntry {
 // epoch (current), the high watermark. (-1, -1) when the epoch is newer
 // than every known one.
 func (l *Log) EndOffsetForEpoch(requested, current int32) (int32, int64) {
+	return l.endOffsetForEpoch(requested, current, l.HighWatermark())
+}
+
+// ReplicaEndOffsetForEpoch is EndOffsetForEpoch for a follower replica:
+// the current epoch ends at the log end offset, since the follower
+// compares logs, not what consumers may read.
+func (l *Log) ReplicaEndOffsetForEpoch(requested, current int32) (int32, int64) {
+	return l.endOffsetForEpoch(requested, current, l.LogEndOffset())
+}
+
+func (l *Log) endOffsetForEpoch(requested, current int32, currentEnd int64) (int32, int64) {
 	if requested == current {
-		return current, l.HighWatermark()
+		return current, currentEnd
 	}
 	entries := l.Epochs()
 	if len(entries) == 0 {
@@ -112,6 +123,27 @@ func (l *Log) truncateEpochsBelow(start int64) {
 	}
 	l.epochs.entries = es
 	data := encodeEpochs(es)
+	l.epochs.Unlock()
+	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, epochCheckpointName), data); err != nil {
+		l.log.Warn().Err(err).Msg("cannot rewrite the leader epoch checkpoint; it is rebuilt at the next start")
+	}
+}
+
+// truncateEpochsFrom drops the entries of epochs that start at or after a
+// new log end offset, after a truncation.
+func (l *Log) truncateEpochsFrom(leo int64) {
+	l.epochs.Lock()
+	es := l.epochs.entries
+	n := len(es)
+	for n > 0 && es[n-1].StartOffset >= leo {
+		n--
+	}
+	if n == len(es) {
+		l.epochs.Unlock()
+		return
+	}
+	l.epochs.entries = es[:n:n]
+	data := encodeEpochs(l.epochs.entries)
 	l.epochs.Unlock()
 	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, epochCheckpointName), data); err != nil {
 		l.log.Warn().Err(err).Msg("cannot rewrite the leader epoch checkpoint; it is rebuilt at the next start")

@@ -106,6 +106,8 @@ func (l *Log) waitSynced(target int64) error {
 			f.cond.Wait()
 		case f.filesClosed:
 			return ErrClosed
+		case target > l.leo.Load():
+			return nil // TruncateTo removed what was waited for
 		default:
 			l.passLocked(false)
 		}

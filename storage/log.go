@@ -68,6 +68,11 @@ type Log struct {
 	// asks for it) and, for good, when the log closes (hwDone).
 	hwCh   chan struct{}
 	hwDone bool
+	// endCh, protected by hwMu too, is closed when the log end offset
+	// grows (nil until EndChanged asks for it); endWaited says a caller
+	// may be waiting on it, so appends skip hwMu when nobody is.
+	endCh     chan struct{}
+	endWaited atomic.Bool
 
 	// epochs is the leader epoch cache (epochs.go); appended to by the
 	// append path under mu, read by anyone.
@@ -218,6 +223,7 @@ func (l *Log) appendLocked(batch []byte, leaderEpoch int32, h *batchHeader) (res
 	}
 	l.bytes.Add(int64(len(batch)))
 	l.leo.Store(h.last() + 1)
+	l.notifyEnd()
 	wait = l.noteAppendLocked(cfg, h.last()+1, now)
 	return AppendResult{BaseOffset: base, LastOffset: h.last()}, wait, nil
 }
@@ -449,6 +455,54 @@ func (l *Log) Changed() <-chan struct{} {
 	return l.hwCh
 }
 
+// EndChanged returns a channel that is closed when the log end offset
+// next grows (or the log closes): what a follower's fetch waits on, since
+// the high watermark waits for followers. Call it before reading the log
+// end offset.
+func (l *Log) EndChanged() <-chan struct{} {
+	l.hwMu.Lock()
+	defer l.hwMu.Unlock()
+	if l.hwDone {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if l.endCh == nil {
+		l.endCh = make(chan struct{})
+		l.endWaited.Store(true)
+	}
+	return l.endCh
+}
+
+// notifyEnd wakes EndChanged waiters after the log end offset moved.
+func (l *Log) notifyEnd() {
+	if !l.endWaited.Load() {
+		return
+	}
+	l.hwMu.Lock()
+	if l.endCh != nil {
+		close(l.endCh)
+		l.endCh = nil
+		l.endWaited.Store(false)
+	}
+	l.hwMu.Unlock()
+}
+
+// AssignEpoch starts leader epoch epoch at the log end offset in the
+// leader epoch cache, as a broker does when it becomes the partition's
+// leader, before any batch of that epoch is written.
+func (l *Log) AssignEpoch(epoch int32) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	if err := l.noteEpochLocked(epoch, l.leo.Load()); err != nil {
+		return fmt.Errorf("storage: assign epoch %d in %s: %w", epoch, l.dir, err)
+	}
+	return nil
+}
+
 // LogStartOffset returns the first offset in the log.
 func (l *Log) LogStartOffset() int64 { return l.start.Load() }
 
@@ -544,6 +598,10 @@ func (l *Log) close(clean bool) error {
 		l.hwCh = make(chan struct{})
 	}
 	close(l.hwCh) // stays closed: Changed on a closed log returns at once
+	if l.endCh != nil {
+		close(l.endCh)
+		l.endCh = nil
+	}
 	l.hwDone = true
 	l.hwMu.Unlock()
 	return errors.Join(errs...)

@@ -1,0 +1,243 @@
+package storage
+
+// What a follower replica needs of its log: appending the leader's batches
+// as they are (offsets and leader epochs included), cutting off a tail
+// that diverged from the leader's log, and starting over at the leader's
+// log start offset.
+//
+// TruncateTo removes a suffix of the log: whole later segments first
+// (newest first, renamed to their deleted names, so that a crash leaves a
+// prefix of the log), then the tail of the segment holding the cut, whose
+// indexes are rebuilt from its batch headers as recovery does. A crash in
+// between leaves a log that is a prefix of the one before, which is what
+// the next Open recovers anyway. Any fsync pass is waited for and none
+// runs during the cut, so the flusher's notion of what is durable is cut
+// back with the bytes.
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gregorbroker/gregor/protocol"
+)
+
+// ErrNotContiguous means AppendReplica got a batch that does not start at
+// the log end offset.
+var ErrNotContiguous = errors.New("storage: batch does not start at the log end offset")
+
+// AppendReplica appends a batch copied from the partition's leader, as it
+// is: its base offset must be the log end offset (ErrNotContiguous
+// otherwise), and its partition leader epoch goes into the leader epoch
+// cache. Like Append, it may wait for an fsync as the flush policy says.
+func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
+	h, err := checkAppendBatch(batch)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("storage: replica append to %s: %w", l.dir, err)
+	}
+	hdr, _ := protocol.ParseBatchHeader(batch) // checked just above
+	l.mu.Lock()
+	if leo := l.leo.Load(); hdr.FirstOffset != leo {
+		l.mu.Unlock()
+		return AppendResult{}, fmt.Errorf("%w: batch at %d, log %s ends at %d", ErrNotContiguous, hdr.FirstOffset, l.dir, leo)
+	}
+	res, wait, err := l.appendLocked(batch, hdr.PartitionLeaderEpoch, &h)
+	l.mu.Unlock()
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("storage: replica append to %s: %w", l.dir, err)
+	}
+	if wait {
+		if err := l.waitSynced(res.LastOffset + 1); err != nil {
+			return res, fmt.Errorf("storage: replica append to %s: fsync: %w", l.dir, err)
+		}
+	}
+	return res, nil
+}
+
+// TruncateTo removes every batch that holds an offset at or above offset
+// (a batch that straddles it goes whole), so that the log ends at or
+// below offset; it returns the new log end offset. The high watermark and
+// the leader epoch cache are cut back with it. An offset at or below the
+// log start offset empties the log; the log then starts at offset
+// (Kafka's truncateFullyAndStartAt) when that is above the old start.
+func (l *Log) TruncateTo(offset int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return 0, ErrClosed
+	}
+	if err := l.failure(); err != nil {
+		return 0, fmt.Errorf("storage: truncate %s: log failed earlier: %w", l.dir, err)
+	}
+	leo := l.leo.Load()
+	if offset >= leo {
+		return leo, nil
+	}
+	f := &l.fl
+	f.mu.Lock()
+	for f.syncing {
+		f.cond.Wait()
+	}
+	defer f.mu.Unlock()
+	segs := l.segments()
+	var newLEO int64
+	var err error
+	if offset <= segs[0].base {
+		newLEO, err = l.resetLocked(max(offset, segs[0].base))
+	} else {
+		newLEO, err = l.cutLocked(offset)
+	}
+	if err != nil {
+		l.setFailedLocked(fmt.Errorf("truncate to %d: %w", offset, err))
+		return 0, fmt.Errorf("storage: truncate %s to %d: %w", l.dir, offset, err)
+	}
+	f.synced = min(f.synced, newLEO)
+	if segs := l.segments(); f.syncedBelow > segs[len(segs)-1].base {
+		f.syncedBelow = segs[len(segs)-1].base
+	}
+	l.truncateEpochsFrom(newLEO)
+	l.hwMu.Lock()
+	if l.hw.Load() > newLEO {
+		l.hw.Store(newLEO)
+	}
+	l.hwMu.Unlock()
+	l.log.Warn().Int64("offset", offset).Int64("old_log_end_offset", leo).Int64("log_end_offset", newLEO).
+		Msg("truncated the log to follow the leader")
+	return newLEO, nil
+}
+
+// cutLocked cuts the log inside it (offset above the first segment's base
+// and below the log end offset). l.mu and fl.mu held, no pass running.
+func (l *Log) cutLocked(offset int64) (int64, error) {
+	segs := l.segments()
+	i := segmentFor(segs, offset)
+	s := segs[i]
+	pos := s.size.Load() // where segment i is cut
+	if offset > s.base {
+		_, h, found, err := l.locate(s, offset, pos, nil)
+		if err != nil {
+			return 0, fmt.Errorf("find batch of offset %d: %w", offset, err)
+		}
+		if found {
+			pos = h.pos
+		}
+	} else {
+		pos = 0
+	}
+	if pos == 0 && i > 0 {
+		// The cut is at the start of segment i: it goes whole, and the
+		// previous segment, kept whole, is the active one again.
+		i--
+		s = segs[i]
+		pos = s.size.Load()
+	}
+	if err := l.dropSegmentsAfterLocked(i); err != nil {
+		return 0, err
+	}
+	if err := s.log.Truncate(pos); err != nil {
+		return 0, fmt.Errorf("cut segment %d at %d: %w", s.base, pos, err)
+	}
+	b := l.newIndexBuilder(s)
+	end, good, reason, err := l.scanValid(s, 0, pos, b)
+	if err != nil {
+		return 0, err
+	}
+	if good != pos {
+		return 0, fmt.Errorf("%w: segment %d: %s at %d", ErrCorrupt, s.base, reason, good)
+	}
+	if err := b.write(s); err != nil {
+		return 0, err
+	}
+	freed := s.size.Load() - pos
+	s.mu.Lock()
+	s.offsets, s.times = b.offs, b.times
+	s.maxTs, s.maxTsBase, s.maxTsLast = b.maxTs, b.maxBase, b.maxLast
+	s.mu.Unlock()
+	s.bytesSinceIndex = b.bytesSince
+	s.size.Store(pos)
+	s.syncedSize = min(s.syncedSize, pos)
+	s.indexSynced = false
+	l.bytes.Add(-freed)
+	l.leo.Store(end)
+	return end, nil
+}
+
+// resetLocked empties the log and starts it at start: a fresh segment at
+// start replaces every segment. l.mu and fl.mu held, no pass running.
+func (l *Log) resetLocked(start int64) (int64, error) {
+	if err := l.dropSegmentsAfterLocked(-1); err != nil {
+		return 0, err
+	}
+	s, err := createSegment(l.fs, l.dir, start, l.now())
+	if err != nil {
+		return 0, err
+	}
+	if err := syncDir(l.fs, l.dir); err != nil {
+		return 0, err
+	}
+	next := []*segment{s}
+	l.segs.Store(&next)
+	l.start.Store(start)
+	l.leo.Store(start)
+	l.fl.syncedBelow = start
+	return start, nil
+}
+
+// dropSegmentsAfterLocked retires every segment after index keep (all of
+// them for -1), newest first, and unpublishes them.
+func (l *Log) dropSegmentsAfterLocked(keep int) error {
+	segs := l.segments()
+	var retired []*segment
+	var err error
+	for j := len(segs) - 1; j > keep; j-- {
+		if err = l.retireFilesLocked(segs[j]); err != nil {
+			break
+		}
+		retired = append(retired, segs[j])
+	}
+	if len(retired) == 0 {
+		return err
+	}
+	if n := len(segs) - len(retired); n > 0 {
+		next := slices.Clone(segs[:n])
+		l.segs.Store(&next)
+	}
+	var freed int64
+	for _, s := range retired {
+		freed += s.size.Load()
+	}
+	l.bytes.Add(-freed)
+	l.removeLater(retired, time.Duration(l.cfg.Load().FileDeleteDelayMs)*time.Millisecond)
+	return err
+}
+
+// StartAt empties the log and starts it at offset, which must be above
+// the log end offset: for a follower that fell behind the leader's log
+// start offset (Kafka's truncateFullyAndStartAt).
+func (l *Log) StartAt(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	if leo := l.leo.Load(); offset <= leo {
+		return fmt.Errorf("storage: start %s at %d: not above the log end offset %d", l.dir, offset, leo)
+	}
+	f := &l.fl
+	f.mu.Lock()
+	for f.syncing {
+		f.cond.Wait()
+	}
+	defer f.mu.Unlock()
+	if _, err := l.resetLocked(offset); err != nil {
+		l.setFailedLocked(fmt.Errorf("start at %d: %w", offset, err))
+		return fmt.Errorf("storage: start %s at %d: %w", l.dir, offset, err)
+	}
+	f.synced = offset
+	l.truncateEpochsFrom(-1)
+	l.hwMu.Lock()
+	l.hw.Store(offset)
+	l.hwMu.Unlock()
+	return nil
+}

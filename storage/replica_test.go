@@ -1,0 +1,133 @@
+package storage_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/gregorbroker/gregor/protocol"
+	"github.com/gregorbroker/gregor/storage"
+)
+
+// leaderLog appends n batches of 3 records with epochs 1 (first half) and
+// 4 (second half) and returns them as stored.
+func leaderLog(t *testing.T, l *storage.Log, n int) []stored {
+	t.Helper()
+	var out []stored
+	for i := range n {
+		b := simple(t, 3, int64(1000+i))
+		epoch := int32(1)
+		if i >= n/2 {
+			epoch = 4
+		}
+		res, err := l.Append(b, epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, stored{res.BaseOffset, res.LastOffset, b})
+	}
+	return out
+}
+
+func TestAppendReplicaCopiesTheLeader(t *testing.T) {
+	cfg := storage.DefaultConfig()
+	cfg.SegmentBytes = 400 // a few batches per segment
+	cfg.IndexIntervalBytes = 1
+	leader := newEnv(t, cfg).open()
+	want := leaderLog(t, leader, 12)
+	followerEnv := newEnv(t, cfg)
+	follower := followerEnv.open()
+	raw, _ := readBytes(t, leader, 0, 1<<30, false, leader.LogEndOffset())
+	for _, b := range splitBatches(t, raw) {
+		if _, err := follower.AppendReplica(append([]byte(nil), b...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkLog(t, follower, want)
+	if got, w := fmt.Sprint(follower.Epochs()), fmt.Sprint(leader.Epochs()); got != w {
+		t.Fatalf("follower epochs %s, leader %s", got, w)
+	}
+	// A batch that does not continue the log is refused.
+	again := append([]byte(nil), splitBatches(t, raw)[0]...)
+	if _, err := follower.AppendReplica(again); !errors.Is(err, storage.ErrNotContiguous) {
+		t.Fatalf("replayed batch: %v, want ErrNotContiguous", err)
+	}
+	gap := simple(t, 1, 5)
+	protocol.SetBaseOffset(gap, follower.LogEndOffset()+5)
+	if _, err := follower.AppendReplica(gap); !errors.Is(err, storage.ErrNotContiguous) {
+		t.Fatalf("batch after a gap: %v, want ErrNotContiguous", err)
+	}
+}
+
+// TestTruncateTo cuts a multi-segment log at every offset, checks what is
+// left (in memory and after a reopen), and that appends carry on from the
+// cut.
+func TestTruncateTo(t *testing.T) {
+	cfg := storage.DefaultConfig()
+	cfg.SegmentBytes = 400
+	cfg.IndexIntervalBytes = 1
+	probe := newEnv(t, cfg).open()
+	all := leaderLog(t, probe, 12)
+	leo := all[len(all)-1].last + 1
+	for cut := int64(0); cut <= leo; cut++ {
+		t.Run(fmt.Sprint(cut), func(t *testing.T) {
+			e := newEnv(t, cfg)
+			l := e.open()
+			leaderLog(t, l, 12)
+			l.SetHighWatermark(leo)
+			got, err := l.TruncateTo(cut)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keep []stored
+			for _, s := range all {
+				if s.last < cut {
+					keep = append(keep, s)
+				}
+			}
+			want := int64(0)
+			if len(keep) > 0 {
+				want = keep[len(keep)-1].last + 1
+			}
+			if got != want || l.LogEndOffset() != want || l.HighWatermark() != want {
+				t.Fatalf("truncate to %d: returned %d, log end %d, high watermark %d; want %d", cut, got, l.LogEndOffset(), l.HighWatermark(), want)
+			}
+			checkLog(t, l, keep)
+			for _, ep := range l.Epochs() {
+				if ep.StartOffset >= want && want > 0 {
+					t.Fatalf("epoch entry %+v at or past the new end %d", ep, want)
+				}
+			}
+			// Appends continue at the cut, and survive a reopen.
+			more := appendAll(t, l, simple(t, 2, 5000))
+			if more[0].base != want {
+				t.Fatalf("next append at %d, want %d", more[0].base, want)
+			}
+			keep = append(keep, more...)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l2 := e.open()
+			checkLog(t, l2, keep)
+			// And a crash after a truncation recovers the same log.
+			l2.Crash()
+			checkLog(t, e.open(), keep)
+		})
+	}
+}
+
+func TestTruncateBelowStartStartsOver(t *testing.T) {
+	l := newEnv(t, storage.DefaultConfig()).open()
+	leaderLog(t, l, 4)
+	got, err := l.TruncateTo(0)
+	if err != nil || got != 0 || l.LogEndOffset() != 0 || l.LogStartOffset() != 0 {
+		t.Fatalf("truncate to 0: %d %v, log %d..%d", got, err, l.LogStartOffset(), l.LogEndOffset())
+	}
+	if len(l.Epochs()) != 0 {
+		t.Fatalf("epochs left after emptying the log: %v", l.Epochs())
+	}
+	appendAll(t, l, simple(t, 1, 1))
+	if l.LogEndOffset() != 1 {
+		t.Fatalf("log end after one append: %d", l.LogEndOffset())
+	}
+}
