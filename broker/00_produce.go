@@ -146,7 +146,7 @@ type commitWait struct {
 // NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in Kafka.
 func (part *partition) waitCommitted(ctx context.Context, deadline <-chan time.Time, end int64, minISR int) error {
 	for {
-		moved := part.log.Changed()
+		moved, role := part.log.Changed(), part.roleWatch()
 		if part.log.HighWatermark() >= end {
 			if len(part.isr()) < minISR {
 				return kerr.NotEnoughReplicasAfterAppend
@@ -158,6 +158,7 @@ func (part *partition) waitCommitted(ctx context.Context, deadline <-chan time.T
 		}
 		select {
 		case <-moved:
+		case <-role:
 		case <-deadline:
 			return kerr.RequestTimedOut
 		case <-ctx.Done():

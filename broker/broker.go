@@ -180,6 +180,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	if err := b.parts.openAll(); err != nil {
 		return fail(err)
 	}
+	b.leaveISRsAfterCrash(regCtx)
 	// The coordinator reads __consumer_offsets at start: its partitions
 	// must have leaders first (on a first start after an upgrade, the
 	// controller is placing them now).
@@ -218,6 +219,9 @@ func (b *Broker) startISRChecks() {
 		}
 	}()
 }
+
+// controlledShutdownTimeout bounds the leadership hand-off at Close.
+const controlledShutdownTimeout = 10 * time.Second
 
 // startTimeout bounds what New waits for: the registration, and the
 // placement of __consumer_offsets.
@@ -369,6 +373,19 @@ func (b *Broker) ServeListener(l net.Listener, listener string) error {
 // Close stops accepting, lets in-flight requests finish and their responses
 // be written, closes every connection, then flushes and closes the logs.
 func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
+	// Controlled shutdown: leadership moves to in-sync followers while
+	// this broker still answers, so its clients are redirected at once.
+	ctx, cancel := context.WithTimeout(context.Background(), controlledShutdownTimeout)
+	if n := b.handOffLeadership(ctx); n > 0 {
+		b.log.Info().Int("partitions", n).Msg("controlled shutdown: moved leadership to in-sync followers")
+	}
+	cancel()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

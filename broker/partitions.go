@@ -43,6 +43,9 @@ type partition struct {
 	// (replicas.go).
 	repl      sync.Mutex
 	replState replState
+	// roleChanged is closed and replaced (under repl) whenever the
+	// partition's leadership state changes, waking acks=all waiters.
+	roleChanged chan struct{}
 }
 
 // leaderEpoch is the partition's current leader epoch.
@@ -71,7 +74,9 @@ func (s *partitionSet) partitionDir(topic string, p int32) string {
 }
 
 // get returns the partition if this broker leads it, opening its log on
-// first use. The error is a Kafka error for the client:
+// first use. A broker whose registration may have expired leads nothing
+// (NOT_LEADER_OR_FOLLOWER) until it is renewed. The error is a Kafka
+// error for the client:
 // UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (not placed yet, or no
 // live in-sync replica), NOT_LEADER_OR_FOLLOWER (another broker leads it)
 // or KAFKA_STORAGE_ERROR.
@@ -80,6 +85,11 @@ func (s *partitionSet) get(topic string, p int32) (*partition, error) {
 	s.mu.RLock()
 	part := s.parts[key]
 	s.mu.RUnlock()
+	if !s.b.store.RegistrationAlive() {
+		// Fenced: our lease may have expired, and the controller may
+		// have elected another leader that we have not heard of.
+		return nil, kerr.NotLeaderForPartition
+	}
 	if part != nil && part.leading.Load() {
 		return part, nil
 	}
@@ -154,7 +164,7 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 		l.Close()
 		return nil, err
 	}
-	part := &partition{topic: t.Name, index: p, topicID: t.ID, log: l}
+	part := &partition{topic: t.Name, index: p, topicID: t.ID, log: l, roleChanged: make(chan struct{})}
 	part.settings.Store(&settings)
 	s.parts[key] = part
 	return part, nil

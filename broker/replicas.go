@@ -65,6 +65,10 @@ func (s *partitionSet) followState(part *partition, st metadata.PartitionState) 
 	self := b.cfg.NodeID
 	part.repl.Lock()
 	defer part.repl.Unlock()
+	defer func() {
+		close(part.roleChanged)
+		part.roleChanged = make(chan struct{})
+	}()
 	switch {
 	case st.Leader == self:
 		b.repl.Unfollow(part.topic, part.index)
@@ -109,6 +113,14 @@ func (s *partitionSet) appended(part *partition) {
 	part.repl.Lock()
 	s.advanceHWLocked(part)
 	part.repl.Unlock()
+}
+
+// roleWatch returns a channel closed at the partition's next leadership
+// change.
+func (part *partition) roleWatch() <-chan struct{} {
+	part.repl.Lock()
+	defer part.repl.Unlock()
+	return part.roleChanged
 }
 
 // isr returns the partition's ISR as this leader knows it (nil when it
@@ -202,4 +214,85 @@ func (s *partitionSet) shrinkISRs(maxLag time.Duration) {
 		}
 		part.repl.Unlock()
 	}
+}
+
+// handOffLeadership is controlled shutdown: before the broker stops, it
+// leaves the ISR of its partitions and every partition it leads moves to
+// another live ISR member (stepAside), so clients and acks=all writes
+// carry on at once instead of after the lease expires. It returns how many
+// partitions changed.
+func (b *Broker) handOffLeadership(ctx context.Context) int {
+	moved := 0
+	for _, part := range b.parts.all() {
+		if b.stepAside(ctx, part, "controlled shutdown") {
+			moved++
+		}
+	}
+	return moved
+}
+
+// leaveISRsAfterCrash applies the KIP-966 rule at start: a replica whose
+// log was recovered after an unclean shutdown may have lost records that
+// were acknowledged (what was not fsynced), so it leaves the ISR, and
+// leadership if it had it, wherever another live in-sync replica can take
+// over; it rejoins once it has caught up. Where it is the last in-sync
+// replica it stays: no live replica is known to hold more.
+func (b *Broker) leaveISRsAfterCrash(ctx context.Context) {
+	n := 0
+	for _, part := range b.parts.all() {
+		if part.log.CrashRecovered() && b.stepAside(ctx, part, "unclean shutdown") {
+			n++
+		}
+	}
+	if n > 0 {
+		b.log.Info().Int("partitions", n).Msg("left the isr of partitions whose logs were recovered after an unclean shutdown")
+	}
+}
+
+// stepAside takes this broker out of a partition's ISR; if it leads the
+// partition, leadership moves with the next epoch to the first live ISR
+// member in replica order. Nothing changes when no other live ISR member
+// exists. It reports whether the state was written.
+func (b *Broker) stepAside(ctx context.Context, part *partition, why string) bool {
+	live := map[int32]bool{}
+	for _, br := range b.store.Brokers() {
+		live[br.NodeID] = br.NodeID != b.cfg.NodeID
+	}
+	self := b.cfg.NodeID
+	for range 3 {
+		st, ok := b.store.Partition(part.topic, part.index)
+		if !ok || st.TopicID != part.topicID || !slices.Contains(st.ISR, self) {
+			return false
+		}
+		next := st.Leader
+		if st.Leader == self {
+			next = metadata.NoLeader
+			for _, id := range st.Replicas {
+				if live[id] && slices.Contains(st.ISR, id) {
+					next = id
+					break
+				}
+			}
+		}
+		if next == metadata.NoLeader || len(st.ISR) == 1 {
+			b.log.Warn().Str("topic", part.topic).Int32("partition", part.index).Ints32("isr", st.ISR).Str("reason", why).
+				Msg("no other live in-sync replica; staying in the isr")
+			return false
+		}
+		if next != st.Leader {
+			st.Leader, st.LeaderEpoch = next, st.LeaderEpoch+1
+		}
+		st.ISR = slices.DeleteFunc(slices.Clone(st.ISR), func(id int32) bool { return id == self })
+		_, err := b.store.SetPartitionState(ctx, st)
+		if err == nil {
+			b.log.Info().Str("topic", part.topic).Int32("partition", part.index).Int32("leader", st.Leader).
+				Int32("leader_epoch", st.LeaderEpoch).Ints32("isr", st.ISR).Str("reason", why).Msg("left the isr")
+			return true
+		}
+		if !errors.Is(err, metadata.ErrConflict) {
+			b.log.Warn().Err(err).Str("topic", part.topic).Int32("partition", part.index).Str("reason", why).Msg("cannot leave the isr")
+			return false
+		}
+	}
+	return false
 }

@@ -200,6 +200,21 @@ func (p *brokerProc) signal(sig syscall.Signal) {
 	logf.Close()
 }
 
+// Pause stops the process (SIGSTOP) without ending it: to the rest of
+// the cluster it looks cut off. Resume continues it.
+func (p *brokerProc) Pause() { p.sendOnly(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (p *brokerProc) Resume() { p.sendOnly(syscall.SIGCONT) }
+
+func (p *brokerProc) sendOnly(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Signal(sig)
+	}
+}
+
 // Restart starts the process again with the same flags and data dir.
 func (p *brokerProc) Restart() {
 	p.t.Helper()

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // startQuorumCluster starts n brokers whose embedded etcd members form one
@@ -80,8 +82,94 @@ type acked struct {
 	value     string
 }
 
+// replLoad produces acks=all to every partition of a topic, one record
+// at a time per partition, and records what was acknowledged.
+type replLoad struct {
+	mu        sync.Mutex
+	acks      []acked
+	failures  int
+	lastAckAt map[int32]time.Time
+	gapMax    time.Duration
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+func replStartLoad(ctx context.Context, t *testing.T, seeds []string, topic string, parts int32) *replLoad {
+	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0)}
+	if os.Getenv("GREGOR_REPL_DEBUG") != "" {
+		// Debugging aid: the producer's kgo log on stderr.
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, nil)))
+	}
+	prod := fzClient(t, seeds[0], opts...)
+	l := &replLoad{lastAckAt: map[int32]time.Time{}}
+	pctx, stop := context.WithCancel(ctx)
+	l.stop = stop
+	for p := range parts {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; pctx.Err() == nil; i++ {
+				r := &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "p%d-%d", p, i)}
+				err := prod.ProduceSync(pctx, r).FirstErr()
+				l.mu.Lock()
+				if err != nil {
+					if !errors.Is(err, context.Canceled) {
+						l.failures++
+					}
+				} else {
+					l.acks = append(l.acks, acked{r.Partition, r.Offset, string(r.Value)})
+					now := time.Now()
+					if last, ok := l.lastAckAt[p]; ok && now.Sub(last) > l.gapMax {
+						l.gapMax = now.Sub(last)
+					}
+					l.lastAckAt[p] = now
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *replLoad) count() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.acks) }
+
+// waitMore waits until n more records than now are acknowledged.
+func (l *replLoad) waitMore(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	from := l.count()
+	fzWaitFor(t, timeout, fmt.Sprintf("%d more acknowledged records", n), func() error {
+		if got := l.count() - from; got < n {
+			return fmt.Errorf("%d acknowledged", got)
+		}
+		return nil
+	})
+}
+
+// resetGap starts measuring the longest gap between acks afresh.
+func (l *replLoad) resetGap() { l.mu.Lock(); l.gapMax = 0; l.mu.Unlock() }
+
+// finish stops producing and returns what was acknowledged.
+func (l *replLoad) finish() ([]acked, int, time.Duration) {
+	l.stop()
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.acks), l.failures, l.gapMax
+}
+
+func replAddrs(brokers []*brokerProc, skip int32) []string {
+	var out []string
+	for i, b := range brokers {
+		if int32(i+1) != skip {
+			out = append(out, b.Addr)
+		}
+	}
+	return out
+}
+
 func TestReplicationFailover(t *testing.T) {
-	brokers := startQuorumCluster(t, 3, "--etcd-lease-ttl", "2s")
+	brokers := startQuorumCluster(t, 3, "--etcd-lease-ttl", "3s")
 	ctx := testContext(t, 180*time.Second)
 	adm := fzAdmin(t, brokers[0].Addr)
 	topic := fzTopic(t, "repl")
@@ -91,89 +179,34 @@ func TestReplicationFailover(t *testing.T) {
 	td := replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
 	victim := td.Partitions[0].Leader
 
-	seeds := []string{brokers[0].Addr, brokers[1].Addr, brokers[2].Addr}
-	prod := fzClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
-	var (
-		mu        sync.Mutex
-		acks      []acked
-		failures  int
-		lastAckAt = map[int32]time.Time{}
-		gapMax    time.Duration
-	)
-	produceCtx, stopProducing := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for p := range int32(parts) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; produceCtx.Err() == nil; i++ {
-				r := &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "p%d-%d", p, i)}
-				err := prod.ProduceSync(produceCtx, r).FirstErr()
-				mu.Lock()
-				if err != nil {
-					if !errors.Is(err, context.Canceled) {
-						failures++
-					}
-				} else {
-					acks = append(acks, acked{r.Partition, r.Offset, string(r.Value)})
-					now := time.Now()
-					if last, ok := lastAckAt[p]; ok && now.Sub(last) > gapMax {
-						gapMax = now.Sub(last)
-					}
-					lastAckAt[p] = now
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	ackCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acks) }
-	fzWaitFor(t, 30*time.Second, "300 acknowledged records", func() error {
-		if n := ackCount(); n < 300 {
-			return fmt.Errorf("%d acknowledged", n)
-		}
-		return nil
-	})
-	mu.Lock()
-	gapMax = 0 // measure the gap the failover causes, not start-up
-	mu.Unlock()
+	load := replStartLoad(ctx, t, replAddrs(brokers, -1), topic, parts)
+	load.waitMore(t, 300, 30*time.Second)
+	load.resetGap()
 	killedAt := time.Now()
 	brokers[victim-1].Kill()
-	before := ackCount()
+	// Acks on every partition well after the kill (not just responses
+	// that were in flight when it happened).
 	fzWaitFor(t, 30*time.Second, "acknowledged records on every partition after the leader was killed", func() error {
-		mu.Lock()
-		defer mu.Unlock()
+		load.mu.Lock()
+		defer load.mu.Unlock()
 		for p := range int32(parts) {
-			if !lastAckAt[p].After(killedAt) {
+			if !load.lastAckAt[p].After(killedAt.Add(time.Second)) {
 				return fmt.Errorf("partition %d: nothing acknowledged since the kill", p)
 			}
 		}
 		return nil
 	})
-	recovered := time.Since(killedAt)
-	fzWaitFor(t, 30*time.Second, "200 more acknowledged records", func() error {
-		if n := ackCount(); n < before+200 {
-			return fmt.Errorf("%d acknowledged", n-before)
-		}
-		return nil
-	})
-	stopProducing()
-	wg.Wait()
-	mu.Lock()
-	t.Logf("killed broker %d (leader of partition 0); every partition took acks=all writes again %v later; longest gap between acks on one partition %v; %d acknowledged, %d failed attempts",
-		victim, recovered.Round(time.Millisecond), gapMax.Round(time.Millisecond), len(acks), failures)
-	got := slices.Clone(acks)
-	mu.Unlock()
+	load.waitMore(t, 200, 30*time.Second)
+	got, failures, gap := load.finish()
+	// The longest gap between two acks on one partition is how long the
+	// killed leader's partition took no writes: lease expiry, election,
+	// the client finding the new leader, the ISR moving on.
+	t.Logf("killed broker %d (leader of partition 0) with the default 3 s lease: partition unavailable for acks=all writes for %v (longest gap between acks); %d acknowledged, %d failed attempts",
+		victim, gap.Round(time.Millisecond), len(got), failures)
 
 	// Every acknowledged record is there, at its offset, read from the
 	// new leaders.
-	var alive []string
-	for i, b := range brokers {
-		if int32(i+1) != victim {
-			alive = append(alive, b.Addr)
-		}
-	}
-	replCheckAcked(ctx, t, alive, topic, parts, got)
+	replCheckAcked(ctx, t, replAddrs(brokers, victim), topic, parts, got)
 
 	// The killed broker comes back, catches up and rejoins every ISR.
 	brokers[victim-1].Restart()
@@ -183,15 +216,103 @@ func TestReplicationFailover(t *testing.T) {
 	}
 }
 
+// TestReplicationRollingRestart restarts the three brokers one after the
+// other (SIGTERM: controlled shutdown hands leadership to in-sync
+// followers first) under acks=all load: nothing acknowledged is lost, and
+// writes barely pause.
+func TestReplicationRollingRestart(t *testing.T) {
+	brokers := startQuorumCluster(t, 3, "--etcd-lease-ttl", "3s")
+	ctx := testContext(t, 240*time.Second)
+	adm := fzAdmin(t, brokers[0].Addr)
+	topic := fzTopic(t, "rolling")
+	const parts = 3
+	replCreateTopic(ctx, t, adm, topic, parts, 3, nil)
+	replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
+	load := replStartLoad(ctx, t, replAddrs(brokers, -1), topic, parts)
+	load.waitMore(t, 200, 30*time.Second)
+	load.resetGap()
+	for i, b := range brokers {
+		b.Stop()
+		if code := b.ExitCode(); code != 0 {
+			t.Errorf("broker %d exited with %d after SIGTERM", i+1, code)
+		}
+		load.waitMore(t, 100, 30*time.Second)
+		b.Restart()
+		replWaitISR(ctx, t, adm, topic, 3, 60*time.Second)
+		load.waitMore(t, 100, 30*time.Second)
+	}
+	got, failures, gap := load.finish()
+	t.Logf("rolling restart: %d acknowledged, %d failed attempts, longest gap between acks on one partition %v", len(got), failures, gap.Round(time.Millisecond))
+	replCheckAcked(ctx, t, replAddrs(brokers, -1), topic, parts, got)
+	for _, b := range brokers {
+		fzCheckLogs(t, b)
+	}
+}
+
+// TestReplicationFencing pauses a partition's leader (SIGSTOP) until the
+// controller has elected another, then resumes it: the old leader refuses
+// writes (its lease may have expired) instead of accepting them next to
+// the new leader.
+func TestReplicationFencing(t *testing.T) {
+	brokers := startQuorumCluster(t, 3, "--etcd-lease-ttl", "2s")
+	ctx := testContext(t, 120*time.Second)
+	adm := fzAdmin(t, brokers[0].Addr)
+	topic := fzTopic(t, "fence")
+	replCreateTopic(ctx, t, adm, topic, 1, 3, nil)
+	td := replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
+	old := td.Partitions[0].Leader
+	others := replAddrs(brokers, old)
+	oadm := fzAdmin(t, others[0])
+	brokers[old-1].Pause()
+	fzWaitFor(t, 30*time.Second, "a new leader while the old one is paused", func() error {
+		tds, err := oadm.ListTopics(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if l := tds[topic].Partitions[0].Leader; l == old || l < 0 {
+			return fmt.Errorf("leader %d", l)
+		}
+		return nil
+	})
+	brokers[old-1].Resume()
+	// The first request the old leader handles after waking is refused.
+	raw := fzDial(t, brokers[old-1].Addr)
+	pr := raw.roundTrip(fzProduceRequest(9, fzProducePart{topic: topic, partition: 0, records: fzBatch(time.Now().UnixMilli(), fzRecord{value: []byte("stale")})})).(*kmsg.ProduceResponse)
+	if code := pr.Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Errorf("produce to the resumed old leader: %s, want NOT_LEADER_OR_FOLLOWER", fzErrCode(code))
+	}
+	// And the cluster carries on: it rejoins as a follower.
+	replWaitISR(ctx, t, adm, topic, 3, 60*time.Second)
+	for _, b := range brokers {
+		fzCheckLogs(t, b)
+	}
+}
+
+// replCheckAckedPartition is replCheckAcked for one partition of a topic.
+func replCheckAckedPartition(ctx context.Context, t *testing.T, seeds []string, topic string, part int32, want []acked) {
+	t.Helper()
+	cons := fzClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().AtStart()}}))
+	replCheckConsumed(ctx, t, cons, topic, []int32{part}, want)
+}
+
 // replCheckAcked consumes topic from the start and checks that every
 // acknowledged record is at its offset with its value.
 func replCheckAcked(ctx context.Context, t *testing.T, seeds []string, topic string, parts int32, want []acked) {
+	t.Helper()
+	cons := fzClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var ps []int32
+	for p := range parts {
+		ps = append(ps, p)
+	}
+	replCheckConsumed(ctx, t, cons, topic, ps, want)
+}
+
+func replCheckConsumed(ctx context.Context, t *testing.T, cons *kgo.Client, topic string, parts []int32, want []acked) {
 	t.Helper()
 	ends := map[int32]int64{}
 	for _, a := range want {
 		ends[a.partition] = max(ends[a.partition], a.offset+1)
 	}
-	cons := fzClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	seen := map[int32]map[int64]string{}
 	fzWaitFor(t, 60*time.Second, "every acknowledged record consumed", func() error {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -203,7 +324,7 @@ func replCheckAcked(ctx context.Context, t *testing.T, seeds []string, topic str
 			}
 			seen[r.Partition][r.Offset] = string(r.Value)
 		})
-		for p := range parts {
+		for _, p := range parts {
 			if int64(len(seen[p])) < ends[p] {
 				return fmt.Errorf("partition %d: %d of at least %d records", p, len(seen[p]), ends[p])
 			}
@@ -284,4 +405,108 @@ func TestReplicationMinInsync(t *testing.T) {
 	}
 	fzCheckLogs(t, brokers[0])
 	fzCheckLogs(t, brokers[1])
+}
+
+// TestReplicationKillAllReplicas kills every replica of a partition, one
+// after the other, leader first, with acks=all writes in between, then
+// brings them back in the order they died: the replicas that died first
+// are out of the ISR and must not lead (the partition stays offline, as
+// unclean.leader.election.enable is off), the last one to die leads when
+// it returns, and every acknowledged record is there. Broker 1 holds the
+// etcd the others use and no replica of the partition.
+func TestReplicationKillAllReplicas(t *testing.T) {
+	first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
+	brokers := []*brokerProc{first}
+	for id := 2; id <= 4; id++ {
+		brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
+	}
+	ctx := testContext(t, 240*time.Second)
+	adm := fzAdmin(t, first.Addr)
+	topic := fzTopic(t, "killall")
+	replCreateTopic(ctx, t, adm, topic, 8, 3, nil)
+	td := replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
+	part := int32(-1)
+	var replicas []int32
+	for _, p := range td.Partitions {
+		if !slices.Contains(p.Replicas, 1) {
+			part, replicas = p.Partition, p.Replicas
+			break
+		}
+	}
+	if part < 0 {
+		t.Fatalf("every partition has a replica on broker 1: %+v", td.Partitions)
+	}
+	prod := fzClient(t, first.Addr, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var acks []acked
+	produce := func(tag string, n int) {
+		t.Helper()
+		for i := range n {
+			r := &kgo.Record{Topic: topic, Partition: part, Value: fmt.Appendf(nil, "%s-%d", tag, i)}
+			if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("produce %s: %v", r.Value, err)
+			}
+			acks = append(acks, acked{part, r.Offset, string(r.Value)})
+		}
+	}
+	state := func() kadm.PartitionDetail {
+		t.Helper()
+		tds, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tds[topic].Partitions[part]
+	}
+	produce("all-in-sync", 50)
+	var order []int32
+	for round := range 3 {
+		leader := state().Leader
+		order = append(order, leader)
+		brokers[leader-1].Kill()
+		if round < 2 {
+			fzWaitFor(t, 30*time.Second, "a new leader after killing "+strconv.Itoa(int(leader)), func() error {
+				if p := state(); p.Leader < 0 || p.Leader == leader || slices.Contains(p.ISR, leader) {
+					return fmt.Errorf("leader %d, isr %v", p.Leader, p.ISR)
+				}
+				return nil
+			})
+			produce(fmt.Sprintf("after-kill-%d", round+1), 50)
+		}
+	}
+	fzWaitFor(t, 30*time.Second, "the partition offline", func() error {
+		if p := state(); p.Leader >= 0 {
+			return fmt.Errorf("leader %d", p.Leader)
+		}
+		return nil
+	})
+	t.Logf("replicas %v killed in order %v", replicas, order)
+	// The first two to die come back: they are out of the ISR, so the
+	// partition stays offline (they lack the last writes).
+	brokers[order[0]-1].Restart()
+	brokers[order[1]-1].Restart()
+	time.Sleep(3 * time.Second) // several controller passes; the assertion is that nothing changes
+	if p := state(); p.Leader >= 0 {
+		t.Fatalf("an out-of-sync replica became leader: %+v (killed in order %v)", p, order)
+	}
+	// The last one to die returns and leads; the others catch up.
+	brokers[order[2]-1].Restart()
+	fzWaitFor(t, 30*time.Second, "the last in-sync replica leading again", func() error {
+		if p := state(); p.Leader != order[2] {
+			return fmt.Errorf("leader %d", p.Leader)
+		}
+		return nil
+	})
+	var alive []string
+	for _, b := range brokers {
+		alive = append(alive, b.Addr)
+	}
+	replCheckAckedPartition(ctx, t, alive, topic, part, acks)
+	fzWaitFor(t, 60*time.Second, "all three replicas back in the isr", func() error {
+		if p := state(); len(p.ISR) != 3 {
+			return fmt.Errorf("isr %v", p.ISR)
+		}
+		return nil
+	})
+	for _, b := range brokers {
+		fzCheckLogs(t, b)
+	}
 }

@@ -149,11 +149,27 @@ func (c *Controller) pass(ctx context.Context) {
 				c.write(ctx, st, "placed partition")
 				continue
 			}
-			if next, changed := NextPartitionState(st, live); changed {
+			next, changed := NextPartitionState(st, live)
+			if next.Leader == NoLeader && c.uncleanElection(t) {
+				if u, ok := UncleanLeader(next, live); ok {
+					c.write(ctx, u, "unclean leader election: no in-sync replica is live")
+					continue
+				}
+			}
+			if changed {
 				c.write(ctx, next, "changed partition leadership or isr")
 			}
 		}
 	}
+}
+
+// uncleanElection is the topic's unclean.leader.election.enable, else
+// the cluster-wide dynamic default, else false (Kafka's default).
+func (c *Controller) uncleanElection(t Topic) bool {
+	if v, ok := t.Configs["unclean.leader.election.enable"]; ok {
+		return v == "true"
+	}
+	return c.store.BrokerConfigs(-1)["unclean.leader.election.enable"] == "true"
 }
 
 // write stores a state decided by a pass; a conflict is left to the next

@@ -171,6 +171,10 @@ func (m *MemoryStore) Campaign(ctx context.Context, nodeID int32) (<-chan struct
 }
 
 // Controller implements Store.
+// RegistrationAlive implements Store: an in-memory registration never
+// expires.
+func (m *MemoryStore) RegistrationAlive() bool { return true }
+
 func (m *MemoryStore) Controller() (int32, bool) {
 	m.c.mu.Lock()
 	defer m.c.mu.Unlock()

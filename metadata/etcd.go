@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -113,6 +114,25 @@ type EtcdStore struct {
 		lease      clientv3.LeaseID // 0: none granted yet
 		keeping    bool             // the keep-alive goroutine was started
 	}
+	// aliveUntil (unix ns) is when this broker's registration may have
+	// expired at the earliest, as its last renewal says; resyncRev is a
+	// revision the cache must reach first after a lost lease. Both are
+	// written by the registration code and read by RegistrationAlive.
+	aliveUntil atomic.Int64
+	resyncRev  atomic.Int64
+	appliedRev atomic.Int64 // s.mu.rev, for lock-free reads
+}
+
+// RegistrationAlive implements Store.
+func (s *EtcdStore) RegistrationAlive() bool {
+	return time.Now().UnixNano() < s.aliveUntil.Load() && s.appliedRev.Load() >= s.resyncRev.Load()
+}
+
+// noteRenewed records a lease renewal seen at now: the lease cannot expire
+// before now + TTL minus the time the renewal took to come back, so two
+// thirds of the TTL is a safe bound while that is under a third.
+func (s *EtcdStore) noteRenewed(now time.Time) {
+	s.aliveUntil.Store(now.Add(s.ttl * 2 / 3).UnixNano())
 }
 
 // cachedTopic is one topic in the cache.
@@ -358,6 +378,7 @@ func (s *EtcdStore) advance(rev int64) {
 		return
 	}
 	s.mu.rev = rev
+	s.appliedRev.Store(rev)
 	close(s.mu.advanced)
 	s.mu.advanced = make(chan struct{})
 }
@@ -933,12 +954,14 @@ func (s *EtcdStore) RegisterBroker(ctx context.Context, b Broker) error {
 		return fmt.Errorf("metadata: %s: this store already registered broker %d", op, s.reg.broker.NodeID)
 	}
 	s.reg.broker = b
+	start := time.Now()
 	rev, err := s.putRegistrationLocked(ctx, false)
 	if err != nil {
 		s.reg.Unlock()
 		return s.opErr(op, err)
 	}
 	s.reg.registered = true
+	s.noteRenewed(start)
 	if !s.reg.keeping {
 		s.reg.keeping = true
 		s.wg.Add(1)
@@ -994,7 +1017,10 @@ func (s *EtcdStore) keepAliveLoop() {
 		ch, err := s.cli.KeepAlive(s.ctx, lease)
 		if err == nil {
 			for range ch {
-				delay = retryMin // drained: responses only say the lease lives
+				// A response says the lease lives. It is taken as sent
+				// now; clientv3 renews every third of the TTL.
+				s.noteRenewed(time.Now())
+				delay = retryMin
 			}
 		}
 		if s.ctx.Err() != nil {
@@ -1022,9 +1048,15 @@ func (s *EtcdStore) renewRegistration(lost clientv3.LeaseID) error {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.ttl)
 	defer cancel()
-	if _, err := s.putRegistrationLocked(ctx, true); err != nil {
+	start := time.Now()
+	rev, err := s.putRegistrationLocked(ctx, true)
+	if err != nil {
 		return fmt.Errorf("metadata: register broker %d again: %w", s.reg.broker.NodeID, err)
 	}
+	// While the lease was lost another broker may have been elected for
+	// our partitions: act on nothing until the cache shows what happened.
+	s.resyncRev.Store(rev)
+	s.noteRenewed(start)
 	s.log.Info().Int32("node_id", s.reg.broker.NodeID).Msg("registered broker again")
 	return nil
 }

@@ -140,6 +140,13 @@ type Store interface {
 	RegisterBroker(ctx context.Context, b Broker) error
 	// Brokers returns the live brokers, sorted by node id.
 	Brokers() []Broker
+	// RegistrationAlive reports whether this broker's registration is
+	// certainly still live: its lease was renewed recently enough that it
+	// cannot have expired yet, and after a lost lease the cache has caught
+	// up with the new registration. A broker must not act as a partition
+	// leader while it is false (fencing): the controller may have elected
+	// another.
+	RegistrationAlive() bool
 
 	// Campaign blocks until this store's broker, nodeID, is elected
 	// controller (or ctx ends, or the store closes). The channel it returns

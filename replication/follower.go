@@ -260,12 +260,20 @@ func (f *fetcher) run() {
 	}
 }
 
-// pause waits out the backoff (or a stop).
-func (f *fetcher) pause() {
-	t := time.NewTimer(f.m.cfg.Backoff)
+// pause waits out the backoff, a stop, or a new partition to fetch.
+func (f *fetcher) pause() { f.pauseFor(f.m.cfg.Backoff) }
+
+// transitionBackoff is the pause while a leadership change settles (the
+// leader has not seen the new epoch yet, or no longer leads): much shorter
+// than the error backoff, since the next metadata event usually ends it.
+const transitionBackoff = 50 * time.Millisecond
+
+func (f *fetcher) pauseFor(d time.Duration) {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-f.stop:
+	case <-f.wake:
 	case <-t.C:
 	}
 }
@@ -288,7 +296,7 @@ func (f *fetcher) fetchOnce(p *peer, parts []*followed, log zerolog.Logger) erro
 		}
 	}
 	if len(ready) == 0 {
-		f.pause()
+		f.pauseFor(transitionBackoff) // the leader is not ready for us yet
 		return nil
 	}
 	req := kmsg.NewPtrFetchRequest()
@@ -343,7 +351,7 @@ func (f *fetcher) fetchOnce(p *peer, parts []*followed, log zerolog.Logger) erro
 		}
 	}
 	if backoff {
-		f.pause()
+		f.pauseFor(transitionBackoff)
 	}
 	return nil
 }

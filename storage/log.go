@@ -88,7 +88,17 @@ type Log struct {
 	done chan struct{}
 
 	scanBufs sync.Pool // *[]byte of scanChunk bytes for header scanners; see scanBuf
+
+	// crashRecovered is set by Open when the log was not shut down
+	// cleanly and its tail was recovered; read-only afterwards.
+	crashRecovered bool
 }
+
+// CrashRecovered reports whether Open found the log not shut down cleanly
+// (no valid clean-shutdown marker) and recovered its tail: whatever was
+// not fsynced may be gone, so the replica must not count as in sync until
+// it has caught up with the leader again (KIP-966).
+func (l *Log) CrashRecovered() bool { return l.crashRecovered }
 
 // scanBuf returns a header scanner buffer; put it back in l.scanBufs.
 func (l *Log) scanBuf() *[]byte {

@@ -216,6 +216,7 @@ func (l *Log) load() (err error) {
 		leo = base
 		dirDirty = true
 	}
+	l.crashRecovered = recovered
 	active := segs[len(segs)-1]
 	if recovered {
 		// Make the cut tail and rewritten indexes durable before the
