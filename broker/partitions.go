@@ -257,9 +257,19 @@ func (s *partitionSet) applyState(st metadata.PartitionState) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	part := s.parts[topicPartition{st.Topic, st.Partition}]
+	key := topicPartition{st.Topic, st.Partition}
+	part := s.parts[key]
 	if part != nil && part.topicID == t.ID {
 		s.setLeadership(part, st)
+		if !s.hosts(st) {
+			// Reassigned away: this replica's log goes, as in Kafka.
+			delete(s.parts, key)
+			if err := part.log.Delete(); err != nil {
+				s.b.log.Error().Err(err).Str("topic", st.Topic).Int32("partition", st.Partition).Msg("cannot delete the log of a replica moved away")
+			} else {
+				s.b.log.Info().Str("topic", st.Topic).Int32("partition", st.Partition).Msg("deleted the log of a replica moved to other brokers")
+			}
+		}
 		return
 	}
 	if !s.hosts(st) {

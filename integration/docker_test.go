@@ -1,6 +1,6 @@
 package integration
 
-// The three-broker docker-compose stack (docker-compose.cluster.yml): the
+// The three-broker docker-compose stack (docker-compose.yml): the
 // image is built FROM scratch from the static binary (make image), the
 // stack is started on free host ports, and clients on the host use every
 // broker. It needs docker and docker-compose (or the compose plugin); it
@@ -52,7 +52,7 @@ func TestDockerComposeCluster(t *testing.T) {
 	project := fmt.Sprintf("gregortest%d", time.Now().UnixNano()%1_000_000)
 	ports := []int{freePort(t), freePort(t), freePort(t)}
 	run := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, compose[0], append(append(compose[1:], "-p", project, "-f", "../docker-compose.cluster.yml"), args...)...)
+		cmd := exec.CommandContext(ctx, compose[0], append(append(compose[1:], "-p", project, "-f", "../docker-compose.yml"), args...)...)
 		cmd.Env = os.Environ()
 		for i, p := range ports {
 			cmd.Env = append(cmd.Env, fmt.Sprintf("GREGOR_PORT_%d=%d", i+1, p))
@@ -90,7 +90,8 @@ func TestDockerComposeCluster(t *testing.T) {
 		return nil
 	})
 	topic := fzTopic(t, "compose")
-	fzCreateTopic(ctx, t, adm, topic, 3, nil)
+	replCreateTopic(ctx, t, adm, topic, 3, 3, nil)
+	replWaitISR(ctx, t, adm, topic, 3, 60*time.Second)
 	cl := fzClient(t, addr(1), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var recs []*kgo.Record
 	for i := range 30 {
@@ -103,7 +104,14 @@ func TestDockerComposeCluster(t *testing.T) {
 
 	// kcat (librdkafka) from the host sees the cluster too.
 	out, err := exec.CommandContext(ctx, kcatBin(t), "-b", addr(0), "-L", "-t", topic).CombinedOutput()
-	if err != nil || bytes.Count(out, []byte("broker ")) < 3 || !strings.Contains(string(out), "3 partitions") {
+	if err != nil || bytes.Count(out, []byte("broker ")) < 3 || !strings.Contains(string(out), "3 partitions") ||
+		bytes.Count(out, []byte("isrs: ")) != 3 || bytes.Count(out, []byte(",")) < 12 {
 		t.Fatalf("kcat -L: %v\n%s", err, out)
+	}
+	// And produces through librdkafka with acks=all.
+	produce := exec.CommandContext(ctx, kcatBin(t), "-b", addr(2), "-P", "-t", topic, "-p", "1", "-X", "acks=all")
+	produce.Stdin = strings.NewReader("from-kcat\n")
+	if out, err := produce.CombinedOutput(); err != nil {
+		t.Fatalf("kcat -P acks=all: %v\n%s", err, out)
 	}
 }
