@@ -22,7 +22,8 @@ import (
 //     than the factor;
 //   - every other partition moves to NextPartitionState: dead brokers
 //     leave the ISR, a dead leader is replaced from the ISR with the next
-//     epoch.
+//     epoch; before that, a reassignment whose adding replicas are all in
+//     the ISR completes (NextReassignmentState).
 //
 // Every write is a compare-and-swap from the state the pass read, so a
 // pass that raced another writer (a deposed controller, or a leader
@@ -149,14 +150,15 @@ func (c *Controller) pass(ctx context.Context) {
 				c.write(ctx, st, "placed partition")
 				continue
 			}
-			next, changed := NextPartitionState(st, live)
+			next, reassigned := NextReassignmentState(st, live) // see reassign.go
+			next, changed := NextPartitionState(next, live)
 			if next.Leader == NoLeader && c.uncleanElection(t) {
-				if u, ok := UncleanLeader(next, live); ok {
+				if u, err := ElectUncleanLeader(next, live); err == nil {
 					c.write(ctx, u, "unclean leader election: no in-sync replica is live")
 					continue
 				}
 			}
-			if changed {
+			if changed || reassigned {
 				c.write(ctx, next, "changed partition leadership or isr")
 			}
 		}

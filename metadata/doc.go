@@ -20,7 +20,8 @@
 //	                                   "listeners":[{"name":..,"host":..,"port":..}]}
 //	<prefix>/configs/brokers/<node>   {"v":1,"configs":{"<key>":"<value>",...}}          none
 //	<prefix>/partitions/<name>/<p>    {"v":1,"topic_id":"<topic id>","replicas":[...],   none
-//	                                   "leader":<n>,"leader_epoch":<e>,"isr":[...]}
+//	                                   "leader":<n>,"leader_epoch":<e>,"isr":[...],
+//	                                   "adding_replicas":[...],"removing_replicas":[...]}
 //
 // Worked example, prefix "/gregor", one broker and one topic:
 //
@@ -29,6 +30,12 @@
 //	/gregor/brokers/1           {"v":1,"node_id":1,"host":"10.0.0.5","port":9092,"rack":""}
 //	/gregor/configs/brokers/1   {"v":1,"configs":{"log.retention.ms":"3600000"}}
 //	/gregor/partitions/orders/2 {"v":1,"topic_id":"nLtr0Hn1QCmqcSBvmXqTWA","replicas":[1],"leader":1,"leader_epoch":0,"isr":[1]}
+//
+// and the same partition while it is being reassigned from [1] to [2, 3]
+// (the target first, then the replicas being removed):
+//
+//	/gregor/partitions/orders/2 {"v":1,"topic_id":"nLtr0Hn1QCmqcSBvmXqTWA","replicas":[2,3,1],"leader":1,"leader_epoch":0,"isr":[1],
+//	                             "adding_replicas":[2,3],"removing_replicas":[1]}
 //
 // Field rules:
 //   - Ids (cluster id, topic id) are 16 random bytes written as 22 characters
@@ -53,7 +60,13 @@
 //   - A partition key holds one partition's state (PartitionState): <p> is
 //     the partition number in canonical decimal; "replicas" is non-empty with
 //     no repeats, "leader" is -1 (none) or a replica in "isr", "isr" is a
-//     subset of "replicas" ([] when empty), "leader_epoch" >= 0. "topic_id"
+//     subset of "replicas" ([] when empty), "leader_epoch" >= 0.
+//     "adding_replicas" and "removing_replicas" (Kafka's PartitionRecord
+//     fields) describe a reassignment in progress: disjoint subsets of
+//     "replicas", "removing_replicas" not all of them; "replicas" is then
+//     the target followed by the replicas being removed. Both are left out
+//     when empty, which is when no reassignment is in progress. They were
+//     added within v1 (see Versions). "topic_id"
 //     names the incarnation of the topic the state belongs to; a reader
 //     ignores a state whose id is not the topic's. Writes are compare-and-
 //     swap on the key's mod revision (PartitionState.Version) and on the
@@ -71,7 +84,14 @@
 // their checks is skipped with one Warn log line naming the key, and is
 // treated as absent (a newer Gregor in a rolling upgrade may have written it).
 // Unknown JSON fields are ignored, so a field may be added without a version
-// bump only where an older reader may safely ignore it. The one exception
+// bump only where an older reader may safely ignore it, and a field so added
+// is left out when empty, so that values without it read as before. The
+// partition fields "adding_replicas" and "removing_replicas" are such: a
+// Gregor that predates them sees a partition being reassigned as one whose
+// replicas are the target and the old replicas together, which is a valid
+// state (it elects leaders from the ISR only); if it writes that partition,
+// it drops the two fields, which ends the reassignment with the larger
+// replica set, and the operator reassigns again. The one exception
 // is <prefix>/cluster/id: a store cannot run without it, so OpenEtcd fails
 // when that value is unreadable.
 //

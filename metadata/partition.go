@@ -30,7 +30,15 @@ const NoLeader int32 = -1
 // Rules (checked on write and on read): Replicas is non-empty, with no
 // repeats and no negative ids; Leader is NoLeader or one of the Replicas;
 // ISR is a subset of Replicas with no repeats, and holds the leader when
-// there is one; LeaderEpoch >= 0.
+// there is one; LeaderEpoch >= 0; AddingReplicas and RemovingReplicas are
+// subsets of Replicas with no repeats and no member in common, and
+// RemovingReplicas is not all of Replicas.
+//
+// A reassignment in progress (see reassign.go) is held as Kafka's KRaft
+// PartitionRecord holds it: Replicas is the target followed by the
+// replicas being removed, AddingReplicas the target's replicas that were
+// not replicas before, RemovingReplicas the old replicas not in the
+// target. With neither, no reassignment is in progress.
 type PartitionState struct {
 	Topic       string
 	TopicID     TopicID // of the topic incarnation the state belongs to
@@ -39,6 +47,13 @@ type PartitionState struct {
 	Leader      int32
 	LeaderEpoch int32
 	ISR         []int32
+	// AddingReplicas are replicas being added by a reassignment: they
+	// lead only once in the ISR. Empty (nil) outside a reassignment.
+	AddingReplicas []int32
+	// RemovingReplicas are replicas being removed by a reassignment: they
+	// leave Replicas and the ISR when it completes. Empty (nil) outside a
+	// reassignment.
+	RemovingReplicas []int32
 	// Version is the store's compare-and-swap token for this state (etcd:
 	// the key's mod revision); 0 for a state never stored. A write names
 	// the version it read and fails with ErrConflict if it moved.
@@ -49,7 +64,42 @@ type PartitionState struct {
 func copyPartition(st PartitionState) PartitionState {
 	st.Replicas = slices.Clone(st.Replicas)
 	st.ISR = slices.Clone(st.ISR)
+	st.AddingReplicas = slices.Clone(st.AddingReplicas)
+	st.RemovingReplicas = slices.Clone(st.RemovingReplicas)
 	return st
+}
+
+// Reassigning reports whether a reassignment of the partition is in
+// progress.
+func (st PartitionState) Reassigning() bool {
+	return len(st.AddingReplicas) > 0 || len(st.RemovingReplicas) > 0
+}
+
+// TargetReplicas is the replica list the partition will have once its
+// reassignment completes: Replicas without RemovingReplicas (Replicas
+// itself when no reassignment is in progress).
+func (st PartitionState) TargetReplicas() []int32 {
+	return without(st.Replicas, st.RemovingReplicas)
+}
+
+// OriginalReplicas is the replica list the partition had before its
+// reassignment began, as far as the state records it: Replicas without
+// AddingReplicas, in Replicas order (Replicas itself when no reassignment
+// is in progress).
+func (st PartitionState) OriginalReplicas() []int32 {
+	return without(st.Replicas, st.AddingReplicas)
+}
+
+// without returns the members of ids not in drop, in ids order, in a new
+// slice (nil when none are left).
+func without(ids, drop []int32) []int32 {
+	var out []int32
+	for _, id := range ids {
+		if !slices.Contains(drop, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Check reports whether st obeys the rules of PartitionState.
@@ -84,6 +134,27 @@ func (st PartitionState) Check() error {
 	}
 	if st.LeaderEpoch < 0 {
 		return bad("leader epoch %d", st.LeaderEpoch)
+	}
+	for _, set := range []struct {
+		name string
+		ids  []int32
+	}{{"adding replicas", st.AddingReplicas}, {"removing replicas", st.RemovingReplicas}} {
+		if err := checkIDSet(set.ids); err != nil {
+			return bad("%s %v: %v", set.name, set.ids, err)
+		}
+		for _, id := range set.ids {
+			if !slices.Contains(st.Replicas, id) {
+				return bad("%s member %d is not a replica of %v", set.name, id, st.Replicas)
+			}
+		}
+	}
+	for _, id := range st.AddingReplicas {
+		if slices.Contains(st.RemovingReplicas, id) {
+			return bad("replica %d is both being added and being removed", id)
+		}
+	}
+	if len(st.RemovingReplicas) == len(st.Replicas) {
+		return bad("every replica of %v is being removed", st.Replicas)
 	}
 	return nil
 }
@@ -135,6 +206,11 @@ type partitionValue struct {
 	Leader      int32   `json:"leader"`
 	LeaderEpoch int32   `json:"leader_epoch"`
 	ISR         []int32 `json:"isr"`
+	// AddingReplicas and RemovingReplicas were added within v1 and are
+	// left out when empty; see doc.go for why an older reader may ignore
+	// them.
+	AddingReplicas   []int32 `json:"adding_replicas,omitempty"`
+	RemovingReplicas []int32 `json:"removing_replicas,omitempty"`
 }
 
 func encodePartition(st PartitionState) ([]byte, error) {
@@ -145,7 +221,17 @@ func encodePartition(st PartitionState) ([]byte, error) {
 	if isr == nil {
 		isr = []int32{}
 	}
-	return marshal(partitionValue{V: valueVersion, TopicID: st.TopicID.String(), Replicas: st.Replicas, Leader: st.Leader, LeaderEpoch: st.LeaderEpoch, ISR: isr})
+	return marshal(partitionValue{V: valueVersion, TopicID: st.TopicID.String(), Replicas: st.Replicas, Leader: st.Leader, LeaderEpoch: st.LeaderEpoch, ISR: isr,
+		AddingReplicas: st.AddingReplicas, RemovingReplicas: st.RemovingReplicas})
+}
+
+// emptyAsNil makes an empty list nil, so that a state reads the same
+// whether a writer left an empty list out or wrote [].
+func emptyAsNil(ids []int32) []int32 {
+	if len(ids) == 0 {
+		return nil
+	}
+	return ids
 }
 
 // decodePartition reads a partition value; topic and partition come from
@@ -159,7 +245,8 @@ func decodePartition(topic string, partition int32, version int64, b []byte) (Pa
 	if err != nil {
 		return PartitionState{}, err
 	}
-	st := PartitionState{Topic: topic, TopicID: id, Partition: partition, Replicas: v.Replicas, Leader: v.Leader, LeaderEpoch: v.LeaderEpoch, ISR: v.ISR, Version: version}
+	st := PartitionState{Topic: topic, TopicID: id, Partition: partition, Replicas: v.Replicas, Leader: v.Leader, LeaderEpoch: v.LeaderEpoch, ISR: v.ISR,
+		AddingReplicas: emptyAsNil(v.AddingReplicas), RemovingReplicas: emptyAsNil(v.RemovingReplicas), Version: version}
 	if err := st.Check(); err != nil {
 		return PartitionState{}, err
 	}

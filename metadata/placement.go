@@ -116,23 +116,3 @@ func NextPartitionState(st PartitionState, live map[int32]bool) (PartitionState,
 	changed := next.Leader != st.Leader || next.LeaderEpoch != st.LeaderEpoch || !slices.Equal(next.ISR, st.ISR)
 	return next, changed
 }
-
-// UncleanLeader is the unclean election (unclean.leader.election.enable):
-// a partition left without a leader because no ISR member is live gets
-// the first live replica as leader, with the next epoch and an ISR of just
-// that replica. Records only the old ISR had are lost; that is what the
-// setting accepts for availability. It changes nothing for a partition
-// with a leader.
-func UncleanLeader(st PartitionState, live map[int32]bool) (PartitionState, bool) {
-	if st.Leader != NoLeader {
-		return st, false
-	}
-	for _, id := range st.Replicas {
-		if live[id] {
-			next := copyPartition(st)
-			next.Leader, next.LeaderEpoch, next.ISR = id, st.LeaderEpoch+1, []int32{id}
-			return next, true
-		}
-	}
-	return st, false
-}

@@ -110,21 +110,3 @@ func TestNextPartitionState(t *testing.T) {
 		}
 	}
 }
-
-func TestUncleanLeader(t *testing.T) {
-	st := PartitionState{Topic: "t", Replicas: []int32{1, 2, 3}, Leader: NoLeader, LeaderEpoch: 5, ISR: []int32{1}}
-	got, ok := UncleanLeader(st, map[int32]bool{3: true, 2: true})
-	if !ok || got.Leader != 2 || got.LeaderEpoch != 6 || !slices.Equal(got.ISR, []int32{2}) {
-		t.Fatalf("unclean election: %+v %v; want leader 2 (first live replica), epoch 6, isr [2]", got, ok)
-	}
-	if err := got.Check(); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := UncleanLeader(st, map[int32]bool{}); ok {
-		t.Fatal("elected with no live replica")
-	}
-	st.Leader, st.ISR = 1, []int32{1}
-	if _, ok := UncleanLeader(st, map[int32]bool{2: true}); ok {
-		t.Fatal("changed a partition that has a leader")
-	}
-}

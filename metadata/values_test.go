@@ -134,6 +134,8 @@ func FuzzDecodeValue(f *testing.F) {
 		`{"v":1,"id":"AQIDBAUGBwgJCgsMDQ4PEA"}`,
 		`{"v":1,"topic_id":"AQIDBAUGBwgJCgsMDQ4PEA","replicas":[2,1,3],"leader":2,"leader_epoch":4,"isr":[2,3]}`,
 		`{"v":1,"topic_id":"AQIDBAUGBwgJCgsMDQ4PEA","replicas":[1],"leader":-1,"leader_epoch":0,"isr":[]}`,
+		`{"v":1,"topic_id":"AQIDBAUGBwgJCgsMDQ4PEA","replicas":[2,3,1],"leader":1,"leader_epoch":0,"isr":[1],"adding_replicas":[2,3],"removing_replicas":[1]}`,
+		`{"v":1,"topic_id":"AQIDBAUGBwgJCgsMDQ4PEA","replicas":[1],"leader":1,"leader_epoch":0,"isr":[1],"adding_replicas":[],"removing_replicas":[]}`,
 		"\xff\xff\xff\xff",
 	} {
 		f.Add([]byte(seed))
