@@ -3,18 +3,17 @@ package integration
 // ElectLeaders, AlterPartitionReassignments and ListPartitionReassignments
 // through kadm against a cluster of three brokers sharing one etcd.
 //
-// What runs today is what needs no replication: the errors, and a
-// reassignment of a replication factor 1 partition, which stays in
-// progress because its new replica can never join the ISR. The scenario
-// with three replicas per partition (preferred election after a reorder,
-// a shrink, a grow that completes once the new replica is in sync) is
-// written as it must pass once replication lands; until CreateTopics
-// accepts a replication factor above 1 it reports that refusal and stops.
+// With one replica: the errors, and a move of a partition to another
+// broker, which copies the log there and deletes the old copy. With three
+// replicas: preferred election after a reorder, a shrink, and a grow that
+// completes once the new replica is in sync.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -181,45 +180,22 @@ func TestReassign(t *testing.T) {
 		rsWantErr(t, "cancel with none in progress", rsAlter(ctx, t, adm, topic, 0, nil), kerr.NoReassignmentInProgress)
 
 		// Move partition 0 from its leader to another broker: the new
-		// replica never catches up (nothing replicates yet), so it stays
-		// in progress, and the old leader keeps serving.
+		// replica copies the log, joins the ISR, and the controller
+		// completes the move; the old broker deletes its copy.
 		from := parts[0].Leader
 		to := from%3 + 1
+		cl := fzClient(t, brokers[1].Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		fzProduceSync(ctx, t, cl, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("before")})
 		if err := rsAlter(ctx, t, adm, topic, 0, []int32{to}); err != nil {
 			t.Fatalf("reassign %s-0 from %d to %d: %v", topic, from, to, err)
 		}
-		want := fmt.Sprintf("[%d %d] [%d] [%d]", to, from, to, from)
-		for i, raw := range raws {
-			fzWaitFor(t, 10*time.Second, fmt.Sprintf("broker %d to list the reassignment", i+1), func() error {
-				if got := rsListedAt(t, raw, topic, 0); got != want {
-					return fmt.Errorf("listed %q, want %q", got, want)
-				}
-				return nil
-			})
-		}
-		fzWaitFor(t, 10*time.Second, "Metadata to show both replicas", func() error {
+		fzWaitFor(t, 30*time.Second, "the move to complete", func() error {
 			p := rsPartitions(ctx, t, adm, topic)[0]
-			if !slices.Equal(p.Replicas, []int32{to, from}) || p.Leader != from || !slices.Equal(p.ISR, []int32{from}) {
+			if !slices.Equal(p.Replicas, []int32{to}) || p.Leader != to || !slices.Equal(p.ISR, []int32{to}) {
 				return fmt.Errorf("replicas %v leader %d isr %v", p.Replicas, p.Leader, p.ISR)
 			}
 			return nil
 		})
-		// The preferred replica is now the new one, which is not in sync.
-		errs = rsElect(ctx, t, adm, kadm.ElectPreferredReplica, topic, 0)
-		rsWantErr(t, "preferred election of the out-of-sync new replica", errs[0], kerr.PreferredLeaderNotAvailable)
-		cl := fzClient(t, brokers[1].Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		fzProduceSync(ctx, t, cl, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("during")})
-		if got := fzConsumePartitionTo(ctx, t, brokers[2].Addr, topic, 0, 1); string(got[0].Value) != "during" {
-			t.Errorf("record produced during the reassignment read back as %q", got[0].Value)
-		}
-		if got := rsListed(ctx, t, adm, topic, 0); got != want {
-			t.Errorf("after producing, listed %q, want %q still in progress", got, want)
-		}
-
-		// Cancel: back to the one replica, on every broker.
-		if err := rsAlter(ctx, t, adm, topic, 0, nil); err != nil {
-			t.Fatalf("cancel: %v", err)
-		}
 		for i, raw := range raws {
 			fzWaitFor(t, 10*time.Second, fmt.Sprintf("broker %d to list no reassignment", i+1), func() error {
 				if got := rsListedAt(t, raw, topic, 0); got != "" {
@@ -228,22 +204,24 @@ func TestReassign(t *testing.T) {
 				return nil
 			})
 		}
-		fzWaitFor(t, 10*time.Second, "Metadata to show the one replica again", func() error {
-			if p := rsPartitions(ctx, t, adm, topic)[0]; !slices.Equal(p.Replicas, []int32{from}) || p.Leader != from {
-				return fmt.Errorf("replicas %v leader %d, want [%d] led by %d", p.Replicas, p.Leader, from, from)
+		fzProduceSync(ctx, t, cl, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("after")})
+		got := fzConsumePartitionTo(ctx, t, brokers[2].Addr, topic, 0, 2)
+		if string(got[0].Value) != "before" || string(got[1].Value) != "after" {
+			t.Errorf("after the move read %q, %q; want before, after", got[0].Value, got[1].Value)
+		}
+		oldDir := filepath.Join(brokers[from-1].DataDir, topic+"-0")
+		fzWaitFor(t, 10*time.Second, "the old replica's log deleted", func() error {
+			if _, err := os.Stat(oldDir); err == nil {
+				return fmt.Errorf("%s still there", oldDir)
 			}
 			return nil
 		})
-		rsWantErr(t, "cancel again", rsAlter(ctx, t, adm, topic, 0, nil), kerr.NoReassignmentInProgress)
+		rsWantErr(t, "cancel after completion", rsAlter(ctx, t, adm, topic, 0, nil), kerr.NoReassignmentInProgress)
 	})
 
 	t.Run("rf3", func(t *testing.T) {
 		topic := fzTopic(t, "reassign-rf3")
 		resp, err := adm.CreateTopic(ctx, 1, 3, nil, topic)
-		if errors.Is(err, kerr.InvalidReplicationFactor) {
-			// Lifted when replication lands; everything below must then pass.
-			t.Skipf("CreateTopics refuses replication factor 3 until replication lands: %s", resp.ErrMessage)
-		}
 		if err != nil {
 			t.Fatalf("create %s with replication factor 3: %v (%s)", topic, err, resp.ErrMessage)
 		}
