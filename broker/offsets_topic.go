@@ -171,7 +171,10 @@ func (o offsetsLogs) Scan(partition int32, fn func(batch []byte) error) error {
 		return fmt.Errorf("open %s-%d: %w", coordinator.OffsetsTopic, partition, err)
 	}
 	l := part.log
-	offset, hw := l.LogStartOffset(), l.HighWatermark()
+	// The new leader's whole log: it is what this leader keeps and its
+	// followers will copy (its high watermark may lag after a restart or
+	// an election until the followers have fetched).
+	offset, hw := l.LogStartOffset(), l.LogEndOffset()
 	for offset < hw {
 		rr, err := l.Read(offset, 1<<20, true, hw)
 		if err != nil {

@@ -164,6 +164,12 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 		l.Close()
 		return nil, err
 	}
+	if t.ReplicationFactor > 1 {
+		// The log end may hold records the ISR never had (Gregor keeps no
+		// high watermark checkpoint): consumers see nothing until the
+		// leader's followers, or the leader, say again what is committed.
+		l.ResetHighWatermark(l.LogStartOffset())
+	}
 	part := &partition{topic: t.Name, index: p, topicID: t.ID, log: l, roleChanged: make(chan struct{})}
 	part.settings.Store(&settings)
 	s.parts[key] = part

@@ -510,3 +510,56 @@ func TestReplicationKillAllReplicas(t *testing.T) {
 		fzCheckLogs(t, b)
 	}
 }
+
+// TestReplicationGroupCoordinatorFailover: __consumer_offsets is
+// replicated, so when a group's coordinator is killed its group carries on
+// at the new leader of its partition, with its committed offsets: the
+// member keeps consuming, nothing committed is delivered again and
+// nothing is skipped.
+func TestReplicationGroupCoordinatorFailover(t *testing.T) {
+	brokers := startQuorumCluster(t, 3, "--etcd-lease-ttl", "2s", "--config", "group.initial.rebalance.delay.ms=0")
+	ctx := testContext(t, 180*time.Second)
+	adm := fzAdmin(t, brokers[0].Addr)
+	topic, group := fzTopic(t, "coordfail"), fzTopic(t, "coordfail-g")
+	const parts = 3
+	replCreateTopic(ctx, t, adm, topic, parts, 3, nil)
+	replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
+	prod := fzClient(t, brokers[0].Addr, kgo.SeedBrokers(replAddrs(brokers, -1)...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	exp := grpNewExpected(topic, parts)
+	l := &grpLog{}
+	exp.produce(ctx, t, prod, "a", 30)
+	// Seeded with every broker, so it finds the cluster whichever dies.
+	grpStartMember(t, brokers[0].Addr, "m", group, []string{topic}, l, kgo.SeedBrokers(replAddrs(brokers, -1)...))
+	grpWaitConsumed(t, l, exp, 30*time.Second)
+	grpWaitCommitted(t, 20*time.Second, adm, group, topic, exp.ends())
+	coords := adm.FindGroupCoordinators(ctx, group)
+	coord := coords[group].NodeID
+	if err := coords[group].Err; err != nil || coord <= 0 {
+		t.Fatalf("coordinator of %s: %d %v", group, coord, err)
+	}
+	offsetsBefore := grpCommitted(ctx, t, adm, group, topic)
+	brokers[coord-1].Kill()
+	t.Logf("killed broker %d, the coordinator of %s", coord, group)
+	survivor := fzAdmin(t, replAddrs(brokers, coord)[0])
+	fzWaitFor(t, 30*time.Second, "a new coordinator with the committed offsets", func() error {
+		cs := survivor.FindGroupCoordinators(ctx, group)
+		if c := cs[group]; c.Err != nil || c.NodeID == coord {
+			return fmt.Errorf("coordinator %d (%v)", c.NodeID, c.Err)
+		}
+		got := grpCommitted(ctx, t, survivor, group, topic)
+		if !grpSameOffsets(got, offsetsBefore) {
+			return fmt.Errorf("committed %v, want %v", got, offsetsBefore)
+		}
+		return nil
+	})
+	exp.produce(ctx, t, prod, "b", 30)
+	grpWaitConsumed(t, l, exp, 60*time.Second)
+	grpWaitCommitted(t, 30*time.Second, survivor, group, topic, exp.ends())
+	dups := grpCheckDelivery(t, l, exp)
+	t.Logf("%d records delivered again around the failover (consumed, commit not yet acknowledged)", dups)
+	for i, b := range brokers {
+		if int32(i+1) != coord {
+			fzCheckLogs(t, b)
+		}
+	}
+}

@@ -453,6 +453,17 @@ func (l *Log) SetHighWatermark(off int64) {
 	}
 }
 
+// ResetHighWatermark sets the high watermark to off (clamped to the log),
+// lower or not: for a replica that cannot know, at start, how much of its
+// log the ISR had, and learns it again from the leader (or, leading, from
+// its followers' fetches). Call it before the log is read.
+func (l *Log) ResetHighWatermark(off int64) {
+	off = max(min(off, l.leo.Load()), l.start.Load())
+	l.hwMu.Lock()
+	l.hw.Store(off)
+	l.hwMu.Unlock()
+}
+
 // Changed returns a channel that is closed when the high watermark next
 // moves (or the log closes). Call it before reading the high watermark
 // so that no move is missed; each move needs a new call.
