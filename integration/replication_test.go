@@ -180,6 +180,9 @@ func TestReplicationFailover(t *testing.T) {
 	victim := td.Partitions[0].Leader
 
 	load := replStartLoad(ctx, t, replAddrs(brokers, -1), topic, parts)
+	// A consumer group reads along and must carry on through the failover.
+	glog := &grpLog{}
+	grpStartMember(t, brokers[0].Addr, "m", fzTopic(t, "repl-g"), []string{topic}, glog, kgo.SeedBrokers(replAddrs(brokers, -1)...))
 	load.waitMore(t, 300, 30*time.Second)
 	load.resetGap()
 	killedAt := time.Now()
@@ -205,8 +208,31 @@ func TestReplicationFailover(t *testing.T) {
 		victim, gap.Round(time.Millisecond), len(got), failures)
 
 	// Every acknowledged record is there, at its offset, read from the
-	// new leaders.
+	// new leaders, and the group member consumed every one of them.
 	replCheckAcked(ctx, t, replAddrs(brokers, victim), topic, parts, got)
+	fzWaitFor(t, 60*time.Second, "the group member to consume every acknowledged record", func() error {
+		seen := map[int32]map[int64]string{}
+		for _, e := range glog.snapshot() {
+			if !e.commit {
+				if seen[e.partition] == nil {
+					seen[e.partition] = map[int64]string{}
+				}
+				seen[e.partition][e.offset] = e.value
+			}
+		}
+		missing := 0
+		for _, a := range got {
+			if v, ok := seen[a.partition][a.offset]; !ok {
+				missing++
+			} else if v != a.value {
+				return fmt.Errorf("member read %q at %d@%d, acknowledged %q", v, a.partition, a.offset, a.value)
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d acknowledged records not consumed yet", missing)
+		}
+		return nil
+	})
 
 	// The killed broker comes back, catches up and rejoins every ISR.
 	brokers[victim-1].Restart()
@@ -561,5 +587,71 @@ func TestReplicationGroupCoordinatorFailover(t *testing.T) {
 		if int32(i+1) != coord {
 			fzCheckLogs(t, b)
 		}
+	}
+}
+
+// TestReplicationUncleanElection: with unclean.leader.election.enable set
+// on the topic, a partition whose in-sync replicas are all dead is led by
+// an out-of-sync replica that comes back, accepting the loss of what only
+// the ISR held; without it (the default) it stays offline.
+func TestReplicationUncleanElection(t *testing.T) {
+	first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
+	brokers := []*brokerProc{first}
+	for id := 2; id <= 3; id++ {
+		brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
+	}
+	ctx := testContext(t, 120*time.Second)
+	adm := fzAdmin(t, first.Addr)
+	topic := fzTopic(t, "unclean")
+	replCreateTopic(ctx, t, adm, topic, 3, 2, nil)
+	td := replWaitISR(ctx, t, adm, topic, 2, 30*time.Second)
+	part := int32(-1)
+	var replicas []int32
+	for _, p := range td.Partitions {
+		if !slices.Contains(p.Replicas, 1) {
+			part, replicas = p.Partition, p.Replicas
+		}
+	}
+	if part < 0 {
+		t.Fatalf("every partition has a replica on broker 1: %+v", td.Partitions)
+	}
+	state := func() kadm.PartitionDetail {
+		t.Helper()
+		tds, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tds[topic].Partitions[part]
+	}
+	leader := state().Leader
+	follower := replicas[0]
+	if follower == leader {
+		follower = replicas[1]
+	}
+	brokers[follower-1].Kill() // out of the ISR first
+	fzWaitFor(t, 30*time.Second, "the follower out of the isr", func() error {
+		if isr := state().ISR; len(isr) != 1 {
+			return fmt.Errorf("isr %v", isr)
+		}
+		return nil
+	})
+	brokers[leader-1].Kill()
+	brokers[follower-1].Restart()
+	time.Sleep(2 * time.Second) // controller passes; the assertion is that nothing is elected
+	if p := state(); p.Leader >= 0 {
+		t.Fatalf("out-of-sync replica %d elected with unclean election off: %+v", follower, p)
+	}
+	on := "true"
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "unclean.leader.election.enable", Value: &on}}, topic); err != nil {
+		t.Fatal(err)
+	}
+	fzWaitFor(t, 30*time.Second, "the out-of-sync replica elected", func() error {
+		if p := state(); p.Leader != follower || !slices.Equal(p.ISR, []int32{follower}) {
+			return fmt.Errorf("leader %d isr %v", p.Leader, p.ISR)
+		}
+		return nil
+	})
+	for _, b := range brokers {
+		fzCheckLogs(t, b)
 	}
 }
