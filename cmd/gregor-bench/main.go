@@ -1,6 +1,16 @@
 // Command gregor-bench measures Gregor against franz-go's fake broker, kfake,
-// in one run with one workload, and prints both side by side with the ratio
+// in one run with one workload, and prints them side by side with the ratio
 // Gregor/kfake. `make bench` runs it with its defaults.
+//
+// The targets (-targets) are:
+//
+//   - gregor: one `gregor serve` process; topics have one replica.
+//   - gregor-rf3: three `gregor serve` processes (node ids 1..3) forming one
+//     cluster on loopback, their embedded etcd members one quorum; topics
+//     have three replicas, so acks=all waits until both followers have each
+//     batch. All three brokers share the machine's cores with each other and
+//     with the benchmark's clients.
+//   - kfake: franz-go's fake broker, one broker, one replica.
 //
 // For each record size it runs three scenarios against each target:
 //
@@ -18,8 +28,9 @@
 //     caller sees.
 //
 // Gregor runs as `gregor serve` (built from ./cmd/gregor unless -gregor-bin
-// is given) with its data directory under -data-dir, so its numbers include
-// writing every batch to its log files. kfake keeps everything in memory
+// is given) with its data directories under -data-dir, so its numbers
+// include writing every batch to its log files (each replica's, for
+// gregor-rf3). kfake keeps everything in memory
 // unless -kfake-persist. Each broker runs in its own process (kfake by
 // re-executing this binary), so neither shares a heap or CPU scheduler with
 // the benchmark's clients; -kfake-inprocess runs kfake in this process
@@ -39,6 +50,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,7 +87,7 @@ func main() {
 func parseFlags() (*options, error) {
 	var (
 		o           options
-		targets     = flag.String("targets", "gregor,kfake", "comma-separated targets to run: gregor, kfake")
+		targets     = flag.String("targets", "gregor,gregor-rf3,kfake", "comma-separated targets to run: gregor, gregor-rf3 (3 brokers, 3 replicas), kfake")
 		sizes       = flag.String("sizes", "100,1024", "comma-separated record value sizes in bytes (a k suffix means KiB)")
 		compression = flag.String("compression", "none", "producer batch compression: none, gzip, snappy, lz4, zstd")
 	)
@@ -84,7 +96,7 @@ func parseFlags() (*options, error) {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work dir (data and broker logs) after the run")
 	flag.StringVar(&o.jsonOut, "json", "", `also write results as JSON to this file ("-" for stdout, replacing the table)`)
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
-	flag.DurationVar(&o.readyTimeout, "ready-timeout", 60*time.Second, "how long to wait for gregor's /readyz")
+	flag.DurationVar(&o.readyTimeout, "ready-timeout", 60*time.Second, "how long to wait for gregor's /readyz (every node's, for gregor-rf3)")
 	flag.BoolVar(&o.kfakePersist, "kfake-persist", false, "run kfake with a data dir (kfake.DataDir) so it writes to disk too")
 	flag.BoolVar(&o.kfakeInProcess, "kfake-inprocess", false, "run kfake inside this process instead of a child process")
 	flag.IntVar(&o.w.partitions, "partitions", 3, "partitions per topic")
@@ -110,11 +122,13 @@ func parseFlags() (*options, error) {
 
 	for _, t := range strings.Split(*targets, ",") {
 		switch t = strings.TrimSpace(t); t {
-		case "gregor", "kfake":
-			o.targets = append(o.targets, t)
+		case "gregor", "gregor-rf3", "kfake":
+			if !slices.Contains(o.targets, t) {
+				o.targets = append(o.targets, t)
+			}
 		case "":
 		default:
-			return nil, fmt.Errorf("-targets: unknown target %q (want gregor, kfake)", t)
+			return nil, fmt.Errorf("-targets: unknown target %q (want gregor, gregor-rf3, kfake)", t)
 		}
 	}
 	if len(o.targets) == 0 {
@@ -222,23 +236,24 @@ func runTarget(ctx context.Context, o *options, name, workDir string, rep *repor
 	var tgt *target
 	startedAt := time.Now()
 	switch name {
-	case "gregor":
-		bin := o.gregorBin
-		if bin == "" {
-			logf("gregor: building ./cmd/gregor")
-			if bin, err = buildGregor(ctx, workDir); err != nil {
-				return err
-			}
+	case "gregor", "gregor-rf3":
+		bin, berr := gregorBinary(ctx, o, workDir)
+		if berr != nil {
+			return berr
 		}
 		startedAt = time.Now()
-		tgt, err = startGregor(ctx, bin, workDir, o.w.partitions, o.readyTimeout)
+		if name == "gregor" {
+			tgt, err = startGregor(ctx, bin, workDir, o.w.partitions, o.readyTimeout)
+		} else {
+			tgt, err = startGregorRF3(ctx, bin, workDir, o.w.partitions, o.readyTimeout)
+		}
 	case "kfake":
 		tgt, err = startKfake(ctx, workDir, o.kfakePersist, o.kfakeInProcess)
 	}
 	if err != nil {
 		return err
 	}
-	logf("%s: ready at %s after %s", name, tgt.addr, time.Since(startedAt).Round(time.Millisecond))
+	logf("%s: ready at %s after %s", name, strings.Join(tgt.seeds, ","), time.Since(startedAt).Round(time.Millisecond))
 	defer func() {
 		if tgt.dataDir != "" {
 			rep.diskBytes(name, dirBytes(tgt.dataDir, "etcd"), tgt.dataDir)
@@ -246,14 +261,14 @@ func runTarget(ctx context.Context, o *options, name, workDir string, rep *repor
 		if serr := tgt.stop(); serr != nil {
 			rep.anomaly(fmt.Sprintf("%s: stop: %v", name, serr))
 		}
-		if err != nil && tgt.logPath != "" {
+		if err != nil {
 			if tail := tgt.logTail(30); tail != "" {
-				err = fmt.Errorf("%w\n--- %s log tail (%s) ---\n%s", err, name, tgt.logPath, tail)
+				err = fmt.Errorf("%w\n--- %s log tail ---\n%s", err, name, tail)
 			}
 		}
 	}()
 
-	admin, err := newAdmin(tgt.addr)
+	admin, err := newAdmin(tgt.seeds)
 	if err != nil {
 		return err
 	}
@@ -261,7 +276,7 @@ func runTarget(ctx context.Context, o *options, name, workDir string, rep *repor
 	for _, size := range o.sizes {
 		topic := fmt.Sprintf("bench-%d", size)
 		actx, acancel := context.WithTimeout(ctx, o.w.opTimeout)
-		err := createTopic(actx, admin, topic, o.w.partitions, func(s string) { rep.anomaly(name + ": " + s) })
+		err := createTopic(actx, admin, topic, o.w.partitions, tgt.replicas, func(s string) { rep.anomaly(name + ": " + s) })
 		acancel()
 		if err != nil {
 			return err
@@ -292,6 +307,22 @@ func runTarget(ctx context.Context, o *options, name, workDir string, rep *repor
 		}
 	}
 	return nil
+}
+
+// gregorBinary returns -gregor-bin, or else builds ./cmd/gregor into
+// workDir the first time it is asked and remembers the result in o, so the
+// gregor targets share one build.
+func gregorBinary(ctx context.Context, o *options, workDir string) (string, error) {
+	if o.gregorBin != "" {
+		return o.gregorBin, nil
+	}
+	logf("building ./cmd/gregor")
+	bin, err := buildGregor(ctx, workDir)
+	if err != nil {
+		return "", err
+	}
+	o.gregorBin = bin
+	return bin, nil
 }
 
 func logf(format string, args ...any) {
@@ -363,44 +394,73 @@ func (r *report) printTable(out io.Writer) {
 	fmt.Fprintf(out, "              %s, GOMAXPROCS %d, NumCPU %d; Gregor writes to disk, kfake %s; MB = 10^6 bytes of record values\n\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), kf)
 
-	rows := [][]string{{"scenario", "size", "gregor MB/s", "kfake MB/s", "gregor rec/s", "kfake rec/s", "ratio", "gregor p50/p99 ms", "kfake p50/p99 ms"}}
-	var (
+	// One row per scenario, size and measured target (every target but
+	// kfake), with kfake's numbers beside it and the ratio target/kfake.
+	var subjects []string
+	for _, name := range o.targets {
+		if name != "kfake" {
+			subjects = append(subjects, name)
+		}
+	}
+	if len(subjects) == 0 {
+		subjects = []string{""} // only kfake: its columns alone
+	}
+	type summary struct {
 		logSum  float64
-		nRatio  int
+		n       int
 		atLeast int
-		worst   = math.Inf(1)
+		worst   float64
 		worstAt string
-	)
+	}
+	sums := make(map[string]*summary, len(subjects))
+	for _, s := range subjects {
+		sums[s] = &summary{worst: math.Inf(1)}
+	}
+	rows := [][]string{{"scenario", "size", "target", "MB/s", "kfake MB/s", "rec/s", "kfake rec/s", "ratio", "p50/p99 ms", "kfake p50/p99 ms"}}
 	for _, size := range o.sizes {
 		for _, scen := range []string{scenProduce, scenConsume, scenSync} {
-			g, gok := r.find("gregor", scen, size)
 			k, kok := r.find("kfake", scen, size)
-			if !gok && !kok {
-				continue
-			}
-			ratio := "-"
-			if gok && kok && k.RecPerS > 0 {
-				x := g.RecPerS / k.RecPerS
-				ratio = fmt.Sprintf("%.2fx", x)
-				logSum += math.Log(x)
-				nRatio++
-				if x >= 1 {
-					atLeast++
+			for _, name := range subjects {
+				g, gok := r.find(name, scen, size)
+				if !gok && !kok {
+					continue
 				}
-				if x < worst {
-					worst, worstAt = x, fmt.Sprintf("%s %d B", scen, size)
+				ratio := "-"
+				if gok && kok && k.RecPerS > 0 {
+					x := g.RecPerS / k.RecPerS
+					ratio = fmt.Sprintf("%.2fx", x)
+					s := sums[name]
+					s.logSum += math.Log(x)
+					s.n++
+					if x >= 1 {
+						s.atLeast++
+					}
+					if x < s.worst {
+						s.worst, s.worstAt = x, fmt.Sprintf("%s %d B", scen, size)
+					}
 				}
+				label := name
+				if label == "" {
+					label = "-"
+				}
+				rows = append(rows, []string{scen, strconv.Itoa(size), label,
+					num(g, gok, func(r result) string { return fmt.Sprintf("%.2f", r.MBps) }),
+					num(k, kok, func(r result) string { return fmt.Sprintf("%.2f", r.MBps) }),
+					num(g, gok, func(r result) string { return fmt.Sprintf("%.0f", r.RecPerS) }),
+					num(k, kok, func(r result) string { return fmt.Sprintf("%.0f", r.RecPerS) }),
+					ratio, lat(g, gok), lat(k, kok)})
 			}
-			rows = append(rows, []string{scen, strconv.Itoa(size),
-				num(g, gok, func(r result) string { return fmt.Sprintf("%.2f", r.MBps) }),
-				num(k, kok, func(r result) string { return fmt.Sprintf("%.2f", r.MBps) }),
-				num(g, gok, func(r result) string { return fmt.Sprintf("%.0f", r.RecPerS) }),
-				num(k, kok, func(r result) string { return fmt.Sprintf("%.0f", r.RecPerS) }),
-				ratio, lat(g, gok), lat(k, kok)})
 		}
 	}
 	printRows(out, rows)
 	fmt.Fprintln(out)
+	if slices.Contains(o.targets, "gregor-rf3") {
+		fmt.Fprintf(out, "note: gregor-rf3 is %d brokers (%d gregor serve processes, one embedded etcd quorum) with %d replicas per partition and acks=all, so every ack waits for both followers; all %d brokers and the benchmark client share this machine's %d cores\n",
+			rf3Brokers, rf3Brokers, rf3Brokers, rf3Brokers, runtime.NumCPU())
+		if line := r.rf3VsGregor(); line != "" {
+			fmt.Fprintln(out, "note: gregor-rf3/gregor throughput:", line)
+		}
+	}
 	for _, d := range r.disk {
 		fmt.Fprintln(out, "note:", d)
 	}
@@ -412,19 +472,48 @@ func (r *report) printTable(out io.Writer) {
 			fmt.Fprintf(out, "error: %s: %s\n", name, e)
 		}
 	}
-	switch {
-	case nRatio > 0:
-		incomplete := ""
-		if len(r.errs) > 0 {
-			incomplete = " (incomplete: a target failed)"
+	incomplete := ""
+	if len(r.errs) > 0 {
+		incomplete = " (incomplete: a target failed)"
+	}
+	printed := false
+	for _, name := range subjects {
+		s := sums[name]
+		if s.n == 0 {
+			continue
 		}
-		fmt.Fprintf(out, "result: Gregor/kfake throughput ratio geometric mean %.2fx over %d scenarios; Gregor >= kfake in %d of %d; lowest %.2fx (%s)%s\n",
-			math.Exp(logSum/float64(nRatio)), nRatio, atLeast, nRatio, worst, worstAt, incomplete)
+		printed = true
+		label := name
+		if name == "gregor" {
+			label = "Gregor"
+		}
+		fmt.Fprintf(out, "result: %s/kfake throughput ratio geometric mean %.2fx over %d scenarios; %s >= kfake in %d of %d; lowest %.2fx (%s)%s\n",
+			label, math.Exp(s.logSum/float64(s.n)), s.n, label, s.atLeast, s.n, s.worst, s.worstAt, incomplete)
+	}
+	switch {
+	case printed:
 	case len(r.errs) > 0:
 		fmt.Fprintln(out, "result: no ratio: a target failed (see error above)")
 	default:
 		fmt.Fprintf(out, "result: no ratio: only %s was run\n", strings.Join(o.targets, ","))
 	}
+}
+
+// rf3VsGregor compares the replicated target with single-replica Gregor,
+// scenario by scenario ("produce 100 B 0.52x, ..."); "" when either is
+// missing.
+func (r *report) rf3VsGregor() string {
+	var parts []string
+	for _, size := range r.opts.sizes {
+		for _, scen := range []string{scenProduce, scenConsume, scenSync} {
+			g, gok := r.find("gregor", scen, size)
+			x, xok := r.find("gregor-rf3", scen, size)
+			if gok && xok && g.RecPerS > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d B %.2fx", scen, size, x.RecPerS/g.RecPerS))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // printRows prints rows as columns: the scenario name left-aligned, the rest
@@ -477,23 +566,24 @@ func (r *report) writeJSON(path string) error {
 		Notes     []string          `json:"notes,omitempty"`
 	}{
 		Config: map[string]any{
-			"targets":           o.targets,
-			"sizes":             o.sizes,
-			"partitions":        o.w.partitions,
-			"producers":         o.w.producers,
-			"duration_s":        o.w.duration.Seconds(),
-			"records":           o.w.records,
-			"max_pending":       o.w.maxPending,
-			"inflight_requests": o.w.inflightReqs,
-			"linger_ms":         ms(o.w.linger),
-			"compression":       o.compression,
-			"sync_duration_s":   o.w.syncDuration.Seconds(),
-			"sync_records":      o.w.syncRecords,
-			"kfake_persist":     o.kfakePersist,
-			"kfake_inprocess":   o.kfakeInProcess,
-			"go":                runtime.Version(),
-			"gomaxprocs":        runtime.GOMAXPROCS(0),
-			"num_cpu":           runtime.NumCPU(),
+			"targets":            o.targets,
+			"sizes":              o.sizes,
+			"partitions":         o.w.partitions,
+			"producers":          o.w.producers,
+			"duration_s":         o.w.duration.Seconds(),
+			"records":            o.w.records,
+			"max_pending":        o.w.maxPending,
+			"inflight_requests":  o.w.inflightReqs,
+			"linger_ms":          ms(o.w.linger),
+			"compression":        o.compression,
+			"sync_duration_s":    o.w.syncDuration.Seconds(),
+			"sync_records":       o.w.syncRecords,
+			"kfake_persist":      o.kfakePersist,
+			"kfake_inprocess":    o.kfakeInProcess,
+			"gregor_rf3_brokers": rf3Brokers,
+			"go":                 runtime.Version(),
+			"gomaxprocs":         runtime.GOMAXPROCS(0),
+			"num_cpu":            runtime.NumCPU(),
 		},
 		Results:   r.results,
 		Errors:    r.errs,

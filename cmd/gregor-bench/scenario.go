@@ -88,9 +88,9 @@ type workload struct {
 // partitioner spreads records evenly and identically over partitions for
 // both targets (the default sticky partitioner switches partitions on batch
 // completion, which depends on broker speed, and so would not).
-func (w *workload) clientOpts(addr string, linger time.Duration) []kgo.Opt {
+func (w *workload) clientOpts(seeds []string, linger time.Duration) []kgo.Opt {
 	return []kgo.Opt{
-		kgo.SeedBrokers(addr),
+		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("gregor-bench"),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.DisableIdempotentWrite(),
@@ -114,17 +114,19 @@ func payload(size int) []byte {
 }
 
 // createTopic creates topic with the workload's partitions and replication
-// factor 1, then waits until every partition has a leader. A broker that
+// factor replicas, then waits until every partition has a leader and all
+// replicas in its ISR, so acks=all is measured against the full replica
+// set from the first record. A broker that
 // does not serve CreateTopics at all gets the topic by auto-creation instead
 // (Gregor is started with --num-partitions equal to -partitions for this),
 // and the partition count is checked either way.
-func createTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int, note func(string)) error {
+func createTopic(ctx context.Context, cl *kgo.Client, topic string, partitions, replicas int, note func(string)) error {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = 30000
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic = topic
 	rt.NumPartitions = int32(partitions)
-	rt.ReplicationFactor = 1
+	rt.ReplicationFactor = int16(replicas)
 	req.Topics = append(req.Topics, rt)
 	autoCreate := false
 	resp, err := req.RequestWith(ctx, cl)
@@ -146,7 +148,8 @@ func createTopic(ctx context.Context, cl *kgo.Client, topic string, partitions i
 		}
 	}
 
-	// Poll Metadata until every partition has a leader (bounded).
+	// Poll Metadata until every partition has a leader and a full ISR
+	// (bounded).
 	deadline := time.Now().Add(30 * time.Second)
 	var last string
 	for {
@@ -176,9 +179,15 @@ func createTopic(ctx context.Context, cl *kgo.Client, topic string, partitions i
 			}
 			ready := true
 			for _, p := range t.Partitions {
-				if p.ErrorCode != 0 || p.Leader < 0 {
+				switch {
+				case p.ErrorCode != 0 || p.Leader < 0:
 					ready = false
 					last = fmt.Sprintf("partition %d: leader %d, error %v", p.Partition, p.Leader, kerr.ErrorForCode(p.ErrorCode))
+				case len(p.Replicas) != replicas:
+					return fmt.Errorf("topic %s partition %d has %d replicas, want %d", topic, p.Partition, len(p.Replicas), replicas)
+				case len(p.ISR) < replicas:
+					ready = false
+					last = fmt.Sprintf("partition %d: ISR %v of replicas %v", p.Partition, p.ISR, p.Replicas)
 				}
 			}
 			if ready {
@@ -240,7 +249,7 @@ func runProduce(ctx context.Context, w *workload, tgt *target, topic string, siz
 	// Warm up: connect and load metadata with one acked record per client,
 	// outside the timed section. These records count for consume.
 	for i := range clients {
-		cl, err := kgo.NewClient(w.clientOpts(tgt.addr, w.linger)...)
+		cl, err := kgo.NewClient(w.clientOpts(tgt.seeds, w.linger)...)
 		if err != nil {
 			return result{}, fmt.Errorf("produce client: %w", err)
 		}
@@ -364,7 +373,7 @@ func runConsume(ctx context.Context, w *workload, tgt *target, topic string, siz
 	acked.mu.Unlock()
 
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(tgt.addr),
+		kgo.SeedBrokers(tgt.seeds...),
 		kgo.ClientID("gregor-bench"),
 		kgo.DialTimeout(5*time.Second),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
@@ -432,7 +441,7 @@ func runConsume(ctx context.Context, w *workload, tgt *target, topic string, siz
 // so the client sends at once): the latency a request/response caller sees.
 func runSync(ctx context.Context, w *workload, tgt *target, topic string, size int, acked *tally) (result, error) {
 	value := payload(size)
-	cl, err := kgo.NewClient(w.clientOpts(tgt.addr, 0)...)
+	cl, err := kgo.NewClient(w.clientOpts(tgt.seeds, 0)...)
 	if err != nil {
 		return result{}, fmt.Errorf("sync produce client: %w", err)
 	}
@@ -493,8 +502,8 @@ func parseCompression(s string) (kgo.CompressionCodec, error) {
 }
 
 // newAdmin returns the client that creates topics.
-func newAdmin(addr string) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("gregor-bench-admin"), kgo.DialTimeout(5*time.Second))
+func newAdmin(seeds []string) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID("gregor-bench-admin"), kgo.DialTimeout(5*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("admin client: %w", err)
 	}

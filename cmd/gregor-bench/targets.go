@@ -13,32 +13,43 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// A target is one broker under test, reachable at addr. Both kinds run in
-// their own process by default, so the benchmark's clients, and the garbage
-// they make, never share a heap or a scheduler with the broker they measure.
+// A target is one broker, or one cluster of brokers, under test, reachable
+// through seeds. Every kind runs in its own process(es) by default, so the
+// benchmark's clients, and the garbage they make, never share a heap or a
+// scheduler with the broker they measure.
 type target struct {
-	name    string
-	addr    string // Kafka bootstrap host:port
-	dataDir string // where the broker writes its logs; "" when it keeps them in memory
-	logPath string // the broker's stderr, for diagnosis ("" in-process)
+	name     string
+	seeds    []string // Kafka bootstrap host:port of every broker
+	replicas int      // replication factor of the benchmark's topics
+	dataDir  string   // where the brokers write their logs; "" when kept in memory
+	logPaths []string // each broker's stderr, for diagnosis (none in-process)
 
-	stop func() error // stops the broker; safe to call more than once
+	stop func() error // stops the broker(s); safe to call more than once
 }
 
-// logTail returns the last n lines of the target's log, for error messages.
+// logTail returns the last n lines of each of the target's logs, for error
+// messages, each headed by its path.
 func (t *target) logTail(n int) string {
-	if t == nil || t.logPath == "" {
+	if t == nil {
 		return ""
 	}
-	return tailFile(t.logPath, n)
+	var parts []string
+	for _, p := range t.logPaths {
+		if tail := tailFile(p, n); tail != "" {
+			parts = append(parts, "--- "+p+" ---\n"+tail)
+		}
+	}
+	return strings.Join(parts, "\n")
 }
 
 func tailFile(path string, n int) string {
@@ -106,6 +117,176 @@ func buildGregor(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
+// gregorNode is one running `gregor serve` process.
+type gregorNode struct {
+	label    string // "gregor", or "gregor-rf3 node 2"
+	httpAddr string // its /readyz server
+	logPath  string
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed once the process has been reaped
+	waitErr  error         // the process's exit status; read after exited closes
+	signaled bool          // SIGTERM sent
+}
+
+// startGregorNode starts `bin serve args...` with its output in logPath. It
+// does not wait for the broker to be ready (see waitGregorReady).
+func startGregorNode(bin, label, httpAddr, logPath string, args []string) (*gregorNode, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s log: %w", label, err)
+	}
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	bindToParent(cmd)
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s (%s): %w", label, bin, err)
+	}
+	n := &gregorNode{label: label, httpAddr: httpAddr, logPath: logPath, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		n.waitErr = cmd.Wait()
+		logFile.Close()
+		close(n.exited)
+	}()
+	return n, nil
+}
+
+// gregorArgs are the `gregor serve` flags every node gets: its data dir,
+// the Kafka listener, the HTTP server and the embedded etcd's two addresses
+// (picked from ports, in that order), and the topic defaults.
+func gregorArgs(dataDir string, ports []int, partitions int) (kafkaAddr, httpAddr string, args []string) {
+	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
+	kafkaAddr, httpAddr = addr(ports[0]), addr(ports[1])
+	return kafkaAddr, httpAddr, []string{
+		"--data-dir", dataDir,
+		"--listen", kafkaAddr,
+		"--http-addr", httpAddr,
+		"--etcd-client-addr", addr(ports[2]),
+		"--etcd-peer-addr", addr(ports[3]),
+		"--log-level", "warn",
+		// Topics are created with CreateTopics; this only matters if
+		// Gregor falls back to auto-creation (see createTopic).
+		"--num-partitions", strconv.Itoa(partitions),
+	}
+}
+
+// stopGregorNodes sends SIGTERM to every node at once (a cluster member
+// stopped alone would wait on a quorum that is leaving too), then waits up
+// to 15s for each and kills what is left. Nodes already stopped are skipped;
+// a node that had exited on its own is reported.
+func stopGregorNodes(nodes []*gregorNode) error {
+	var errs []error
+	var pending []*gregorNode
+	for _, n := range nodes {
+		if n.signaled {
+			continue
+		}
+		n.signaled = true
+		select {
+		case <-n.exited:
+			errs = append(errs, fmt.Errorf("%s had already exited: %v", n.label, n.waitErr))
+			continue
+		default:
+		}
+		n.cmd.Process.Signal(syscall.SIGTERM)
+		pending = append(pending, n)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, n := range pending {
+		select {
+		case <-n.exited:
+		default:
+			select {
+			case <-n.exited:
+			case <-time.After(time.Until(deadline)):
+				n.cmd.Process.Kill()
+				<-n.exited
+				errs = append(errs, fmt.Errorf("%s did not exit within 15s of SIGTERM; killed", n.label))
+				continue
+			}
+		}
+		if n.waitErr != nil {
+			errs = append(errs, fmt.Errorf("%s exited uncleanly after SIGTERM: %w", n.label, n.waitErr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitGregorReady polls every node's /readyz until all answer 200, bounded
+// by readyTimeout, and fails at once if any node exits.
+func waitGregorReady(ctx context.Context, nodes []*gregorNode, readyTimeout time.Duration) error {
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.NewTimer(readyTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	ready := make([]bool, len(nodes))
+	last := make([]string, len(nodes))
+	for i := range last {
+		last[i] = "no answer"
+	}
+	for {
+		for i, n := range nodes {
+			select {
+			case <-n.exited:
+				return fmt.Errorf("%s exited before it was ready (%v)%s", n.label, n.waitErr, logTailNote(n.logPath))
+			default:
+			}
+			if ready[i] {
+				continue
+			}
+			resp, err := hc.Get("http://" + n.httpAddr + "/readyz")
+			if err != nil {
+				last[i] = err.Error()
+				continue
+			}
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				ready[i] = true
+				continue
+			}
+			last[i] = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		if !slices.Contains(ready, false) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			var b strings.Builder
+			for i, n := range nodes {
+				if !ready[i] {
+					fmt.Fprintf(&b, "%s not ready after %s (last /readyz: %s)%s\n", n.label, readyTimeout, last[i], logTailNote(n.logPath))
+				}
+			}
+			return errors.New(strings.TrimSpace(b.String()))
+		case <-tick.C:
+		}
+	}
+}
+
+// logTailNote is "; log tail:" and the last lines of the log at path, or ""
+// when the log is empty.
+func logTailNote(path string) string {
+	if tail := tailFile(path, 30); tail != "" {
+		return "; log tail:\n" + tail
+	}
+	return ""
+}
+
+// gregorTarget wraps started nodes as a target: stop stops them all.
+func gregorTarget(name string, seeds []string, replicas int, dataDir string, nodes []*gregorNode) *target {
+	t := &target{name: name, seeds: seeds, replicas: replicas, dataDir: dataDir}
+	for _, n := range nodes {
+		t.logPaths = append(t.logPaths, n.logPath)
+	}
+	t.stop = func() error { return stopGregorNodes(nodes) }
+	return t
+}
+
 // startGregor runs `gregor serve` on free loopback ports with its data under
 // workDir/gregor-data, and waits until /readyz answers 200.
 func startGregor(ctx context.Context, bin, workDir string, partitions int, readyTimeout time.Duration) (*target, error) {
@@ -113,101 +294,104 @@ func startGregor(ctx context.Context, bin, workDir string, partitions int, ready
 	if err != nil {
 		return nil, err
 	}
-	var (
-		kafkaAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-		httpAddr  = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
-		etcdC     = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2]))
-		etcdP     = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3]))
-		dataDir   = filepath.Join(workDir, "gregor-data")
-		logPath   = filepath.Join(workDir, "gregor.log")
-	)
-	logFile, err := os.Create(logPath)
+	dataDir := filepath.Join(workDir, "gregor-data")
+	kafkaAddr, httpAddr, args := gregorArgs(dataDir, ports, partitions)
+	n, err := startGregorNode(bin, "gregor", httpAddr, filepath.Join(workDir, "gregor.log"), args)
 	if err != nil {
-		return nil, fmt.Errorf("gregor log: %w", err)
+		return nil, err
 	}
-	cmd := exec.Command(bin, "serve",
-		"--data-dir", dataDir,
-		"--listen", kafkaAddr,
-		"--http-addr", httpAddr,
-		"--etcd-client-addr", etcdC,
-		"--etcd-peer-addr", etcdP,
-		"--log-level", "warn",
-		// Topics are created with CreateTopics; this only matters if
-		// Gregor falls back to auto-creation (see createTopic).
-		"--num-partitions", strconv.Itoa(partitions),
+	t := gregorTarget("gregor", []string{kafkaAddr}, 1, dataDir, []*gregorNode{n})
+	if err := waitGregorReady(ctx, []*gregorNode{n}, readyTimeout); err != nil {
+		t.stop()
+		return nil, err
+	}
+	return t, nil
+}
+
+// rf3Brokers is the size of the replicated target's cluster, and the
+// replication factor of its topics.
+const rf3Brokers = 3
+
+// startGregorRF3 runs a three-broker Gregor cluster on free loopback ports:
+// three `gregor serve` processes, node ids 1..3, each with its own data dir
+// under workDir/gregor-rf3-data and its own embedded etcd member, the three
+// forming one etcd quorum through --etcd-initial-cluster. It starts all
+// three (a member is ready only once a quorum is up), waits for every
+// /readyz, and then until Metadata lists all three brokers, so topics with
+// three replicas can be created.
+func startGregorRF3(ctx context.Context, bin, workDir string, partitions int, readyTimeout time.Duration) (*target, error) {
+	started := time.Now()
+	ports, err := freePorts(4 * rf3Brokers)
+	if err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(workDir, "gregor-rf3-data")
+	var members []string
+	for i := range rf3Brokers {
+		members = append(members, fmt.Sprintf("%d=http://%s", i+1, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[4*i+3]))))
+	}
+	initialCluster := strings.Join(members, ",")
+
+	var (
+		nodes []*gregorNode
+		seeds []string
 	)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	bindToParent(cmd)
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		logFile.Close()
-		close(exited)
-	}()
-
-	t := &target{name: "gregor", addr: kafkaAddr, dataDir: dataDir, logPath: logPath}
-	stopped := false
-	t.stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		select {
-		case <-exited:
-			return fmt.Errorf("gregor had already exited: %v", waitErr)
-		default:
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-			if waitErr != nil {
-				return fmt.Errorf("gregor exited uncleanly after SIGTERM: %w", waitErr)
-			}
-			return nil
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			return errors.New("gregor did not exit within 15s of SIGTERM; killed")
-		}
-	}
-
-	// Wait for readiness, bounded, noticing an early exit at once.
-	readyURL := "http://" + httpAddr + "/readyz"
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.NewTimer(readyTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	lastStatus := "no answer"
-	for {
-		select {
-		case <-exited:
-			return nil, fmt.Errorf("gregor exited before it was ready (%v); log tail:\n%s", waitErr, t.logTail(30))
-		case <-ctx.Done():
-			t.stop()
-			return nil, ctx.Err()
-		case <-deadline.C:
-			t.stop()
-			return nil, fmt.Errorf("gregor not ready after %s (last /readyz: %s); log tail:\n%s", readyTimeout, lastStatus, t.logTail(30))
-		case <-tick.C:
-		}
-		resp, err := hc.Get(readyURL)
+	for i := range rf3Brokers {
+		id := strconv.Itoa(i + 1)
+		kafkaAddr, httpAddr, args := gregorArgs(filepath.Join(dataDir, "node-"+id), ports[4*i:4*i+4], partitions)
+		args = append(args, "--node-id", id, "--etcd-initial-cluster", initialCluster,
+			// Only for the auto-creation fallback, as --num-partitions.
+			"--default-replication-factor", strconv.Itoa(rf3Brokers))
+		n, err := startGregorNode(bin, "gregor-rf3 node "+id, httpAddr, filepath.Join(workDir, "gregor-rf3-node-"+id+".log"), args)
 		if err != nil {
-			lastStatus = err.Error()
-			continue
+			stopGregorNodes(nodes)
+			return nil, err
 		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return t, nil
+		nodes = append(nodes, n)
+		seeds = append(seeds, kafkaAddr)
+	}
+	t := gregorTarget("gregor-rf3", seeds, rf3Brokers, dataDir, nodes)
+	if err := waitGregorReady(ctx, nodes, readyTimeout); err != nil {
+		t.stop()
+		return nil, err
+	}
+	left := readyTimeout - time.Since(started)
+	if err := waitBrokers(ctx, seeds, rf3Brokers, left); err != nil {
+		t.stop()
+		return nil, fmt.Errorf("gregor-rf3: %w; log tail:\n%s", err, t.logTail(10))
+	}
+	return t, nil
+}
+
+// waitBrokers polls Metadata through seeds until it lists want brokers,
+// bounded by timeout.
+func waitBrokers(parent context.Context, seeds []string, want int, timeout time.Duration) error {
+	cl, err := newAdmin(seeds)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(parent, max(timeout, time.Second))
+	defer cancel()
+	last := "no answer"
+	for {
+		resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case len(resp.Brokers) >= want:
+			return nil
+		default:
+			last = fmt.Sprintf("%d brokers", len(resp.Brokers))
 		}
-		lastStatus = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		select {
+		case <-ctx.Done():
+			if err := parent.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("metadata did not list %d brokers within %s (last: %s)", want, timeout, last)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
@@ -258,7 +442,7 @@ func startKfake(ctx context.Context, workDir string, persist, inProcess bool) (*
 			return nil, fmt.Errorf("kfake: %w", err)
 		}
 		closed := false
-		return &target{name: "kfake", addr: c.ListenAddrs()[0], dataDir: dataDir, stop: func() error {
+		return &target{name: "kfake", seeds: c.ListenAddrs(), replicas: 1, dataDir: dataDir, stop: func() error {
 			if !closed {
 				closed = true
 				c.Close()
@@ -314,7 +498,7 @@ func startKfake(ctx context.Context, workDir string, persist, inProcess bool) (*
 		close(exited)
 	}()
 
-	t := &target{name: "kfake", dataDir: dataDir, logPath: logPath}
+	t := &target{name: "kfake", replicas: 1, dataDir: dataDir, logPaths: []string{logPath}}
 	stopped := false
 	t.stop = func() error {
 		if stopped {
@@ -336,7 +520,8 @@ func startKfake(ctx context.Context, workDir string, persist, inProcess bool) (*
 		}
 	}
 	select {
-	case t.addr = <-addrCh:
+	case addr := <-addrCh:
+		t.seeds = []string{addr}
 		return t, nil
 	case <-exited:
 		return nil, fmt.Errorf("kfake child exited before listening (%v); log tail:\n%s", waitErr, t.logTail(30))
