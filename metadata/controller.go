@@ -19,7 +19,9 @@ import (
 //     one) gets replicas from AssignReplicas with the topic's replication
 //     factor, its first replica as leader at epoch 0 and every replica in
 //     its ISR (they are all empty); it waits while fewer brokers are live
-//     than the factor;
+//     than the factor, unless other partitions of the topic are placed
+//     already (brokers died during placement): then the partition gets
+//     every live broker, fewer replicas rather than none;
 //   - every other partition moves to NextPartitionState: dead brokers
 //     leave the ISR, a dead leader is replaced from the ISR with the next
 //     epoch; before that, a reassignment whose adding replicas are all in
@@ -136,12 +138,22 @@ func (c *Controller) pass(ctx context.Context) {
 		for p := range t.Partitions {
 			st, ok := have[p]
 			if !ok {
+				n := rf
 				if len(brokers) < rf {
-					c.log.Debug().Str("topic", t.Name).Int32("partition", p).Int("replication_factor", rf).
-						Int("live_brokers", len(brokers)).Msg("waiting for brokers to place a partition")
-					continue
+					if len(have) == 0 || len(brokers) == 0 {
+						c.log.Debug().Str("topic", t.Name).Int32("partition", p).Int("replication_factor", rf).
+							Int("live_brokers", len(brokers)).Msg("waiting for brokers to place a partition")
+						continue
+					}
+					// Brokers died while the topic's partitions were being
+					// placed (a controller that dies mid-pass leaves some
+					// unplaced): placing the rest on the live brokers, with
+					// fewer replicas, beats leaving them unavailable.
+					n = len(brokers)
+					c.log.Warn().Str("topic", t.Name).Int32("partition", p).Int("replication_factor", rf).
+						Int("live_brokers", n).Msg("placing a partition with fewer replicas than its topic's replication factor")
 				}
-				replicas, err := AssignReplicas(brokers, p, 1, rf)
+				replicas, err := AssignReplicas(brokers, p, 1, n)
 				if err != nil {
 					c.log.Error().Err(err).Str("topic", t.Name).Int32("partition", p).Msg("cannot place partition")
 					continue

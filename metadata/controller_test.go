@@ -126,3 +126,43 @@ func testController(t *testing.T, h harness) {
 		t.Errorf("controller %d %v, want the survivor %d", c, ok, survivor)
 	}
 }
+
+// TestControllerFinishesAPartialPlacement: a controller that died while
+// placing a topic's partitions left some unplaced, and fewer brokers than
+// the replication factor are live now: the rest are placed on the live
+// brokers rather than left unavailable. A topic none of whose partitions
+// is placed still waits for enough brokers.
+func TestControllerFinishesAPartialPlacement(t *testing.T) {
+	ctx := testCtx(t)
+	s := NewMemoryStore("test-cluster")
+	defer s.Close()
+	peer := s.Peer() // the second live broker
+	defer peer.Close()
+	for id, st := range map[int32]*MemoryStore{1: s, 2: peer} {
+		if err := st.RegisterBroker(ctx, Broker{NodeID: id, Host: "127.0.0.1", Port: 9090 + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	partial, err := s.CreateTopic(ctx, Topic{Name: "partial", Partitions: 2, ReplicationFactor: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := s.CreateTopic(ctx, Topic{Name: "fresh", Partitions: 1, ReplicationFactor: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Partition 0 was placed, with broker 3 (now dead), by the old controller.
+	if _, err := s.SetPartitionState(ctx, PartitionState{Topic: "partial", TopicID: partial.ID, Partition: 0, Replicas: []int32{1, 2, 3}, Leader: 1, ISR: []int32{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	c := StartController(s, 1, 20*time.Millisecond, zerolog.Nop())
+	defer c.Close()
+	waitFor(t, "partition 1 of partial placed on the two live brokers", func() bool {
+		st, ok := s.Partition("partial", 1)
+		return ok && len(st.Replicas) == 2 && slices.Contains(st.Replicas, 1) && slices.Contains(st.Replicas, 2)
+	})
+	time.Sleep(100 * time.Millisecond) // several passes; the assertion is that nothing happens
+	if st, ok := s.Partition("fresh", 0); ok {
+		t.Fatalf("a topic with no partition placed was placed with too few brokers: %+v (topic %v)", st, fresh.ID)
+	}
+}
