@@ -7,15 +7,16 @@ package integration
 // replica holds them) and come back with it, with their records.
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -41,31 +42,25 @@ func splitHostPort(t *testing.T, addr string) (string, int32) {
 // embedded etcd quorum (--etcd-initial-cluster).
 func TestCluster(t *testing.T) {
 	t.Run("shared-etcd", func(t *testing.T) {
-		first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
-		brokers := []*brokerProc{first}
-		for id := 2; id <= 3; id++ {
-			brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
-		}
-		runClusterScenario(t, brokers)
+		runClusterScenario(t, startSharedEtcdCluster(t, 3))
 	})
 	t.Run("embedded-quorum", func(t *testing.T) {
-		var brokers []*brokerProc
-		for id := 1; id <= 3; id++ {
-			brokers = append(brokers, newBrokerProc(t, "--node-id", strconv.Itoa(id), "--etcd-lease-ttl", "2s"))
+		runClusterScenario(t, startQuorumCluster(t, 3, "--etcd-lease-ttl", "2s"))
+	})
+}
+
+// waitBrokersInMetadata waits until Metadata lists n brokers.
+func waitBrokersInMetadata(ctx context.Context, t *testing.T, adm *kadm.Client, n int) {
+	t.Helper()
+	fzWaitFor(t, 20*time.Second, fmt.Sprintf("%d brokers in Metadata", n), func() error {
+		md, err := adm.BrokerMetadata(ctx)
+		if err != nil {
+			return err
 		}
-		var members []string
-		for i, b := range brokers {
-			members = append(members, fmt.Sprintf("%d=%s", i+1, b.Peer))
+		if len(md.Brokers) != n {
+			return fmt.Errorf("%d brokers: %v", len(md.Brokers), md.Brokers)
 		}
-		// A member is ready only once a quorum is up: start all, then wait.
-		for _, b := range brokers {
-			b.args = append(b.args, "--etcd-initial-cluster", strings.Join(members, ","))
-			b.spawn()
-		}
-		for _, b := range brokers {
-			b.waitReady(90 * time.Second)
-		}
-		runClusterScenario(t, brokers)
+		return nil
 	})
 }
 
@@ -73,16 +68,7 @@ func runClusterScenario(t *testing.T, brokers []*brokerProc) {
 	first := brokers[0]
 	ctx := testContext(t, 120*time.Second)
 	adm := fzAdmin(t, first.Addr)
-	fzWaitFor(t, 20*time.Second, "three brokers in Metadata", func() error {
-		md, err := adm.BrokerMetadata(ctx)
-		if err != nil {
-			return err
-		}
-		if len(md.Brokers) != 3 {
-			return fmt.Errorf("%d brokers: %v", len(md.Brokers), md.Brokers)
-		}
-		return nil
-	})
+	waitBrokersInMetadata(ctx, t, adm, 3)
 
 	topic := fzTopic(t, "cluster")
 	const parts = 6

@@ -29,22 +29,9 @@ import (
 // embedded one) and waits until Metadata lists all three.
 func startReassignCluster(ctx context.Context, t *testing.T) ([]*brokerProc, *kadm.Client) {
 	t.Helper()
-	first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
-	brokers := []*brokerProc{first}
-	for id := 2; id <= 3; id++ {
-		brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
-	}
-	adm := fzAdmin(t, first.Addr)
-	fzWaitFor(t, 20*time.Second, "three brokers in Metadata", func() error {
-		md, err := adm.BrokerMetadata(ctx)
-		if err != nil {
-			return err
-		}
-		if len(md.Brokers) != 3 {
-			return fmt.Errorf("%d brokers: %v", len(md.Brokers), md.Brokers)
-		}
-		return nil
-	})
+	brokers := startSharedEtcdCluster(t, 3)
+	adm := fzAdmin(t, brokers[0].Addr)
+	waitBrokersInMetadata(ctx, t, adm, 3)
 	return brokers, adm
 }
 

@@ -61,6 +61,19 @@ func startQuorumCluster(t *testing.T, n int, extra ...string) []*brokerProc {
 	return brokers
 }
 
+// startSharedEtcdCluster starts n brokers (lease 2 s) on the first one's
+// embedded etcd, which the others use as an external etcd: any broker but
+// the first can die without the cluster losing its metadata store.
+func startSharedEtcdCluster(t *testing.T, n int) []*brokerProc {
+	t.Helper()
+	first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
+	brokers := []*brokerProc{first}
+	for id := 2; id <= n; id++ {
+		brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
+	}
+	return brokers
+}
+
 // replCreateTopic creates a topic with the given replication factor.
 func replCreateTopic(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, parts int32, rf int16, configs map[string]*string) {
 	t.Helper()
@@ -413,11 +426,8 @@ func replCheckConsumed(ctx context.Context, t *testing.T, cons *kgo.Client, topi
 // writes get NOT_ENOUGH_REPLICAS (min.insync.replicas=2) while acks=1
 // writes still work; when the brokers return, acks=all works again.
 func TestReplicationMinInsync(t *testing.T) {
-	first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
-	brokers := []*brokerProc{first}
-	for id := 2; id <= 3; id++ {
-		brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
-	}
+	brokers := startSharedEtcdCluster(t, 3)
+	first := brokers[0]
 	ctx := testContext(t, 120*time.Second)
 	adm := fzAdmin(t, first.Addr)
 	topic := fzTopic(t, "minisr")
@@ -486,11 +496,8 @@ func TestReplicationMinInsync(t *testing.T) {
 // it returns, and every acknowledged record is there. Broker 1 holds the
 // etcd the others use and no replica of the partition.
 func TestReplicationKillAllReplicas(t *testing.T) {
-	first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
-	brokers := []*brokerProc{first}
-	for id := 2; id <= 4; id++ {
-		brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
-	}
+	brokers := startSharedEtcdCluster(t, 4)
+	first := brokers[0]
 	ctx := testContext(t, 240*time.Second)
 	adm := fzAdmin(t, first.Addr)
 	topic := fzTopic(t, "killall")
@@ -640,11 +647,8 @@ func TestReplicationGroupCoordinatorFailover(t *testing.T) {
 // an out-of-sync replica that comes back, accepting the loss of what only
 // the ISR held; without it (the default) it stays offline.
 func TestReplicationUncleanElection(t *testing.T) {
-	first := startBroker(t, "--node-id", "1", "--etcd-lease-ttl", "2s")
-	brokers := []*brokerProc{first}
-	for id := 2; id <= 3; id++ {
-		brokers = append(brokers, startBroker(t, "--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd, "--etcd-lease-ttl", "2s"))
-	}
+	brokers := startSharedEtcdCluster(t, 3)
+	first := brokers[0]
 	ctx := testContext(t, 120*time.Second)
 	adm := fzAdmin(t, first.Addr)
 	topic := fzTopic(t, "unclean")

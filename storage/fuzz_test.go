@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gregorbroker/gregor/protocol"
 	"github.com/gregorbroker/gregor/storage"
@@ -113,9 +114,25 @@ func FuzzRecover(f *testing.F) {
 		f.Add(s.data)
 	}
 	fl := makeFuzzLog(f)
-	// fsync is slow and beside the point here.
+	// fsync is slow and beside the point here, and so are 10 MiB index
+	// files: each input opens twelve logs, and a slow input makes Go's
+	// fuzzer report in rare, large batches (and, at the end of -fuzztime,
+	// fail with "context deadline exceeded" while one is running).
 	opts := storage.Options{FS: &faultFS{noSync: true}}
+	cfg := storage.DefaultConfig()
+	cfg.SegmentIndexBytes = 4096
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Go's fuzzer does not detect hangs: a watchdog turns one into a
+		// crash, which saves the input.
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				panic(fmt.Sprintf("FuzzRecover: input of %d bytes still running after 20s: %q", len(data), data))
+			}
+		}()
 		root := t.TempDir()
 		marker := func(leo int64) []byte { return fmt.Appendf(nil, "gregor-clean-shutdown v1\nlog-end-offset: %d\n", leo) }
 		scenarios := []struct {
@@ -151,7 +168,7 @@ func FuzzRecover(f *testing.F) {
 					writeFile(t, filepath.Join(dir, name), b)
 				}
 			}
-			l, err := storage.Open(dir, storage.DefaultConfig(), opts)
+			l, err := storage.Open(dir, cfg, opts)
 			if err != nil {
 				t.Fatalf("%s: open: %v", sc.name, err)
 			}
@@ -207,7 +224,7 @@ func FuzzRecover(f *testing.F) {
 			if err := l.Close(); err != nil {
 				t.Fatalf("%s: close: %v", sc.name, err)
 			}
-			l, err = storage.Open(dir, storage.DefaultConfig(), opts)
+			l, err = storage.Open(dir, cfg, opts)
 			if err != nil {
 				t.Fatalf("%s: reopen: %v", sc.name, err)
 			}
