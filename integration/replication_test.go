@@ -338,22 +338,31 @@ func TestReplicationRollingRestart(t *testing.T) {
 // writes (its lease may have expired) instead of accepting them next to
 // the new leader.
 func TestReplicationFencing(t *testing.T) {
-	brokers := startQuorumCluster(t, 3, "--etcd-lease-ttl", "2s")
+	// One etcd, in broker 1, which is never paused: the paused broker is
+	// cut off from the store, and the store keeps its quorum.
+	brokers := startSharedEtcdCluster(t, 3)
 	ctx := testContext(t, 120*time.Second)
 	adm := fzAdmin(t, brokers[0].Addr)
 	topic := fzTopic(t, "fence")
-	replCreateTopic(ctx, t, adm, topic, 1, 3, nil)
+	replCreateTopic(ctx, t, adm, topic, 3, 3, nil)
 	td := replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
-	old := td.Partitions[0].Leader
-	others := replAddrs(brokers, old)
-	oadm := fzAdmin(t, others[0])
+	old, part := int32(-1), int32(-1)
+	for _, p := range td.Partitions {
+		if p.Leader != 1 {
+			old, part = p.Leader, p.Partition
+			break
+		}
+	}
+	if old < 0 {
+		t.Fatalf("every partition led by broker 1: %+v", td.Partitions)
+	}
 	brokers[old-1].Pause()
 	fzWaitFor(t, 30*time.Second, "a new leader while the old one is paused", func() error {
-		tds, err := oadm.ListTopics(ctx, topic)
+		tds, err := adm.ListTopics(ctx, topic)
 		if err != nil {
 			return err
 		}
-		if l := tds[topic].Partitions[0].Leader; l == old || l < 0 {
+		if l := tds[topic].Partitions[part].Leader; l == old || l < 0 {
 			return fmt.Errorf("leader %d", l)
 		}
 		return nil
@@ -361,7 +370,7 @@ func TestReplicationFencing(t *testing.T) {
 	brokers[old-1].Resume()
 	// The first request the old leader handles after waking is refused.
 	raw := fzDial(t, brokers[old-1].Addr)
-	pr := raw.roundTrip(fzProduceRequest(9, fzProducePart{topic: topic, partition: 0, records: fzBatch(time.Now().UnixMilli(), fzRecord{value: []byte("stale")})})).(*kmsg.ProduceResponse)
+	pr := raw.roundTrip(fzProduceRequest(9, fzProducePart{topic: topic, partition: part, records: fzBatch(time.Now().UnixMilli(), fzRecord{value: []byte("stale")})})).(*kmsg.ProduceResponse)
 	if code := pr.Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
 		t.Errorf("produce to the resumed old leader: %s, want NOT_LEADER_OR_FOLLOWER", fzErrCode(code))
 	}

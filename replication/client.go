@@ -62,8 +62,9 @@ func (p *peer) roundTripOnce(ctx context.Context, req kmsg.Request, timeout time
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	p.nc.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { p.nc.SetDeadline(time.Now()) })
+	nc := p.nc // the closure below must not read p.nc, which close clears
+	nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
 	defer stop()
 
 	p.corr++
