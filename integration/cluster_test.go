@@ -85,7 +85,19 @@ func runClusterScenario(t *testing.T, brokers []*brokerProc) {
 		}
 		return out
 	}
-	led := leaders()
+	// CreateTopics answers once the broker that handled it has seen every
+	// partition placed; the broker answering Metadata may see it a moment
+	// later.
+	var led map[int32]int32
+	fzWaitFor(t, 10*time.Second, "every partition with a leader in Metadata", func() error {
+		led = leaders()
+		for p, l := range led {
+			if l < 0 {
+				return fmt.Errorf("partition %d has no leader yet", p)
+			}
+		}
+		return nil
+	})
 	count := map[int32]int{}
 	for _, l := range led {
 		count[l]++
