@@ -391,15 +391,7 @@ func (c *Coordinator) persistConsumerLocked(g *group, now time.Time) error {
 		}
 	}
 	if len(changed) > 0 {
-		keys := make([]consumerKey, 0, len(changed))
-		for k := range changed {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, compareConsumerKeys)
-		recs := make([]kmsg.Record, 0, len(keys))
-		for _, k := range keys {
-			recs = append(recs, kmsg.Record{Key: k.encode(g.id), Value: changed[k]})
-		}
+		recs := consumerRecordsOf(g.id, changed, true)
 		if _, err := c.appendChunked(g.partition, now, recs); err != nil {
 			return fmt.Errorf("coordinator: store consumer group %s: %w", g.id, err)
 		}
@@ -425,29 +417,30 @@ func (g *group) storedConsumerRecords() []kmsg.Record {
 	if g.kind != kindConsumer {
 		return nil // dead records; their tombstones are pending or unneeded
 	}
-	keys := make([]consumerKey, 0, len(g.k.stored))
-	for k := range g.k.stored {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareConsumerKeys)
-	recs := make([]kmsg.Record, 0, len(keys))
-	for _, k := range keys {
-		recs = append(recs, kmsg.Record{Key: k.encode(g.id), Value: g.k.stored[k]})
-	}
-	return recs
+	return consumerRecordsOf(g.id, g.k.stored, true)
 }
 
 // consumerTombstones are tombstones for every KIP-848 record of the group
 // (for DeleteGroups).
 func (g *group) consumerTombstones() []kmsg.Record {
-	keys := make([]consumerKey, 0, len(g.k.stored))
-	for k := range g.k.stored {
+	return consumerRecordsOf(g.id, g.k.stored, false)
+}
+
+// consumerRecordsOf turns values by key into records of group, sorted by
+// key; withValues false gives tombstones for the keys.
+func consumerRecordsOf(group string, values map[consumerKey][]byte, withValues bool) []kmsg.Record {
+	keys := make([]consumerKey, 0, len(values))
+	for k := range values {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, compareConsumerKeys)
 	recs := make([]kmsg.Record, 0, len(keys))
 	for _, k := range keys {
-		recs = append(recs, kmsg.Record{Key: k.encode(g.id)})
+		r := kmsg.Record{Key: k.encode(group)}
+		if withValues {
+			r.Value = values[k]
+		}
+		recs = append(recs, r)
 	}
 	return recs
 }

@@ -74,6 +74,30 @@ func startSharedEtcdCluster(t *testing.T, n int) []*brokerProc {
 	return brokers
 }
 
+// replPartitionAvoiding returns a partition of td (and its replicas) with
+// no replica on broker avoid: one whose replicas can all be killed while
+// avoid keeps the cluster's etcd.
+func replPartitionAvoiding(t *testing.T, td kadm.TopicDetail, avoid int32) (int32, []int32) {
+	t.Helper()
+	for _, p := range td.Partitions.Sorted() {
+		if !slices.Contains(p.Replicas, avoid) {
+			return p.Partition, p.Replicas
+		}
+	}
+	t.Fatalf("every partition has a replica on broker %d: %+v", avoid, td.Partitions)
+	return -1, nil
+}
+
+// replPartition returns one partition's state as Metadata reports it.
+func replPartition(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, part int32) kadm.PartitionDetail {
+	t.Helper()
+	tds, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tds[topic].Partitions[part]
+}
+
 // replCreateTopic creates a topic with the given replication factor.
 func replCreateTopic(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, parts int32, rf int16, configs map[string]*string) {
 	t.Helper()
@@ -512,17 +536,7 @@ func TestReplicationKillAllReplicas(t *testing.T) {
 	topic := fzTopic(t, "killall")
 	replCreateTopic(ctx, t, adm, topic, 8, 3, nil)
 	td := replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
-	part := int32(-1)
-	var replicas []int32
-	for _, p := range td.Partitions {
-		if !slices.Contains(p.Replicas, 1) {
-			part, replicas = p.Partition, p.Replicas
-			break
-		}
-	}
-	if part < 0 {
-		t.Fatalf("every partition has a replica on broker 1: %+v", td.Partitions)
-	}
+	part, replicas := replPartitionAvoiding(t, td, 1)
 	prod := fzClient(t, first.Addr, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var acks []acked
 	produce := func(tag string, n int) {
@@ -535,14 +549,7 @@ func TestReplicationKillAllReplicas(t *testing.T) {
 			acks = append(acks, acked{part, r.Offset, string(r.Value)})
 		}
 	}
-	state := func() kadm.PartitionDetail {
-		t.Helper()
-		tds, err := adm.ListTopics(ctx, topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tds[topic].Partitions[part]
-	}
+	state := func() kadm.PartitionDetail { return replPartition(ctx, t, adm, topic, part) }
 	produce("all-in-sync", 50)
 	var order []int32
 	for round := range 3 {
@@ -663,24 +670,8 @@ func TestReplicationUncleanElection(t *testing.T) {
 	topic := fzTopic(t, "unclean")
 	replCreateTopic(ctx, t, adm, topic, 3, 2, nil)
 	td := replWaitISR(ctx, t, adm, topic, 2, 30*time.Second)
-	part := int32(-1)
-	var replicas []int32
-	for _, p := range td.Partitions {
-		if !slices.Contains(p.Replicas, 1) {
-			part, replicas = p.Partition, p.Replicas
-		}
-	}
-	if part < 0 {
-		t.Fatalf("every partition has a replica on broker 1: %+v", td.Partitions)
-	}
-	state := func() kadm.PartitionDetail {
-		t.Helper()
-		tds, err := adm.ListTopics(ctx, topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tds[topic].Partitions[part]
-	}
+	part, replicas := replPartitionAvoiding(t, td, 1)
+	state := func() kadm.PartitionDetail { return replPartition(ctx, t, adm, topic, part) }
 	leader := state().Leader
 	follower := replicas[0]
 	if follower == leader {
