@@ -43,15 +43,63 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// portAllocator hands out loopback ports for the servers tests start. It
+// picks them below Linux's ephemeral range (32768-60999), where the kernel
+// never puts the source port of an outgoing connection, and never hands the
+// same port out twice in one test binary, so one broker's etcd peer port
+// cannot turn up again as another's Kafka port. Owned by its mutex.
+type portAllocator struct {
+	mu   sync.Mutex
+	next int
+	used map[int]bool
+}
+
+const (
+	portRangeLow  = 20000
+	portRangeHigh = 32767
+)
+
+// testPorts is the integration package's allocator.
+var testPorts = &portAllocator{used: map[int]bool{}}
+
+// take returns a port no earlier call returned that can be bound right now.
+func (a *portAllocator) take() (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.next == 0 {
+		// Start at a different place in each run, so two test binaries that
+		// run at once (go test over several packages) rarely compete.
+		a.next = portRangeLow + (os.Getpid()*7919)%(portRangeHigh-portRangeLow)
+	}
+	for tries := 0; tries <= portRangeHigh-portRangeLow; tries++ {
+		port := a.next
+		a.next++
+		if a.next > portRangeHigh {
+			a.next = portRangeLow
+		}
+		if a.used[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue // held by someone else
+		}
+		l.Close()
+		a.used[port] = true
+		return port, nil
+	}
+	return 0, fmt.Errorf("no free port left in %d-%d", portRangeLow, portRangeHigh)
+}
+
+// freePort returns a loopback port that was free a moment ago and that no
+// other test in this binary has been given.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testPorts.take()
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // brokerProc is one gregor process started by a test.

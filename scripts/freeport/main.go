@@ -4,8 +4,8 @@
 //
 // All n listeners stay open until every port is chosen, so the ports are
 // distinct; they are closed before printing, so another process could in
-// principle take one before the caller binds it (the same small race as
-// integration.freePort).
+// principle take one before the caller binds it; conformance.sh retries
+// the start when that happens.
 package main
 
 import (
