@@ -194,6 +194,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		return fail(fmt.Errorf("broker: group coordinator: %w", err))
 	}
 	b.startISRChecks()
+	b.startPeerLiveness()
 	return b, nil
 }
 
@@ -341,13 +342,19 @@ func (b *Broker) ServeListener(l net.Listener, listener string) error {
 			if closed {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-				time.Sleep(tempDelay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("broker: accept: %w", err)
 			}
-			return fmt.Errorf("broker: accept: %w", err)
+			// Anything else (out of file descriptors, a connection reset
+			// before it was accepted) passes: a live broker keeps its
+			// listener open, which peers take as proof of life
+			// (peer_liveness.go).
+			if tempDelay == 0 {
+				b.log.Warn().Err(err).Msg("accept failed; retrying")
+			}
+			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+			time.Sleep(tempDelay)
+			continue
 		}
 		tempDelay = 0
 		c := newConn(b, nc, listener)

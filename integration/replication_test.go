@@ -704,3 +704,65 @@ func TestReplicationUncleanElection(t *testing.T) {
 		fzCheckLogs(t, b)
 	}
 }
+
+// TestReplicationPeerDeathDetected: a killed broker's peers notice at once
+// that its process is gone (their connections to it close and its port
+// refuses new ones) and end its registration, so its partitions fail over
+// long before its lease would expire; a paused broker, which still
+// completes TCP handshakes, keeps its registration until its lease runs
+// out. The lease here is 30 s so the two cannot be confused.
+func TestReplicationPeerDeathDetected(t *testing.T) {
+	brokers := startQuorumCluster(t, 3, "--etcd-lease-ttl", "30s")
+	ctx := testContext(t, 120*time.Second)
+	adm := fzAdmin(t, brokers[0].Addr)
+	topic := fzTopic(t, "peer-death")
+	replCreateTopic(ctx, t, adm, topic, 3, 3, nil)
+	td := replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
+	// Metadata straight from one broker (kgo may answer from its cache).
+	metadataFrom := func(b *brokerProc) *kmsg.MetadataResponse {
+		raw := fzDial(t, b.Addr)
+		defer raw.c.Close()
+		req := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+		return raw.roundTrip(req).(*kmsg.MetadataResponse)
+	}
+	registered := func(resp *kmsg.MetadataResponse, id int32) bool {
+		return slices.ContainsFunc(resp.Brokers, func(b kmsg.MetadataResponseBroker) bool { return b.NodeID == id })
+	}
+	other := func(id int32) *brokerProc { return brokers[id%3] } // a broker other than id
+
+	// Paused: still registered well after the pause (and the cluster keeps
+	// its etcd quorum with the other two members).
+	paused := td.Partitions[1].Leader
+	brokers[paused-1].Pause()
+	time.Sleep(4 * time.Second)
+	if !registered(metadataFrom(other(paused)), paused) {
+		t.Errorf("broker %d paused for 4 s of a 30 s lease is gone from Metadata; a paused broker must keep its lease", paused)
+	}
+	brokers[paused-1].Resume()
+
+	// Killed: gone, and its partitions led elsewhere, within a fraction of
+	// the lease.
+	td = replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
+	victim := td.Partitions[0].Leader
+	brokers[victim-1].Kill()
+	fzWaitFor(t, 12*time.Second, fmt.Sprintf("killed broker %d out of Metadata and its partitions led elsewhere (its 30 s lease has not expired)", victim), func() error {
+		resp := metadataFrom(other(victim))
+		if registered(resp, victim) {
+			return fmt.Errorf("broker %d still registered", victim)
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			if p.Leader == victim || p.Leader < 0 {
+				return fmt.Errorf("partition %d leader %d", p.Partition, p.Leader)
+			}
+		}
+		return nil
+	})
+	for i, b := range brokers {
+		if int32(i+1) != victim {
+			fzCheckLogs(t, b)
+		}
+	}
+}

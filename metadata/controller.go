@@ -7,6 +7,7 @@ package metadata
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -34,7 +35,8 @@ import (
 // registrations come and go without events).
 //
 // Concurrency: one goroutine, started by StartController and stopped by
-// Close, owns everything here.
+// Close, owns everything here; a pass's writes run on short-lived
+// goroutines that share nothing but the store.
 type Controller struct {
 	store    Store
 	nodeID   int32
@@ -122,8 +124,54 @@ func (c *Controller) lead(ctx context.Context, lost <-chan struct{}) {
 	}
 }
 
-// pass makes one round over every topic's partitions.
+// pendingWrite is a partition state a pass decided on.
+type pendingWrite struct {
+	st   PartitionState
+	what string
+}
+
+const (
+	// controllerWriters is how many partition states a pass writes at
+	// once: after a broker dies, every partition it led needs a new
+	// leader, and one etcd round trip at a time would make the last of
+	// them wait for all the others.
+	controllerWriters = 16
+	// controllerWriteTimeout bounds one write. A write proposed to an etcd
+	// leader that then died is otherwise answered only after etcd's
+	// request timeout (7 s by default); every write is a compare-and-swap,
+	// so the next pass simply decides again.
+	controllerWriteTimeout = 2 * time.Second
+)
+
+// pass makes one round over every topic's partitions, then writes what
+// it decided.
 func (c *Controller) pass(ctx context.Context) {
+	var writes []pendingWrite
+	c.decide(func(st PartitionState, what string) { writes = append(writes, pendingWrite{st, what}) })
+	if len(writes) == 0 {
+		return
+	}
+	next := make(chan pendingWrite)
+	var wg sync.WaitGroup
+	for range min(controllerWriters, len(writes)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range next {
+				c.write(ctx, w.st, w.what)
+			}
+		}()
+	}
+	for _, w := range writes {
+		next <- w
+	}
+	close(next)
+	wg.Wait()
+}
+
+// decide reads the cluster once and calls write for every partition
+// state that should change.
+func (c *Controller) decide(write func(st PartitionState, what string)) {
 	brokers := c.store.Brokers()
 	live := make(map[int32]bool, len(brokers))
 	for _, b := range brokers {
@@ -159,19 +207,19 @@ func (c *Controller) pass(ctx context.Context) {
 					continue
 				}
 				st = PartitionState{Topic: t.Name, TopicID: t.ID, Partition: p, Replicas: replicas[0], Leader: replicas[0][0], ISR: replicas[0]}
-				c.write(ctx, st, "placed partition")
+				write(st, "placed partition")
 				continue
 			}
 			next, reassigned := NextReassignmentState(st, live) // see reassign.go
 			next, changed := NextPartitionState(next, live)
 			if next.Leader == NoLeader && c.uncleanElection(t) {
 				if u, err := ElectUncleanLeader(next, live); err == nil {
-					c.write(ctx, u, "unclean leader election: no in-sync replica is live")
+					write(u, "unclean leader election: no in-sync replica is live")
 					continue
 				}
 			}
 			if changed || reassigned {
-				c.write(ctx, next, "changed partition leadership or isr")
+				write(next, "changed partition leadership or isr")
 			}
 		}
 	}
@@ -189,6 +237,8 @@ func (c *Controller) uncleanElection(t Topic) bool {
 // write stores a state decided by a pass; a conflict is left to the next
 // pass.
 func (c *Controller) write(ctx context.Context, st PartitionState, what string) {
+	ctx, cancel := context.WithTimeout(ctx, controllerWriteTimeout)
+	defer cancel()
 	if _, err := c.store.SetPartitionState(ctx, st); err != nil {
 		lvl := c.log.Warn()
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrUnknownTopic) {

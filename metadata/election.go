@@ -26,6 +26,7 @@ const controllerDir = "controller/"
 type controllerCandidate struct {
 	nodeID    int32
 	createRev int64
+	lease     int64 // the candidate's session lease
 }
 
 // Campaign implements Store: it runs an etcd election under a lease of

@@ -85,6 +85,7 @@ type EtcdStore struct {
 		topics        map[string]cachedTopic
 		byID          map[TopicID]string // topic id -> name
 		brokers       map[int32]Broker
+		incarnations  map[int32]BrokerIncarnation // each registered broker's lease, by node id
 		brokerConfigs map[int32]map[string]string // maps never mutated once stored
 		// partitions holds partition states by topic name and partition,
 		// as stored: a state whose TopicID is not the cached topic's
@@ -212,6 +213,7 @@ func newEtcdStore(log zerolog.Logger, cli *clientv3.Client, prefix string, ttl t
 	s.mu.topics = map[string]cachedTopic{}
 	s.mu.byID = map[TopicID]string{}
 	s.mu.brokers = map[int32]Broker{}
+	s.mu.incarnations = map[int32]BrokerIncarnation{}
 	s.mu.brokerConfigs = map[int32]map[string]string{}
 	s.mu.partitions = map[string]map[int32]PartitionState{}
 	s.mu.controller = map[string]controllerCandidate{}
@@ -466,7 +468,7 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 			delete(s.mu.controller, rel)
 			return out
 		}
-		s.mu.controller[rel] = controllerCandidate{nodeID: id, createRev: kv.CreateRevision}
+		s.mu.controller[rel] = controllerCandidate{nodeID: id, createRev: kv.CreateRevision, lease: kv.Lease}
 		return out
 
 	case strings.HasPrefix(rel, brokersDir):
@@ -483,8 +485,10 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 		}
 		if deleted || err != nil {
 			delete(s.mu.brokers, id)
+			delete(s.mu.incarnations, id)
 		} else {
 			s.mu.brokers[id] = b
+			s.mu.incarnations[id] = BrokerIncarnation{lease: kv.Lease, createRev: kv.CreateRevision}
 		}
 		return out
 
@@ -520,6 +524,7 @@ func (s *EtcdStore) replaceLocked(kvs []*mvccpb.KeyValue) []Event {
 	s.mu.topics = map[string]cachedTopic{}
 	s.mu.byID = map[TopicID]string{}
 	s.mu.brokers = map[int32]Broker{}
+	s.mu.incarnations = map[int32]BrokerIncarnation{}
 	s.mu.brokerConfigs = map[int32]map[string]string{}
 	s.mu.partitions = map[string]map[int32]PartitionState{}
 	s.mu.controller = map[string]controllerCandidate{}

@@ -410,3 +410,63 @@ func TestEtcdControllerLosesRoleWithLease(t *testing.T) {
 		})
 	}
 }
+
+// TestEtcdExpireBroker: ExpireBroker ends one incarnation of a broker (its
+// registration and its controller candidacy) at once, refuses the store's
+// own, and leaves a newer incarnation alone.
+func TestEtcdExpireBroker(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	ctx := testCtx(t)
+	h := &etcdHarness{endpoints: te.e.Endpoints()}
+	a := h.open(t).(*EtcdStore)
+	b := h.open(t).(*EtcdStore)
+	if err := a.RegisterBroker(ctx, Broker{NodeID: 1, Host: "h1", Port: 9092}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RegisterBroker(ctx, Broker{NodeID: 2, Host: "h2", Port: 9092}); err != nil {
+		t.Fatal(err)
+	}
+	lost, _, err := a.Campaign(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	won := make(chan error, 1)
+	go func() {
+		_, _, err := b.Campaign(ctx, 2)
+		won <- err
+	}()
+	waitFor(t, "b to see broker 1", func() bool { _, ok := b.BrokerIncarnation(1); return ok })
+	inc, _ := b.BrokerIncarnation(1)
+	if own, _ := a.BrokerIncarnation(1); a.ExpireBroker(ctx, 1, own) == nil {
+		t.Error("a store expired its own registration")
+	}
+
+	if err := b.ExpireBroker(ctx, 1, inc); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("broker 1 kept the controller role after ExpireBroker")
+	}
+	if err := <-won; err != nil {
+		t.Fatalf("the other candidate: %v", err)
+	}
+	// a is alive, so it registers again: a new incarnation, which the old
+	// one's expiry must not touch.
+	waitFor(t, "broker 1 to register again", func() bool {
+		cur, ok := b.BrokerIncarnation(1)
+		return ok && cur != inc
+	})
+	renewed, _ := b.BrokerIncarnation(1)
+	if err := b.ExpireBroker(ctx, 1, inc); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if cur, ok := b.BrokerIncarnation(1); !ok || cur != renewed {
+		t.Errorf("expiring an old incarnation touched the new one: %v %v, want %v", cur, ok, renewed)
+	}
+	if id, ok := b.Controller(); !ok || id != 2 {
+		t.Errorf("controller %d %v, want 2", id, ok)
+	}
+}

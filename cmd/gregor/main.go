@@ -94,17 +94,24 @@ func serveFlags() []cli.Flag {
 	return flags
 }
 
+// logTimeFormat is RFC 3339 with milliseconds.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 func newLogger(level, format string) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("--log-level: %w", err)
 	}
+	// Timestamps to the millisecond, in both formats (failovers and
+	// elections take fractions of a second). zerolog reads this
+	// process-wide setting; the binary sets it once, before any logging.
+	zerolog.TimeFieldFormat = logTimeFormat
 	var log zerolog.Logger
 	switch format {
 	case "json":
 		log = zerolog.New(os.Stderr)
 	case "console":
-		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339})
+		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: logTimeFormat})
 	default:
 		return zerolog.Nop(), fmt.Errorf("--log-format: %q is not console or json", format)
 	}
