@@ -64,6 +64,7 @@ fuzz: $(KMSG_WORK)
 	$(GOW) test -run='^$$' -fuzz='^FuzzRecords$$' -fuzztime=$(FUZZTIME) ./protocol/
 	$(GOW) test -run='^$$' -fuzz='^FuzzRecover$$' -fuzztime=$(FUZZTIME) ./storage/
 	$(GOW) test -run='^$$' -fuzz='^FuzzParseEpochs$$' -fuzztime=$(FUZZTIME) ./storage/
+	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeProducerSnapshot$$' -fuzztime=$(FUZZTIME) ./storage/
 	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeValue$$' -fuzztime=$(FUZZTIME) ./metadata/
 	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./coordinator/
 	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeResponse$$' -fuzztime=$(FUZZTIME) ./replication/

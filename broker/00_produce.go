@@ -28,6 +28,12 @@ package broker
 //     error closes the connection instead, as Kafka does, since there is no
 //     response to carry it and the client must refresh its metadata.
 //   - v13 names topics by id (UNKNOWN_TOPIC_ID when unknown).
+//   - Idempotent batches (a producer id and a sequence number) are checked
+//     against the partition's producer state (storage/producers.go): a
+//     retry of one of the producer's last five batches is answered with
+//     the original's base offset and not written again; a sequence gap
+//     gets OUT_OF_ORDER_SEQUENCE_NUMBER, an epoch older than the
+//     partition's INVALID_PRODUCER_EPOCH.
 
 import (
 	"context"
@@ -39,6 +45,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/protocol"
+	"github.com/gregorbroker/gregor/storage"
 )
 
 func (b *Broker) produceHandler() handler {
@@ -196,11 +203,23 @@ func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPart
 		return nil, kerr.InvalidTimestamp
 	}
 	res, err := part.log.Append(records, part.leaderEpoch())
-	if err != nil {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSequence):
+		return nil, kerr.OutOfOrderSequenceNumber
+	case errors.Is(err, storage.ErrInvalidProducerEpoch):
+		return nil, kerr.InvalidProducerEpoch
+	case err != nil:
 		b.log.Error().Err(err).Str("topic", topic).Int32("partition", rp.Partition).Msg("append failed")
 		return nil, kerr.KafkaStorageError
 	}
-	b.parts.appended(part)
+	if res.Duplicate {
+		// A retry of a batch in the log: answered as the original was
+		// (acks=-1 waits for the original to be committed); its
+		// LogAppendTime is not known here, so the broker's now stands.
+		b.log.Debug().Str("topic", topic).Int32("partition", rp.Partition).Int64("base_offset", res.BaseOffset).Msg("duplicate idempotent batch")
+	} else {
+		b.parts.appended(part)
+	}
 	sp.BaseOffset = res.BaseOffset
 	sp.LogStartOffset = part.log.LogStartOffset()
 	if acks == -1 && part.log.HighWatermark() <= res.LastOffset {

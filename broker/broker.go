@@ -52,13 +52,15 @@ type Config struct {
 
 // Broker serves the Kafka protocol for one node.
 type Broker struct {
-	cfg     Config
-	log     zerolog.Logger
-	now     func() time.Time
-	store   metadata.Store
-	configs *configTable
-	static  map[string]string // immutable after New
-	maxReq  int32             // socket.request.max.bytes, immutable after New
+	cfg   Config
+	log   zerolog.Logger
+	now   func() time.Time
+	store metadata.Store
+	// producerIDs is this broker's block of producer ids (InitProducerId).
+	producerIDs producerIDBlock
+	configs     *configTable
+	static      map[string]string // immutable after New
+	maxReq      int32             // socket.request.max.bytes, immutable after New
 
 	codecs   *protocol.Codecs // safe for concurrent use
 	bufs     bufferPool       // Fetch buffers (buffers.go); safe for concurrent use

@@ -52,6 +52,7 @@ func (b *Broker) buildRegistry() (*registry, error) {
 		b.heartbeatHandler(),
 		b.leaveGroupHandler(),
 		b.syncGroupHandler(),
+		b.initProducerIDHandler(),
 		b.describeGroupsHandler(),
 		b.listGroupsHandler(),
 		b.apiVersionsHandler(),

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ var conformanceTests = []struct {
 	{"Brokers", testBrokers},
 	{"ClusterIDStable", testClusterIDStable},
 	{"Closed", testClosed},
+	{"ProducerIDs", testProducerIDs},
 }
 
 func runConformance(t *testing.T, newHarness func(t *testing.T) harness) {
@@ -568,5 +570,48 @@ func testClosed(t *testing.T, h harness) {
 	s.Subscribe(seen.add)() // allowed, does nothing
 	if n := len(seen.get()); n != 0 {
 		t.Fatalf("subscriber of a closed store got %d events", n)
+	}
+}
+
+// testProducerIDs: blocks from several stores, taken concurrently, never
+// overlap, and a store opened later continues after them.
+func testProducerIDs(t *testing.T, h harness) {
+	ctx := testCtx(t)
+	stores := []Store{h.open(t), h.open(t), h.open(t)}
+	type block struct{ first, n int64 }
+	var mu sync.Mutex
+	var blocks []block
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		for j := range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n := int64(1 + i + j)
+				first, err := s.AllocateProducerIDs(ctx, n)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				blocks = append(blocks, block{first, n})
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	slices.SortFunc(blocks, func(a, b block) int { return cmp.Compare(a.first, b.first) })
+	var next int64
+	for _, b := range blocks {
+		if b.first != next {
+			t.Fatalf("blocks %v: a gap or an overlap at %d", blocks, next)
+		}
+		next = b.first + b.n
+	}
+	if first, err := h.open(t).AllocateProducerIDs(ctx, 10); err != nil || first != next {
+		t.Fatalf("a new store's block starts at %d (%v), want %d", first, err, next)
+	}
+	if _, err := stores[0].AllocateProducerIDs(ctx, 0); err == nil {
+		t.Error("a block of 0 ids was allocated")
 	}
 }

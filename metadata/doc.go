@@ -22,6 +22,7 @@
 //	<prefix>/partitions/<name>/<p>    {"v":1,"topic_id":"<topic id>","replicas":[...],   none
 //	                                   "leader":<n>,"leader_epoch":<e>,"isr":[...],
 //	                                   "adding_replicas":[...],"removing_replicas":[...]}
+//	<prefix>/producer-ids             {"v":1,"next":<n>}: ids below n are handed out     none
 //
 // Worked example, prefix "/gregor", one broker and one topic:
 //

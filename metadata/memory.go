@@ -48,6 +48,8 @@ type memCluster struct {
 		// revisions do.
 		partitions map[string]map[int32]PartitionState
 		version    int64
+		// nextProducerID is the first producer id not handed out yet.
+		nextProducerID int64
 		// candidates are the controller candidacies in campaign order;
 		// the first is the controller (election.go).
 		candidates []*memCandidate

@@ -159,6 +159,10 @@ type Store interface {
 	// store last saw it; false when there is none.
 	Controller() (int32, bool)
 
+	// AllocateProducerIDs reserves n producer ids, first .. first+n-1,
+	// that no broker of the cluster was given before or will be again.
+	AllocateProducerIDs(ctx context.Context, n int64) (first int64, err error)
+
 	// Subscribe registers fn to be called, from one goroutine and in commit
 	// order, for every change after the call. It returns a function that
 	// removes the subscription.

@@ -50,7 +50,10 @@ type Log struct {
 		sync.Mutex
 		closed bool
 	}
-	closed atomic.Bool // set with mu.closed, for readers
+	// producers is the idempotent producers' state (producers.go),
+	// owned by mu.
+	producers producerStates
+	closed    atomic.Bool // set with mu.closed, for readers
 
 	// segs is the segment list, oldest first, never empty. It is copied
 	// and replaced (under mu) when a segment is added; readers Load it.
@@ -112,6 +115,9 @@ func (l *Log) scanBuf() *[]byte {
 // AppendResult is where Append put a batch.
 type AppendResult struct {
 	BaseOffset, LastOffset int64
+	// Duplicate says the batch was a producer's retry of a batch already
+	// in the log: nothing was written, and the offsets are the original's.
+	Duplicate bool
 }
 
 // ReadResult is what Read found: ranges of whole batches, in offset order.
@@ -166,12 +172,29 @@ func segmentFor(segs []*segment, offset int64) int {
 // offset past the batch. It does not move the high watermark. When the
 // flush policy asks for it, Append returns only after an fsync covering
 // the batch (shared with concurrent appends).
+//
+// An idempotent batch (one with a producer id and sequence number) is
+// checked against the producer state first: a retry of one of the
+// producer's last five batches is not written again (the result has
+// Duplicate set and the original offsets); ErrOutOfOrderSequence and
+// ErrInvalidProducerEpoch refuse it.
 func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
 	h, err := checkAppendBatch(batch)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: append to %s: %w", l.dir, err)
 	}
 	l.mu.Lock()
+	if h.idempotent() && !l.mu.closed {
+		dup, err := l.producers.check(&h)
+		if err != nil {
+			l.mu.Unlock()
+			return AppendResult{}, fmt.Errorf("storage: append to %s: %w", l.dir, err)
+		}
+		if dup != nil {
+			l.mu.Unlock()
+			return AppendResult{BaseOffset: dup.FirstOffset, LastOffset: dup.LastOffset, Duplicate: true}, nil
+		}
+	}
 	res, wait, err := l.appendLocked(batch, leaderEpoch, &h)
 	l.mu.Unlock()
 	if err != nil {
@@ -232,6 +255,7 @@ func (l *Log) appendLocked(batch []byte, leaderEpoch int32, h *batchHeader) (res
 		return res, false, err
 	}
 	l.bytes.Add(int64(len(batch)))
+	l.producers.update(h)
 	l.leo.Store(h.last() + 1)
 	l.notifyEnd()
 	wait = l.noteAppendLocked(cfg, h.last()+1, now)
@@ -253,6 +277,11 @@ func (l *Log) rollLocked(base int64, now time.Time, reason string) (*segment, er
 	seg, err := createSegment(l.fs, l.dir, base, now)
 	if err != nil {
 		return nil, fmt.Errorf("roll: %w", err)
+	}
+	// The producer state as of the new segment's start, so that recovery
+	// reads at most the active segment's headers.
+	if err := l.writeProducerSnapshotLocked(base); err != nil {
+		l.log.Warn().Err(err).Msg("cannot save the producer state at a roll; a restart will rebuild it from the log")
 	}
 	next := append(slices.Clip(segs), seg)
 	l.segs.Store(&next)
@@ -592,6 +621,9 @@ func (l *Log) close(clean bool) error {
 			if fatal {
 				l.setFailed(err)
 			}
+		}
+		if err := l.writeProducerSnapshotLocked(l.leo.Load()); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	l.mu.Unlock()

@@ -254,7 +254,7 @@ func (l *Log) load() (err error) {
 	l.bytes.Store(total)
 	l.fl.synced = leo
 	l.fl.syncedBelow = active.base
-	return nil
+	return l.loadProducersLocked(leo)
 }
 
 // readAll reads a whole file.

@@ -97,6 +97,10 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		f.syncedBelow = segs[len(segs)-1].base
 	}
 	l.truncateEpochsFrom(newLEO)
+	if err := l.resetProducersLocked(newLEO); err != nil {
+		l.setFailedLocked(fmt.Errorf("truncate to %d: %w", offset, err))
+		return 0, fmt.Errorf("storage: truncate %s to %d: %w", l.dir, offset, err)
+	}
 	l.hwMu.Lock()
 	if l.hw.Load() > newLEO {
 		l.hw.Store(newLEO)
@@ -236,6 +240,10 @@ func (l *Log) StartAt(offset int64) error {
 	}
 	f.synced = offset
 	l.truncateEpochsFrom(-1)
+	if err := l.resetProducersLocked(offset); err != nil {
+		l.setFailedLocked(fmt.Errorf("start at %d: %w", offset, err))
+		return fmt.Errorf("storage: start %s at %d: %w", l.dir, offset, err)
+	}
 	l.hwMu.Lock()
 	l.hw.Store(offset)
 	l.hwMu.Unlock()

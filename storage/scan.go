@@ -27,6 +27,11 @@ type batchHeader struct {
 	maxTs     int64
 	magic     int8
 	crc       uint32
+	attrs     int16
+	// The producer fields (idempotent and transactional batches).
+	producerID    int64 // -1: none
+	producerEpoch int16
+	baseSeq       int32 // -1: none
 }
 
 func (h *batchHeader) last() int64 { return h.base + int64(h.lastDelta) }
@@ -43,6 +48,11 @@ func decodeHeader(b []byte, pos int64) batchHeader {
 		crc:       binary.BigEndian.Uint32(b[17:]),
 		lastDelta: int32(binary.BigEndian.Uint32(b[23:])),
 		maxTs:     int64(binary.BigEndian.Uint64(b[35:])),
+		attrs:     int16(binary.BigEndian.Uint16(b[21:])),
+
+		producerID:    int64(binary.BigEndian.Uint64(b[43:])),
+		producerEpoch: int16(binary.BigEndian.Uint16(b[51:])),
+		baseSeq:       int32(binary.BigEndian.Uint32(b[53:])),
 	}
 }
 
