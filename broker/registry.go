@@ -70,6 +70,7 @@ func (b *Broker) buildRegistry() (*registry, error) {
 		b.listPartitionReassignmentsHandler(),
 		b.offsetDeleteHandler(),
 		b.describeClusterHandler(),
+		b.describeProducersHandler(),
 		b.consumerGroupHeartbeatHandler(),
 		b.consumerGroupDescribeHandler(),
 	}
