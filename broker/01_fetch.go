@@ -12,8 +12,10 @@ package broker
 //     created: every response carries session id 0, so clients send full
 //     fetches, and a request naming a session gets FETCH_SESSION_ID_NOT_FOUND.
 //   - Reads stop at the high watermark (read_uncommitted) or the last stable
-//     offset (read_committed; equal to the high watermark until
-//     transactions land).
+//     offset (read_committed: below the first offset of the earliest open
+//     transaction); read_committed responses list the aborted transactions
+//     (producer id, first offset) with records in what they return, for
+//     the client to drop.
 //   - Limits: each partition returns at most its partition max bytes and
 //     the whole response at most max bytes, except that the first batch of
 //     the first partition with data is returned whole even when larger, so
@@ -170,10 +172,14 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 		maxOffset = part.log.LogEndOffset()
 	} else {
 		wake = part.log.Changed()
-		maxOffset = part.log.HighWatermark() // read_committed reads to the last stable offset, which is hw until transactions land
+		maxOffset = part.log.HighWatermark()
+		if readCommitted {
+			maxOffset = part.log.LastStableOffset()
+		}
 	}
+	lso := part.log.LastStableOffset()
 	hw := part.log.HighWatermark()
-	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, part.log.LogStartOffset()
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, min(lso, hw), part.log.LogStartOffset()
 	limit = min(limit, int64(rp.PartitionMaxBytes))
 	if limit < 0 {
 		limit = 0
@@ -188,6 +194,15 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	}
 	if rr.Size == 0 {
 		return 0, wake, nil
+	}
+	if readCommitted && replica < 0 {
+		// The aborted transactions with records in what is returned (up to
+		// maxOffset at most): the client drops their records.
+		for _, a := range part.log.AbortedTxns(rp.FetchOffset, maxOffset) {
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+			sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+		}
 	}
 	// Here the file ranges become bytes: each range is read (pread) into
 	// the response. A sendfile path would instead keep rr.Ranges and write

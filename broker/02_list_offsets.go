@@ -67,7 +67,10 @@ func (b *Broker) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartit
 	l := part.log
 	switch ts := rp.Timestamp; {
 	case ts == listLatest:
-		sp.Offset = l.HighWatermark() // the last stable offset equals it until transactions land
+		sp.Offset = l.HighWatermark()
+		if readCommitted {
+			sp.Offset = l.LastStableOffset()
+		}
 	case ts == listEarliest || ts == listEarliestLocl:
 		sp.Offset = l.LogStartOffset()
 	case ts == listLatestTiered:

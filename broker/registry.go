@@ -53,6 +53,7 @@ func (b *Broker) buildRegistry() (*registry, error) {
 		b.leaveGroupHandler(),
 		b.syncGroupHandler(),
 		b.initProducerIDHandler(),
+		b.writeTxnMarkersHandler(),
 		b.describeGroupsHandler(),
 		b.listGroupsHandler(),
 		b.apiVersionsHandler(),

@@ -50,16 +50,15 @@ func fzTopic(t testing.TB, prefix string) string {
 	return name
 }
 
-// fzClient is a franz-go client for one broker with the options Gregor
-// needs today (no idempotence: no InitProducerID yet) and bounded retries so
-// a hung broker fails the test rather than the test binary. It is closed
+// fzClient is a franz-go client for one broker with franz-go's defaults
+// (idempotent produce with acks=all among them) and bounded retries so a
+// hung broker fails the test rather than the test binary. It is closed
 // when the test ends.
 func fzClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	base := []kgo.Opt{
 		kgo.SeedBrokers(addr),
 		kgo.ClientID("gregor-it-franz"),
-		kgo.DisableIdempotentWrite(),
 		kgo.DialTimeout(5 * time.Second),
 		kgo.RetryTimeout(30 * time.Second),
 		kgo.ProduceRequestTimeout(15 * time.Second),

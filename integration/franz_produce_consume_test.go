@@ -187,7 +187,7 @@ func TestFranzProduceConsume(t *testing.T) {
 		topic := fzTopic(t, "fz")
 		fzCreateTopic(ctx, t, adm, topic, 1, nil)
 		const n = 500
-		prod := fzClient(t, p.Addr, kgo.RequiredAcks(kgo.NoAck()))
+		prod := fzClient(t, p.Addr, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
 		var recs []*kgo.Record
 		for i := 0; i < n; i++ {
 			recs = append(recs, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprintf("acks0-%04d", i))})

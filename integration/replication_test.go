@@ -479,7 +479,7 @@ func TestReplicationMinInsync(t *testing.T) {
 		t.Fatalf("no partition led by broker 1: %+v", td.Partitions)
 	}
 	all := fzClient(t, first.Addr, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordRetries(0), kgo.RetryTimeout(time.Second))
-	one := fzClient(t, first.Addr, kgo.RequiredAcks(kgo.LeaderAck()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	one := fzClient(t, first.Addr, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	rec := func(v string) *kgo.Record { return &kgo.Record{Topic: topic, Partition: part, Value: []byte(v)} }
 	if err := all.ProduceSync(ctx, rec("all-3")).FirstErr(); err != nil {
 		t.Fatalf("acks=all with three in sync: %v", err)

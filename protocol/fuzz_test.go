@@ -305,3 +305,14 @@ func FuzzRecords(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseControlBatch: control batches come from disk and from leaders
+// (replica fetches): any bytes parse or fail cleanly.
+func FuzzParseControlBatch(f *testing.F) {
+	f.Add(NewControlBatch(7, 1, true, 3, 1_700_000_000_000))
+	f.Add(NewControlBatch(7, 1, false, 0, 0))
+	f.Add(make([]byte, BatchHeaderSize))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ParseControlBatch(b)
+	})
+}

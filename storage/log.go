@@ -50,9 +50,12 @@ type Log struct {
 		sync.Mutex
 		closed bool
 	}
-	// producers is the idempotent producers' state (producers.go),
-	// owned by mu.
-	producers producerStates
+	// pstate is the idempotent and transactional producers' state
+	// (producers.go, txns.go), owned by mu; firstUnstable and abortedPub
+	// publish its transactions to readers (publishTxnsLocked).
+	pstate        producerLog
+	firstUnstable atomic.Int64
+	abortedPub    atomic.Pointer[[]AbortedTxn]
 	closed    atomic.Bool // set with mu.closed, for readers
 
 	// segs is the segment list, oldest first, never empty. It is copied
@@ -185,7 +188,7 @@ func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
 	}
 	l.mu.Lock()
 	if h.idempotent() && !l.mu.closed {
-		dup, err := l.producers.check(&h)
+		dup, err := l.pstate.producers.check(&h)
 		if err != nil {
 			l.mu.Unlock()
 			return AppendResult{}, fmt.Errorf("storage: append to %s: %w", l.dir, err)
@@ -255,7 +258,19 @@ func (l *Log) appendLocked(batch []byte, leaderEpoch int32, h *batchHeader) (res
 		return res, false, err
 	}
 	l.bytes.Add(int64(len(batch)))
-	l.producers.update(h)
+	if h.producerID >= 0 {
+		ctl, err := controlType(h, batch)
+		if err != nil {
+			ctl = -1
+			// Unreadable markers come only from a leader's log; the batch
+			// is in, so the state notes it as the end of no transaction.
+			l.log.Warn().Err(err).Int64("offset", base).Msg("control batch with no readable marker")
+		}
+		l.pstate.apply(h, ctl)
+		if h.attrs&(protocol.AttrTransactional|protocol.AttrControl) != 0 {
+			l.publishTxnsLocked()
+		}
+	}
 	l.leo.Store(h.last() + 1)
 	l.notifyEnd()
 	wait = l.noteAppendLocked(cfg, h.last()+1, now)

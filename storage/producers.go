@@ -27,6 +27,8 @@ package storage
 //	  int64 first offset of its open transaction (-1: none),
 //	  uint8 batch count (<= 5), then per batch, oldest first:
 //	    int32 first sequence, int32 last sequence, int64 first offset, int64 last offset
+//	uint32 aborted transaction count
+//	count times: int64 producer id, int64 first offset, int64 last offset (the marker's)
 //	uint32 CRC-32C of everything before it
 
 import (
@@ -38,6 +40,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/gregorbroker/gregor/protocol"
 )
 
 // maxProducerBatches is how many of a producer's latest batches a
@@ -163,10 +167,12 @@ func (ps producerStates) check(h *batchHeader) (*ProducerBatch, error) {
 	return nil, nil
 }
 
-// update records batch h, written at h.base, in the state.
-func (ps producerStates) update(h *batchHeader) {
+// update records batch h, written at h.base, in the state. For a control
+// batch, ctl is its marker type; it returns the transaction a marker
+// aborted, if any.
+func (ps producerStates) update(h *batchHeader, ctl int16) (aborted AbortedTxn, ok bool) {
 	if h.producerID < 0 {
-		return
+		return AbortedTxn{}, false
 	}
 	e := ps[h.producerID]
 	if e == nil {
@@ -178,9 +184,21 @@ func (ps producerStates) update(h *batchHeader) {
 		e.epoch, e.head, e.n = h.producerEpoch, 0, 0
 	}
 	e.lastTs = max(e.lastTs, h.maxTs)
+	switch {
+	case h.attrs&protocol.AttrControl != 0:
+		// A transaction marker ends the producer's open transaction.
+		if e.txnFirst >= 0 && ctl == protocol.ControlAbort {
+			aborted, ok = AbortedTxn{ProducerID: h.producerID, FirstOffset: e.txnFirst, LastOffset: h.base}, true
+		}
+		e.txnFirst = -1
+		return aborted, ok
+	case h.attrs&protocol.AttrTransactional != 0 && e.txnFirst < 0:
+		e.txnFirst = h.base
+	}
 	if h.baseSeq >= 0 {
 		e.push(ProducerBatch{FirstSeq: h.baseSeq, LastSeq: lastSeq(h.baseSeq, h.lastDelta), FirstOffset: h.base, LastOffset: h.last()})
 	}
+	return AbortedTxn{}, false
 }
 
 // Producers returns a copy of the producer state, sorted by nothing in
@@ -188,8 +206,8 @@ func (ps producerStates) update(h *batchHeader) {
 func (l *Log) Producers() []ProducerState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make([]ProducerState, 0, len(l.producers))
-	for id, e := range l.producers {
+	out := make([]ProducerState, 0, len(l.pstate.producers))
+	for id, e := range l.pstate.producers {
 		st := ProducerState{ProducerID: id, Epoch: e.epoch, LastTimestamp: e.lastTs, TxnFirstOffset: e.txnFirst}
 		for i := range e.n {
 			st.Batches = append(st.Batches, *e.batch(i))
@@ -199,9 +217,9 @@ func (l *Log) Producers() []ProducerState {
 	return out
 }
 
-// encodeProducerSnapshot is the snapshot of ps covering the batches below
-// offset.
-func encodeProducerSnapshot(ps producerStates, offset int64) []byte {
+// encodeProducerSnapshot is the snapshot of ps and aborted covering the
+// batches below offset.
+func encodeProducerSnapshot(ps producerStates, aborted []AbortedTxn, offset int64) []byte {
 	b := make([]byte, 0, 14+len(ps)*(31+maxProducerBatches*24)+4)
 	b = binary.BigEndian.AppendUint16(b, 1)
 	b = binary.BigEndian.AppendUint64(b, uint64(offset))
@@ -220,6 +238,12 @@ func encodeProducerSnapshot(ps producerStates, offset int64) []byte {
 			b = binary.BigEndian.AppendUint64(b, uint64(pb.LastOffset))
 		}
 	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(aborted)))
+	for _, a := range aborted {
+		b = binary.BigEndian.AppendUint64(b, uint64(a.ProducerID))
+		b = binary.BigEndian.AppendUint64(b, uint64(a.FirstOffset))
+		b = binary.BigEndian.AppendUint64(b, uint64(a.LastOffset))
+	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 }
 
@@ -229,28 +253,28 @@ var errBadSnapshot = errors.New("storage: bad producer state snapshot")
 
 // decodeProducerSnapshot decodes a snapshot; every count is checked
 // against the bytes there are before anything is allocated for it.
-func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
-	if len(b) < 18 {
-		return nil, 0, fmt.Errorf("%w: %d bytes", errBadSnapshot, len(b))
+func decodeProducerSnapshot(b []byte) (producerStates, []AbortedTxn, int64, error) {
+	if len(b) < 22 {
+		return nil, nil, 0, fmt.Errorf("%w: %d bytes", errBadSnapshot, len(b))
 	}
 	body := b[:len(b)-4]
 	if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(b[len(b)-4:]) {
-		return nil, 0, fmt.Errorf("%w: checksum mismatch", errBadSnapshot)
+		return nil, nil, 0, fmt.Errorf("%w: checksum mismatch", errBadSnapshot)
 	}
 	if v := binary.BigEndian.Uint16(body); v != 1 {
-		return nil, 0, fmt.Errorf("%w: version %d", errBadSnapshot, v)
+		return nil, nil, 0, fmt.Errorf("%w: version %d", errBadSnapshot, v)
 	}
 	offset := int64(binary.BigEndian.Uint64(body[2:]))
 	count := binary.BigEndian.Uint32(body[10:])
 	body = body[14:]
 	const entryMin = 8 + 2 + 8 + 8 + 1
 	if offset < 0 || uint64(count) > uint64(len(body)/entryMin) {
-		return nil, 0, fmt.Errorf("%w: offset %d, %d producers in %d bytes", errBadSnapshot, offset, count, len(body))
+		return nil, nil, 0, fmt.Errorf("%w: offset %d, %d producers in %d bytes", errBadSnapshot, offset, count, len(body))
 	}
 	ps := make(producerStates, count)
 	for range count {
 		if len(body) < entryMin {
-			return nil, 0, fmt.Errorf("%w: cut short", errBadSnapshot)
+			return nil, nil, 0, fmt.Errorf("%w: cut short", errBadSnapshot)
 		}
 		id := int64(binary.BigEndian.Uint64(body))
 		e := &producerEntry{
@@ -261,7 +285,7 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 		n := int(body[26])
 		body = body[entryMin:]
 		if id < 0 || n > maxProducerBatches || len(body) < n*24 || ps[id] != nil {
-			return nil, 0, fmt.Errorf("%w: producer %d with %d batches", errBadSnapshot, id, n)
+			return nil, nil, 0, fmt.Errorf("%w: producer %d with %d batches", errBadSnapshot, id, n)
 		}
 		for range n {
 			e.push(ProducerBatch{
@@ -274,43 +298,61 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 		}
 		ps[id] = e
 	}
-	if len(body) != 0 {
-		return nil, 0, fmt.Errorf("%w: %d bytes after the last producer", errBadSnapshot, len(body))
+	if len(body) < 4 {
+		return nil, nil, 0, fmt.Errorf("%w: no aborted transaction count", errBadSnapshot)
 	}
-	return ps, offset, nil
+	nAborted := binary.BigEndian.Uint32(body)
+	body = body[4:]
+	if uint64(len(body)) != uint64(nAborted)*24 {
+		return nil, nil, 0, fmt.Errorf("%w: %d aborted transactions in %d bytes", errBadSnapshot, nAborted, len(body))
+	}
+	aborted := make([]AbortedTxn, nAborted)
+	for i := range aborted {
+		aborted[i] = AbortedTxn{
+			ProducerID:  int64(binary.BigEndian.Uint64(body)),
+			FirstOffset: int64(binary.BigEndian.Uint64(body[8:])),
+			LastOffset:  int64(binary.BigEndian.Uint64(body[16:])),
+		}
+		if i > 0 && aborted[i].LastOffset <= aborted[i-1].LastOffset {
+			return nil, nil, 0, fmt.Errorf("%w: aborted transactions out of order", errBadSnapshot)
+		}
+		body = body[24:]
+	}
+	return ps, aborted, offset, nil
 }
 
 // writeProducerSnapshotLocked saves the state as covering the batches
 // below offset. l.mu held.
 func (l *Log) writeProducerSnapshotLocked(offset int64) error {
-	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, producerSnapshotName), encodeProducerSnapshot(l.producers, offset)); err != nil {
+	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, producerSnapshotName), encodeProducerSnapshot(l.pstate.producers, l.pstate.abortedSince(l.start.Load()), offset)); err != nil {
 		return fmt.Errorf("write producer state snapshot: %w", err)
 	}
 	return nil
 }
 
-// loadProducersLocked fills l.producers for a log that ends at leo: from
-// the snapshot when it covers no more than the log, then from the batch
-// headers after it. l.mu held (or the log not yet shared).
+// loadProducersLocked fills l.pstate for a log that ends at leo: from the
+// snapshot when it covers no more than the log, then from the batches
+// after it. l.mu held (or the log not yet shared).
 func (l *Log) loadProducersLocked(leo int64) error {
-	ps, from := producerStates{}, l.segments()[0].base
+	pl, from := producerLog{producers: producerStates{}}, l.segments()[0].base
 	if b, err := readSnapshotFile(l.fs, filepath.Join(l.dir, producerSnapshotName)); err == nil {
-		snap, off, err := decodeProducerSnapshot(b)
+		snap, aborted, off, err := decodeProducerSnapshot(b)
 		switch {
 		case err != nil:
 			l.log.Warn().Err(err).Msg("producer state snapshot unusable; rebuilding it from the log")
 		case off > leo || off < from:
 			l.log.Info().Int64("snapshot_offset", off).Int64("log_end_offset", leo).Msg("producer state snapshot does not match the log; rebuilding it from the log")
 		default:
-			ps, from = snap, off
+			pl, from = producerLog{producers: snap, aborted: aborted}, off
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("read producer state snapshot: %w", err)
 	}
-	if err := l.scanProducers(ps, from, leo); err != nil {
+	if err := l.scanProducers(&pl, from, leo); err != nil {
 		return fmt.Errorf("rebuild producer state from offset %d: %w", from, err)
 	}
-	l.producers = ps
+	l.pstate = pl
+	l.publishTxnsLocked()
 	return nil
 }
 
@@ -321,16 +363,15 @@ func (l *Log) resetProducersLocked(leo int64) error {
 	if err := l.fs.Remove(filepath.Join(l.dir, producerSnapshotName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove producer state snapshot: %w", err)
 	}
-	l.producers = producerStates{}
 	if err := l.loadProducersLocked(leo); err != nil {
 		return err
 	}
 	return l.writeProducerSnapshotLocked(leo)
 }
 
-// scanProducers adds to ps every batch with offsets in [from, leo), read
-// from the batch headers.
-func (l *Log) scanProducers(ps producerStates, from, leo int64) error {
+// scanProducers adds to pl every batch with offsets in [from, leo), read
+// from the batch headers (and, for transaction markers, their record).
+func (l *Log) scanProducers(pl *producerLog, from, leo int64) error {
 	segs := l.segments()
 	for i := max(segmentFor(segs, from), 0); i < len(segs); i++ {
 		s := segs[i]
@@ -346,7 +387,14 @@ func (l *Log) scanProducers(ps producerStates, from, leo int64) error {
 			if h.last() < from || h.base >= leo {
 				continue
 			}
-			ps.update(&h)
+			ctl := int16(-1)
+			if h.attrs&protocol.AttrControl != 0 && h.producerID >= 0 {
+				if ctl, err = readControlType(s.log, &h); err != nil {
+					l.log.Warn().Err(err).Int64("offset", h.base).Msg("control batch with no readable marker")
+					ctl = -1
+				}
+			}
+			pl.apply(&h, ctl)
 		}
 	}
 	return nil

@@ -24,7 +24,7 @@ func TestSequenceWrap(t *testing.T) {
 	// A producer whose sequence wrapped is in order.
 	ps := producerStates{}
 	h := batchHeader{base: 0, lastDelta: 1, producerID: 1, baseSeq: math.MaxInt32 - 1}
-	ps.update(&h)
+	ps.update(&h, -1)
 	next := batchHeader{base: 2, producerID: 1, baseSeq: 0}
 	if dup, err := ps.check(&next); dup != nil || err != nil {
 		t.Fatalf("sequence after the wrap: %v %v", dup, err)
@@ -35,11 +35,11 @@ func TestProducerSnapshotRoundTrip(t *testing.T) {
 	ps := producerStates{}
 	for i := range 7 {
 		h := batchHeader{base: int64(10 * i), lastDelta: 2, maxTs: int64(1000 + i), producerID: int64(i % 3), producerEpoch: 4, baseSeq: int32(3 * (i / 3))}
-		ps.update(&h)
+		ps.update(&h, -1)
 	}
-	b := encodeProducerSnapshot(ps, 70)
-	got, off, err := decodeProducerSnapshot(b)
-	if err != nil || off != 70 {
+	b := encodeProducerSnapshot(ps, []AbortedTxn{{1, 2, 3}, {4, 5, 9}}, 70)
+	got, aborted, off, err := decodeProducerSnapshot(b)
+	if err != nil || off != 70 || !reflect.DeepEqual(aborted, []AbortedTxn{{1, 2, 3}, {4, 5, 9}}) {
 		t.Fatalf("decode: %v, offset %d", err, off)
 	}
 	norm := func(ps producerStates) map[int64][]ProducerBatch {
@@ -57,7 +57,7 @@ func TestProducerSnapshotRoundTrip(t *testing.T) {
 	for i := range b {
 		c := append([]byte(nil), b...)
 		c[i] ^= 1
-		if _, _, err := decodeProducerSnapshot(c); err == nil {
+		if _, _, _, err := decodeProducerSnapshot(c); err == nil {
 			t.Fatalf("a flipped bit at %d decoded", i)
 		}
 	}
@@ -68,17 +68,17 @@ func TestProducerSnapshotRoundTrip(t *testing.T) {
 func FuzzDecodeProducerSnapshot(f *testing.F) {
 	ps := producerStates{}
 	h := batchHeader{base: 3, lastDelta: 1, producerID: 8, producerEpoch: 1, baseSeq: 0}
-	ps.update(&h)
-	f.Add(encodeProducerSnapshot(ps, 5))
-	f.Add(encodeProducerSnapshot(producerStates{}, 0))
+	ps.update(&h, -1)
+	f.Add(encodeProducerSnapshot(ps, []AbortedTxn{{8, 0, 4}}, 5))
+	f.Add(encodeProducerSnapshot(producerStates{}, nil, 0))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, off, err := decodeProducerSnapshot(b)
+		got, aborted, off, err := decodeProducerSnapshot(b)
 		if err != nil {
 			return
 		}
-		again, off2, err := decodeProducerSnapshot(encodeProducerSnapshot(got, off))
-		if err != nil || off2 != off || len(again) != len(got) {
+		again, aborted2, off2, err := decodeProducerSnapshot(encodeProducerSnapshot(got, aborted, off))
+		if err != nil || off2 != off || len(again) != len(got) || !reflect.DeepEqual(aborted, aborted2) {
 			t.Fatalf("re-encoded snapshot: %v, offset %d vs %d, %d vs %d producers", err, off2, off, len(again), len(got))
 		}
 	})
