@@ -58,7 +58,7 @@ const (
 // Its fields are protected by mu, which is held across the fetch of a
 // new block so that concurrent callers wait for one fetch.
 type producerIDBlock struct {
-	mu         sync.Mutex
+	mu       sync.Mutex
 	cur, end int64 // ids cur .. end-1 are left; none when cur == end
 }
 

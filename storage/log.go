@@ -56,7 +56,7 @@ type Log struct {
 	pstate        producerLog
 	firstUnstable atomic.Int64
 	abortedPub    atomic.Pointer[[]AbortedTxn]
-	closed    atomic.Bool // set with mu.closed, for readers
+	closed        atomic.Bool // set with mu.closed, for readers
 
 	// segs is the segment list, oldest first, never empty. It is copied
 	// and replaced (under mu) when a segment is added; readers Load it.

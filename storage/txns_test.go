@@ -22,7 +22,7 @@ func txnBatch(t testing.TB, pid int64, epoch int16, seq int32, n int) []byte {
 func TestTransactionsLastStableOffsetAndAborted(t *testing.T) {
 	e := newEnv(t, storage.Config{SegmentBytes: 400})
 	l := e.open()
-	mustAppend(t, l, simple(t, 1, 1), 0, false)       // 0
+	mustAppend(t, l, simple(t, 1, 1), 0, false)         // 0
 	mustAppend(t, l, txnBatch(t, 1, 0, 0, 2), 1, false) // 1-2: txn A (pid 1)
 	mustAppend(t, l, txnBatch(t, 2, 0, 0, 1), 3, false) // 3: txn B (pid 2)
 	mustAppend(t, l, txnBatch(t, 1, 0, 2, 1), 4, false) // 4: txn A
