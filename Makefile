@@ -62,6 +62,7 @@ fuzz: $(KMSG_WORK)
 	$(GOW) test -run='^$$' -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./protocol/
 	$(GOW) test -run='^$$' -fuzz='^FuzzValidateProduceBatch$$' -fuzztime=$(FUZZTIME) ./protocol/
 	$(GOW) test -run='^$$' -fuzz='^FuzzRecords$$' -fuzztime=$(FUZZTIME) ./protocol/
+	$(GOW) test -run='^$$' -fuzz='^FuzzParseControlBatch$$' -fuzztime=$(FUZZTIME) ./protocol/
 	$(GOW) test -run='^$$' -fuzz='^FuzzRecover$$' -fuzztime=$(FUZZTIME) ./storage/
 	$(GOW) test -run='^$$' -fuzz='^FuzzParseEpochs$$' -fuzztime=$(FUZZTIME) ./storage/
 	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeProducerSnapshot$$' -fuzztime=$(FUZZTIME) ./storage/

@@ -27,7 +27,7 @@
 # Knobs (environment):
 #   CONFORMANCE_RUN      regexp for go test -run (default: every test)
 #   CONFORMANCE_SKIP     regexp for go test -skip (default
-#                        ^(TestTxnEtl|TestIssue769)$, see below; set it
+#                        ^TestTxnEtl$, see below; set it
 #                        empty to run everything)
 #   CONFORMANCE_TIMEOUT  go test -timeout (default 10m)
 #   CONFORMANCE_RECORDS  KGO_TEST_RECORDS (default 2000)
@@ -44,16 +44,13 @@ cd "$root"
 
 go_cmd=${GO:-go}
 run=${CONFORMANCE_RUN:-}
-# Skipped by default until Gregor has idempotent and transactional
-# producers (InitProducerID):
+# Skipped by default until Gregor has a transaction coordinator:
 #   TestTxnEtl: its transactional producer retries FindCoordinator(TRANSACTION)
 #     forever, so it only ends at -timeout, and while it waits its subtests
 #     hold all four slots of kgo's etlSem, the semaphore TestGroupETL shares,
-#     so TestGroupETL never starts either;
-#   TestIssue769: expects a canceled record to fail while kgo loads a
-#     producer ID, which needs InitProducerID.
+#     so TestGroupETL never starts either.
 # ${VAR-default}: an explicitly empty value skips nothing.
-skip=${CONFORMANCE_SKIP-^(TestTxnEtl|TestIssue769)\$}
+skip=${CONFORMANCE_SKIP-^TestTxnEtl\$}
 timeout=${CONFORMANCE_TIMEOUT:-10m}
 records=${CONFORMANCE_RECORDS:-2000}
 out=${CONFORMANCE_OUT:-bin/conformance}
