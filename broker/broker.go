@@ -196,6 +196,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		return fail(fmt.Errorf("broker: group coordinator: %w", err))
 	}
 	b.startISRChecks()
+	b.startProducerExpiry()
 	b.startPeerLiveness()
 	return b, nil
 }
@@ -218,6 +219,32 @@ func (b *Broker) startISRChecks() {
 				return
 			case <-t.C:
 				b.parts.shrinkISRs(maxLag)
+			}
+		}
+	}()
+}
+
+// startProducerExpiry forgets idle producers' state in every local
+// partition every producer.id.expiration.check.interval.ms until Close.
+func (b *Broker) startProducerExpiry() {
+	every := time.Duration(b.brokerConfigInt("producer.id.expiration.check.interval.ms")) * time.Millisecond
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		t := time.NewTicker(max(every, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-b.ctx.Done():
+				return
+			case <-t.C:
+				// Read each time: the expiration is a dynamic broker config.
+				before := b.now().UnixMilli() - b.brokerConfigInt("producer.id.expiration.ms")
+				for _, part := range b.parts.all() {
+					if n := part.log.ExpireProducers(before); n > 0 {
+						b.log.Debug().Str("topic", part.topic).Int32("partition", part.index).Int("producers", n).Msg("expired idle producers")
+					}
+				}
 			}
 		}
 	}()

@@ -150,6 +150,8 @@ func brokerConfigDefs(topicDefs []configDef) []configDef {
 		{name: "group.consumer.session.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("45000"), check: intRange(1, math.MaxInt32), doc: "session timeout of KIP-848 consumer group members", enforced: true},
 		{name: "group.consumer.heartbeat.interval.ms", typ: kmsg.ConfigTypeInt, def: str("5000"), check: intRange(1, math.MaxInt32), doc: "heartbeat interval of KIP-848 consumer group members", enforced: true},
 		// Replication: read once at start (static).
+		{name: "producer.id.expiration.ms", typ: kmsg.ConfigTypeInt, def: str("86400000"), check: intRange(1, math.MaxInt32), doc: "how long a partition keeps the state of a producer that wrote nothing (and has no open transaction)", enforced: true},
+		{name: "producer.id.expiration.check.interval.ms", typ: kmsg.ConfigTypeInt, def: str("600000"), check: intRange(1, math.MaxInt32), doc: "how often expired producer state is looked for", enforced: true},
 		{name: "replica.lag.time.max.ms", typ: kmsg.ConfigTypeLong, def: str("30000"), check: intRange(1, maxLong), doc: "a follower not caught up for this long leaves the ISR", enforced: true},
 		{name: "replica.fetch.wait.max.ms", typ: kmsg.ConfigTypeInt, def: str("500"), check: intRange(1, math.MaxInt32), doc: "longest a follower fetch waits for data", enforced: true},
 		{name: "replica.fetch.max.bytes", typ: kmsg.ConfigTypeInt, def: str("1048576"), check: intRange(1, math.MaxInt32), doc: "bytes a follower fetches per partition per request", enforced: true},

@@ -409,3 +409,20 @@ func readSnapshotFile(fsys FS, name string) ([]byte, error) {
 	defer f.Close()
 	return readAll(f)
 }
+
+// ExpireProducers forgets the producers whose last batch is older than
+// before (a timestamp in ms) and that have no transaction open here, as
+// Kafka does after producer.id.expiration.ms: a retry from one of them is
+// then taken as a new producer's first batch. It returns how many went.
+func (l *Log) ExpireProducers(before int64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for id, e := range l.pstate.producers {
+		if e.txnFirst < 0 && e.lastTs < before {
+			delete(l.pstate.producers, id)
+			n++
+		}
+	}
+	return n
+}

@@ -204,3 +204,26 @@ func TestReplicaAppendsKeepProducerState(t *testing.T) {
 	mustAppend(t, follower, idemBatch(t, 11, 0, 2, 1), 2, true)
 	mustAppend(t, follower, idemBatch(t, 11, 0, 3, 1), 3, false)
 }
+
+// TestExpireProducers: an idle producer's state goes (its retry is then a
+// new producer's first batch, written again); one with an open
+// transaction stays.
+func TestExpireProducers(t *testing.T) {
+	l := newEnv(t, storage.Config{}).open()
+	idle := idemBatch(t, 1, 0, 0, 1) // timestamp 1_700_000_000_000
+	mustAppend(t, l, idle, 0, false)
+	open := idemBatch(t, 2, 0, 0, 1)
+	binary.BigEndian.PutUint16(open[21:], binary.BigEndian.Uint16(open[21:])|protocol.AttrTransactional)
+	binary.BigEndian.PutUint32(open[17:], protocol.BatchCRC(open))
+	mustAppend(t, l, open, 1, false)
+	if n := l.ExpireProducers(1_600_000_000_000); n != 0 {
+		t.Fatalf("expired %d producers newer than the cutoff", n)
+	}
+	if n := l.ExpireProducers(1_800_000_000_000); n != 1 {
+		t.Fatalf("expired %d producers, want the idle one", n)
+	}
+	mustAppend(t, l, idle, 2, false) // no longer known: written as new
+	if ps := l.Producers(); len(ps) != 2 {
+		t.Fatalf("producers %+v", ps)
+	}
+}
