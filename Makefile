@@ -12,6 +12,8 @@ FUZZTIME  ?= 5s
 # generated under bin/ from the module cache; nothing is vendored.
 KMSG_WORK := bin/kmsg/go.work
 GOW       := GOWORK=$(CURDIR)/$(KMSG_WORK) $(GO)
+# FUZZ runs one fuzz target (scripts/fuzz.sh: retries Go 1.26's deadline race once).
+FUZZ      := GOWORK=$(CURDIR)/$(KMSG_WORK) GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 .PHONY: all build run test test-deps lint unit integration fuzz bench image clean conformance
 
@@ -58,17 +60,17 @@ unit: $(KMSG_WORK)
 	$(GOW) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /integration)
 
 fuzz: $(KMSG_WORK)
-	$(GOW) test -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(FUZZTIME) ./protocol/
-	$(GOW) test -run='^$$' -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./protocol/
-	$(GOW) test -run='^$$' -fuzz='^FuzzValidateProduceBatch$$' -fuzztime=$(FUZZTIME) ./protocol/
-	$(GOW) test -run='^$$' -fuzz='^FuzzRecords$$' -fuzztime=$(FUZZTIME) ./protocol/
-	$(GOW) test -run='^$$' -fuzz='^FuzzParseControlBatch$$' -fuzztime=$(FUZZTIME) ./protocol/
-	$(GOW) test -run='^$$' -fuzz='^FuzzRecover$$' -fuzztime=$(FUZZTIME) ./storage/
-	$(GOW) test -run='^$$' -fuzz='^FuzzParseEpochs$$' -fuzztime=$(FUZZTIME) ./storage/
-	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeProducerSnapshot$$' -fuzztime=$(FUZZTIME) ./storage/
-	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeValue$$' -fuzztime=$(FUZZTIME) ./metadata/
-	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./coordinator/
-	$(GOW) test -run='^$$' -fuzz='^FuzzDecodeResponse$$' -fuzztime=$(FUZZTIME) ./replication/
+	$(FUZZ) FuzzParseRequest ./protocol/
+	$(FUZZ) FuzzReadFrame ./protocol/
+	$(FUZZ) FuzzValidateProduceBatch ./protocol/
+	$(FUZZ) FuzzRecords ./protocol/
+	$(FUZZ) FuzzParseControlBatch ./protocol/
+	$(FUZZ) FuzzRecover ./storage/
+	$(FUZZ) FuzzParseEpochs ./storage/
+	$(FUZZ) FuzzDecodeProducerSnapshot ./storage/
+	$(FUZZ) FuzzDecodeValue ./metadata/
+	$(FUZZ) FuzzDecodeRecord ./coordinator/
+	$(FUZZ) FuzzDecodeResponse ./replication/
 
 integration: test-deps $(KMSG_WORK)
 	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_DOCKER=1 $(GOW) test -count=1 -timeout 12m ./integration/
