@@ -33,9 +33,10 @@ var saramaVersions = []sarama.KafkaVersion{
 	sarama.V4_0_0_0,
 }
 
-// saramaConfig is a sarama config for Gregor as it is today: no idempotence
-// (no InitProducerID), acks=all, every result reported, short timeouts so a
-// hung broker fails the test instead of the test binary.
+// saramaConfig is a sarama config with sarama's default of no idempotence
+// (idempotent_clients_test.go turns it on), acks=all, every result
+// reported, short timeouts so a hung broker fails the test instead of the
+// test binary.
 func saramaConfig(v sarama.KafkaVersion) *sarama.Config {
 	c := sarama.NewConfig()
 	c.ClientID = "gregor-it-sarama"
