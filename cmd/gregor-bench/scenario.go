@@ -73,6 +73,7 @@ type workload struct {
 	records      int64         // per produce scenario, total over producers
 	maxPending   int           // in-flight (unacknowledged) records per producer
 	inflightReqs int           // produce requests in flight per broker connection
+	idempotent   bool          // idempotent produce (sequence numbers, InitProducerId)
 	linger       time.Duration
 	compression  kgo.CompressionCodec
 	syncDuration time.Duration
@@ -82,18 +83,17 @@ type workload struct {
 
 // clientOpts is the client configuration every target gets.
 //
-// Idempotence is off because Gregor has no InitProducerID yet; with it off,
-// kgo's default of one produce request in flight per broker would otherwise
-// still apply, so -inflight-requests sets it explicitly. The round-robin
+// Idempotence is off unless -idempotent (so numbers compare with earlier
+// runs); either way -inflight-requests sets the produce requests in flight
+// per broker explicitly (kgo allows at most 5 with idempotence). The round-robin
 // partitioner spreads records evenly and identically over partitions for
 // both targets (the default sticky partitioner switches partitions on batch
 // completion, which depends on broker speed, and so would not).
 func (w *workload) clientOpts(seeds []string, linger time.Duration) []kgo.Opt {
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("gregor-bench"),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.DisableIdempotentWrite(),
 		kgo.MaxProduceRequestsInflightPerBroker(w.inflightReqs),
 		kgo.ProducerLinger(linger),
 		kgo.ProducerBatchCompression(w.compression),
@@ -104,6 +104,10 @@ func (w *workload) clientOpts(seeds []string, linger time.Duration) []kgo.Opt {
 		kgo.RecordDeliveryTimeout(w.opTimeout),
 		kgo.DialTimeout(5 * time.Second),
 	}
+	if !w.idempotent {
+		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
+	return opts
 }
 
 // payload returns size random (incompressible) bytes, shared by all records.
