@@ -136,12 +136,15 @@ func (s *partitionSet) lookup(topic string, p int32) *partition {
 	return s.parts[topicPartition{topic, p}]
 }
 
-// openLocked opens (creating if needed) the log of one partition. A
-// directory left by an earlier topic of the same name (another topic id)
-// is removed first. s.mu must be held.
+// openLocked opens (creating if needed) the log of one partition, or
+// returns it when it is open already. A log of an earlier topic of the
+// same name (another topic id), open or left in the directory, is removed
+// first. s.mu must be held.
 func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error) {
 	key := topicPartition{t.Name, p}
-	if old := s.parts[key]; old != nil {
+	if old := s.parts[key]; old != nil && old.topicID == t.ID {
+		return old, nil
+	} else if old != nil {
 		delete(s.parts, key)
 		s.b.repl.Unfollow(old.topic, old.index)
 		if err := old.log.Delete(); err != nil {
