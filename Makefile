@@ -75,12 +75,14 @@ fuzz: $(KMSG_WORK)
 integration: test-deps $(KMSG_WORK)
 	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_DOCKER=1 $(GOW) test -count=1 -timeout 12m ./integration/
 
-# franz-go's own kgo test suite against a Gregor started on free loopback
-# ports (scripts/conformance.sh; CONFORMANCE_RUN=regexp selects tests,
-# CONFORMANCE_SKIP=regexp skips; the default skips the two tests that need
-# idempotent or transactional producers, which Gregor does not have yet).
+# franz-go's own kgo test suite against Gregor started on free loopback
+# ports (scripts/conformance.sh): one broker with KGO_TEST_RF=1, then three
+# brokers (embedded etcd quorum) with KGO_TEST_RF=3. CONFORMANCE_RUN=regexp
+# selects tests, CONFORMANCE_SKIP=regexp skips (the default skips
+# TestTxnEtl, which needs the transaction coordinator).
 conformance: test-deps $(KMSG_WORK)
-	GO=$(GO) scripts/conformance.sh
+	GO=$(GO) CONFORMANCE_BROKERS=1 CONFORMANCE_OUT=bin/conformance scripts/conformance.sh
+	GO=$(GO) CONFORMANCE_BROKERS=3 CONFORMANCE_OUT=bin/conformance-rf3 scripts/conformance.sh
 
 bench: $(KMSG_WORK)
 	$(GOW) run ./cmd/gregor-bench

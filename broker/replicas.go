@@ -191,6 +191,9 @@ func (s *partitionSet) changeISRLocked(part *partition, change func([]int32) []i
 					Ints32("isr", next).Msg(why)
 				return
 			}
+			if b.ctx.Err() != nil {
+				return // closing
+			}
 			if !errors.Is(err, metadata.ErrConflict) {
 				b.log.Warn().Err(err).Str("topic", part.topic).Int32("partition", part.index).Msg("cannot write an isr change")
 				return

@@ -241,8 +241,8 @@ func (c *Controller) write(ctx context.Context, st PartitionState, what string) 
 	defer cancel()
 	if _, err := c.store.SetPartitionState(ctx, st); err != nil {
 		lvl := c.log.Warn()
-		if errors.Is(err, ErrConflict) || errors.Is(err, ErrUnknownTopic) {
-			lvl = c.log.Debug()
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrUnknownTopic) || errors.Is(err, ErrClosed) || (ctx.Err() != nil && errors.Is(err, context.Canceled)) {
+			lvl = c.log.Debug() // a race, or the controller is stopping
 		}
 		lvl.Err(err).Str("topic", st.Topic).Int32("partition", st.Partition).Msg("partition state write lost a race; deciding again")
 		return

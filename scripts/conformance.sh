@@ -31,6 +31,8 @@
 #                        empty to run everything)
 #   CONFORMANCE_TIMEOUT  go test -timeout (default 10m)
 #   CONFORMANCE_RECORDS  KGO_TEST_RECORDS (default 2000)
+#   CONFORMANCE_BROKERS  1 (default), or 3: a cluster of three brokers with an
+#                        embedded etcd quorum, tested with KGO_TEST_RF=3
 #   CONFORMANCE_OUT      directory for the logs (default bin/conformance)
 #   CONFORMANCE_LOG_LEVEL gregor --log-level (default warn)
 #   KGO_LOG_LEVEL        franz-go client logs in tests: info (default), debug, none
@@ -53,6 +55,14 @@ run=${CONFORMANCE_RUN:-}
 skip=${CONFORMANCE_SKIP-^TestTxnEtl\$}
 timeout=${CONFORMANCE_TIMEOUT:-10m}
 records=${CONFORMANCE_RECORDS:-2000}
+brokers=${CONFORMANCE_BROKERS:-1}
+case "$brokers" in
+1 | 3) ;;
+*)
+	echo "conformance: CONFORMANCE_BROKERS must be 1 or 3, not $brokers" >&2
+	exit 2
+	;;
+esac
 out=${CONFORMANCE_OUT:-bin/conformance}
 log_level=${CONFORMANCE_LOG_LEVEL:-warn}
 
@@ -68,32 +78,43 @@ out=$(cd "$out" && pwd)
 broker_log="$out/gregor.log"
 test_log="$out/kgo-test.log"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gregor-conformance.XXXXXX")
-broker_pid=""
+broker_pids=()
 
-# stop_broker sends SIGTERM, waits at most 30 s, then SIGKILLs.
-stop_broker() {
-	[ -n "$broker_pid" ] || return 0
-	if kill -0 "$broker_pid" 2>/dev/null; then
-		kill -TERM "$broker_pid" 2>/dev/null || true
+# stop_brokers sends SIGTERM to every broker, waits at most 30 s for each,
+# then SIGKILLs.
+stop_brokers() {
+	local pid
+	for pid in "${broker_pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${broker_pids[@]}"; do
 		for _ in $(seq 1 300); do
-			kill -0 "$broker_pid" 2>/dev/null || break
+			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		if kill -0 "$broker_pid" 2>/dev/null; then
-			echo "conformance: gregor did not exit within 30s of SIGTERM; killing it" >&2
-			kill -KILL "$broker_pid" 2>/dev/null || true
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "conformance: gregor $pid did not exit within 30s of SIGTERM; killing it" >&2
+			kill -KILL "$pid" 2>/dev/null || true
 		fi
-	fi
-	local rc=0
-	wait "$broker_pid" 2>/dev/null || rc=$?
-	if [ "$rc" -ne 0 ]; then
-		echo "conformance: gregor exited with status $rc" >&2
-	fi
-	broker_pid=""
+		local rc=0
+		wait "$pid" 2>/dev/null || rc=$?
+		if [ "$rc" -ne 0 ]; then
+			echo "conformance: gregor $pid exited with status $rc" >&2
+		fi
+	done
+	broker_pids=()
+}
+
+# brokers_alive reports whether every started broker still runs.
+brokers_alive() {
+	local pid
+	for pid in "${broker_pids[@]}"; do
+		kill -0 "$pid" 2>/dev/null || return 1
+	done
 }
 
 cleanup() {
-	stop_broker
+	stop_brokers
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -105,44 +126,62 @@ echo "conformance: building gregor"
 CGO_ENABLED=0 gow build -trimpath -o "$tmp/gregor" ./cmd/gregor
 gow build -o "$tmp/freeport" ./scripts/freeport
 
-# start_broker starts gregor on fresh free ports and waits up to 60 s for
-# /readyz. It returns non-zero if gregor exits first (for example because
-# another process took one of the ports between freeport and the bind).
-start_broker() {
-	local ports
-	mapfile -t ports < <("$tmp/freeport" 4)
-	kafka_addr="127.0.0.1:${ports[0]}"
-	http_addr="127.0.0.1:${ports[1]}"
+# start_brokers starts $brokers gregor processes on fresh free ports (one
+# embedded etcd quorum when there are three) and waits up to 60 s for
+# each /readyz. It returns non-zero if one exits first (for example
+# because another process took one of the ports between freeport and the
+# bind).
+start_brokers() {
+	local ports i members="" kafka_addrs=() http_addrs=()
+	mapfile -t ports < <("$tmp/freeport" $((4 * brokers)))
+	for ((i = 0; i < brokers; i++)); do
+		kafka_addrs+=("127.0.0.1:${ports[4 * i]}")
+		http_addrs+=("127.0.0.1:${ports[4 * i + 1]}")
+		members+="${members:+,}$((i + 1))=http://127.0.0.1:${ports[4 * i + 3]}"
+	done
 	rm -rf "$tmp/data"
-	mkdir -p "$tmp/data"
-	"$tmp/gregor" serve \
-		--data-dir "$tmp/data" \
-		--listen "$kafka_addr" \
-		--http-addr "$http_addr" \
-		--etcd-client-addr "127.0.0.1:${ports[2]}" \
-		--etcd-peer-addr "127.0.0.1:${ports[3]}" \
-		--log-level "$log_level" >>"$broker_log" 2>&1 &
-	broker_pid=$!
-	for _ in $(seq 1 600); do
-		if ! kill -0 "$broker_pid" 2>/dev/null; then
-			wait "$broker_pid" 2>/dev/null || true
-			broker_pid=""
+	for ((i = 0; i < brokers; i++)); do
+		local extra=()
+		if [ "$brokers" -gt 1 ]; then
+			extra=(--node-id "$((i + 1))" --etcd-initial-cluster "$members")
+		fi
+		mkdir -p "$tmp/data/$i"
+		"$tmp/gregor" serve \
+			--data-dir "$tmp/data/$i" \
+			--listen "${kafka_addrs[i]}" \
+			--http-addr "${http_addrs[i]}" \
+			--etcd-client-addr "127.0.0.1:${ports[4 * i + 2]}" \
+			--etcd-peer-addr "127.0.0.1:${ports[4 * i + 3]}" \
+			"${extra[@]}" \
+			--log-level "$log_level" >>"$broker_log" 2>&1 &
+		broker_pids+=($!)
+	done
+	for ((i = 0; i < brokers; i++)); do
+		local ready=""
+		for _ in $(seq 1 600); do
+			if ! brokers_alive; then
+				stop_brokers
+				return 1
+			fi
+			if curl -sf --max-time 1 "http://${http_addrs[i]}/readyz" >/dev/null 2>&1; then
+				ready=1
+				break
+			fi
+			sleep 0.1
+		done
+		if [ -z "$ready" ]; then
+			echo "conformance: gregor ${kafka_addrs[i]} not ready after 60s" >&2
+			stop_brokers
 			return 1
 		fi
-		if curl -sf --max-time 1 "http://$http_addr/readyz" >/dev/null 2>&1; then
-			return 0
-		fi
-		sleep 0.1
 	done
-	echo "conformance: gregor not ready after 60s" >&2
-	stop_broker
-	return 1
+	seeds=$(IFS=,; echo "${kafka_addrs[*]}")
 }
 
 : >"$broker_log"
 started=""
 for attempt in 1 2 3; do
-	if start_broker; then
+	if start_brokers; then
 		started=1
 		break
 	fi
@@ -153,11 +192,11 @@ if [ -z "$started" ]; then
 	tail -n 50 "$broker_log" >&2
 	exit 1
 fi
-echo "conformance: gregor (pid $broker_pid) on $kafka_addr, logs in $out"
+echo "conformance: $brokers gregor broker(s) (pids ${broker_pids[*]}) on $seeds, logs in $out"
 
 unset KGO_TEST_TLS KGO_TEST_SCRAM KGO_TEST_SCRAM_SEEDS KGO_TEST_CHAOS KGO_TEST_UNSAFE KGO_TEST_MAX_TOPIC_PARTS
-export KGO_SEEDS="$kafka_addr"
-export KGO_TEST_RF=1
+export KGO_SEEDS="$seeds"
+export KGO_TEST_RF="$brokers"
 export KGO_TEST_RECORDS="$records"
 
 args=(test -v -count=1 -timeout "$timeout")
@@ -188,8 +227,8 @@ if grep -q '^panic: test timed out' "$test_log"; then
 fi
 
 if [ "$status" -ne 0 ]; then
-	if ! kill -0 "$broker_pid" 2>/dev/null; then
-		echo "conformance: gregor is no longer running" >&2
+	if ! brokers_alive; then
+		echo "conformance: a gregor broker is no longer running" >&2
 	fi
 	echo "conformance: FAILED (go test status $status); last 50 lines of $broker_log:" >&2
 	tail -n 50 "$broker_log" >&2
