@@ -105,7 +105,7 @@ func parseFlags() (*options, error) {
 	flag.Int64Var(&o.w.records, "records", 0, "records per produce scenario, over all producers (0: use -duration)")
 	flag.IntVar(&o.w.maxPending, "max-pending", 10000, "unacknowledged records allowed per producer")
 	flag.IntVar(&o.w.inflightReqs, "inflight-requests", 1, "produce requests in flight per broker connection")
-	flag.BoolVar(&o.w.idempotent, "idempotent", false, "idempotent produce (InitProducerId, sequence numbers; at most 5 requests in flight)")
+	flag.BoolVar(&o.w.idempotent, "idempotent", false, "idempotent produce (InitProducerId, sequence numbers; one request in flight per broker)")
 	flag.DurationVar(&o.w.linger, "linger", time.Millisecond, "producer linger in the produce scenario")
 	flag.DurationVar(&o.w.syncDuration, "sync-duration", 2*time.Second, "length of each produce-sync scenario (0 with -sync-records 0 skips it)")
 	flag.Int64Var(&o.w.syncRecords, "sync-records", 0, "records per produce-sync scenario (0: use -sync-duration)")
@@ -162,8 +162,8 @@ func parseFlags() (*options, error) {
 		return nil, errors.New("-max-pending must be at least 1")
 	case o.w.inflightReqs < 1:
 		return nil, errors.New("-inflight-requests must be at least 1")
-	case o.w.idempotent && o.w.inflightReqs > 5:
-		return nil, errors.New("-idempotent allows at most 5 -inflight-requests")
+	case o.w.idempotent && o.w.inflightReqs != 1:
+		return nil, errors.New("-idempotent takes no -inflight-requests: kgo keeps one produce request in flight per broker")
 	case o.w.records < 0 || o.w.syncRecords < 0:
 		return nil, errors.New("-records and -sync-records must not be negative")
 	case o.w.records == 0 && o.w.duration <= 0:

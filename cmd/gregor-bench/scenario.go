@@ -84,8 +84,9 @@ type workload struct {
 // clientOpts is the client configuration every target gets.
 //
 // Idempotence is off unless -idempotent (so numbers compare with earlier
-// runs); either way -inflight-requests sets the produce requests in flight
-// per broker explicitly (kgo allows at most 5 with idempotence). The round-robin
+// runs); without it, -inflight-requests sets the produce requests in flight
+// per broker explicitly, as kgo would otherwise still keep one; with it kgo
+// keeps one and takes no such option. The round-robin
 // partitioner spreads records evenly and identically over partitions for
 // both targets (the default sticky partitioner switches partitions on batch
 // completion, which depends on broker speed, and so would not).
@@ -94,7 +95,6 @@ func (w *workload) clientOpts(seeds []string, linger time.Duration) []kgo.Opt {
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("gregor-bench"),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.MaxProduceRequestsInflightPerBroker(w.inflightReqs),
 		kgo.ProducerLinger(linger),
 		kgo.ProducerBatchCompression(w.compression),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
@@ -105,7 +105,9 @@ func (w *workload) clientOpts(seeds []string, linger time.Duration) []kgo.Opt {
 		kgo.DialTimeout(5 * time.Second),
 	}
 	if !w.idempotent {
-		opts = append(opts, kgo.DisableIdempotentWrite())
+		// kgo refuses the in-flight option with idempotence (it keeps one
+		// produce request in flight per broker then).
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(w.inflightReqs))
 	}
 	return opts
 }
