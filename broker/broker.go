@@ -208,43 +208,37 @@ func (b *Broker) startISRChecks() {
 	if n, err := strconv.ParseInt(b.brokerConfig("replica.lag.time.max.ms"), 10, 64); err == nil {
 		maxLag = time.Duration(n) * time.Millisecond
 	}
-	b.bg.Add(1)
-	go func() {
-		defer b.bg.Done()
-		t := time.NewTicker(max(maxLag/2, 10*time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-b.ctx.Done():
-				return
-			case <-t.C:
-				b.parts.shrinkISRs(maxLag)
-			}
-		}
-	}()
+	b.every(maxLag/2, func() { b.parts.shrinkISRs(maxLag) })
 }
 
 // startProducerExpiry forgets idle producers' state in every local
 // partition every producer.id.expiration.check.interval.ms until Close.
 func (b *Broker) startProducerExpiry() {
-	every := time.Duration(b.brokerConfigInt("producer.id.expiration.check.interval.ms")) * time.Millisecond
+	b.every(time.Duration(b.brokerConfigInt("producer.id.expiration.check.interval.ms"))*time.Millisecond, func() {
+		// Read each time: the expiration is a dynamic broker config.
+		before := b.now().UnixMilli() - b.brokerConfigInt("producer.id.expiration.ms")
+		for _, part := range b.parts.all() {
+			if n := part.log.ExpireProducers(before); n > 0 {
+				b.log.Debug().Str("topic", part.topic).Int32("partition", part.index).Int("producers", n).Msg("expired idle producers")
+			}
+		}
+	})
+}
+
+// every runs fn every interval (at least 10 ms) on a goroutine of its own
+// until Close.
+func (b *Broker) every(interval time.Duration, fn func()) {
 	b.bg.Add(1)
 	go func() {
 		defer b.bg.Done()
-		t := time.NewTicker(max(every, 10*time.Millisecond))
+		t := time.NewTicker(max(interval, 10*time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
 			case <-b.ctx.Done():
 				return
 			case <-t.C:
-				// Read each time: the expiration is a dynamic broker config.
-				before := b.now().UnixMilli() - b.brokerConfigInt("producer.id.expiration.ms")
-				for _, part := range b.parts.all() {
-					if n := part.log.ExpireProducers(before); n > 0 {
-						b.log.Debug().Str("topic", part.topic).Int32("partition", part.index).Int("producers", n).Msg("expired idle producers")
-					}
-				}
+				fn()
 			}
 		}
 	}()

@@ -630,15 +630,21 @@ func fzRawFetch(t testing.TB, raw *fzRaw, req *kmsg.FetchRequest) kmsg.FetchResp
 	return resp.Topics[0].Partitions[0]
 }
 
-// fzTopicID looks a topic's id up with Metadata v12.
-func fzTopicID(t testing.TB, raw *fzRaw, topic string) [16]byte {
-	t.Helper()
+// fzMetadata sends Metadata v12 for one topic on raw: the broker's own
+// answer (a kgo client may answer from its cache).
+func fzMetadata(raw *fzRaw, topic string) *kmsg.MetadataResponse {
 	req := kmsg.NewPtrMetadataRequest()
 	req.SetVersion(12)
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, rt)
-	resp := raw.roundTrip(req).(*kmsg.MetadataResponse)
+	return raw.roundTrip(req).(*kmsg.MetadataResponse)
+}
+
+// fzTopicID looks a topic's id up with Metadata v12.
+func fzTopicID(t testing.TB, raw *fzRaw, topic string) [16]byte {
+	t.Helper()
+	resp := fzMetadata(raw, topic)
 	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
 		t.Fatalf("metadata for %s: %+v", topic, resp.Topics)
 	}

@@ -804,12 +804,7 @@ func TestIdempotentProducerConnectionCut(t *testing.T) {
 // idemLeader asks a broker for the leader of topic's partition 0.
 func idemLeader(t testing.TB, raw *fzRaw, topic string) (int32, error) {
 	t.Helper()
-	req := kmsg.NewPtrMetadataRequest()
-	req.SetVersion(12)
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(topic)
-	req.Topics = append(req.Topics, rt)
-	resp := raw.roundTrip(req).(*kmsg.MetadataResponse)
+	resp := fzMetadata(raw, topic)
 	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
 		return -1, fmt.Errorf("metadata for %s: %+v", topic, resp.Topics)
 	}

@@ -722,11 +722,7 @@ func TestReplicationPeerDeathDetected(t *testing.T) {
 	metadataFrom := func(b *brokerProc) *kmsg.MetadataResponse {
 		raw := fzDial(t, b.Addr)
 		defer raw.c.Close()
-		req := kmsg.NewPtrMetadataRequest()
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(topic)
-		req.Topics = append(req.Topics, rt)
-		return raw.roundTrip(req).(*kmsg.MetadataResponse)
+		return fzMetadata(raw, topic)
 	}
 	registered := func(resp *kmsg.MetadataResponse, id int32) bool {
 		return slices.ContainsFunc(resp.Brokers, func(b kmsg.MetadataResponseBroker) bool { return b.NodeID == id })
