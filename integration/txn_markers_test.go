@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"encoding/binary"
-	"hash/crc32"
 	"slices"
 	"testing"
 	"time"
@@ -14,21 +13,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// txmBatch is fzBatch from producer pid at epoch, first sequence seq,
-// with the transactional bit set when txn.
+// txmBatch is an idempotent batch of values from producer pid at epoch,
+// first sequence seq (idemNewBatch), with the transactional bit set when
+// txn.
 func txmBatch(pid int64, epoch int16, seq int32, txn bool, values ...string) []byte {
-	var recs []fzRecord
-	for _, v := range values {
-		recs = append(recs, fzRecord{value: []byte(v)})
-	}
-	b := fzBatch(time.Now().UnixMilli(), recs...)
+	b := idemNewBatch(pid, epoch, seq, values...).raw
 	if txn {
 		binary.BigEndian.PutUint16(b[21:], binary.BigEndian.Uint16(b[21:])|0x10)
+		fzFixCRC(b)
 	}
-	binary.BigEndian.PutUint64(b[43:], uint64(pid))
-	binary.BigEndian.PutUint16(b[51:], uint16(epoch))
-	binary.BigEndian.PutUint32(b[53:], uint32(seq))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return b
 }
 
@@ -59,11 +52,8 @@ func txmMarker(t *testing.T, raw *fzRaw, topic string, pid int64, epoch int16, c
 
 func txmProducerID(t *testing.T, raw *fzRaw) int64 {
 	t.Helper()
-	resp := raw.roundTrip(kmsg.NewPtrInitProducerIDRequest()).(*kmsg.InitProducerIDResponse)
-	if resp.ErrorCode != 0 {
-		t.Fatalf("InitProducerId: %s", fzErrCode(resp.ErrorCode))
-	}
-	return resp.ProducerID
+	id, _ := idemInitPID(t, raw, 4, -1, -1)
+	return id
 }
 
 func txmValues(recs []*kgo.Record) []string {

@@ -266,9 +266,8 @@ func (l *Log) appendLocked(batch []byte, leaderEpoch int32, h *batchHeader) (res
 			// is in, so the state notes it as the end of no transaction.
 			l.log.Warn().Err(err).Int64("offset", base).Msg("control batch with no readable marker")
 		}
-		l.pstate.apply(h, ctl)
-		if h.attrs&(protocol.AttrTransactional|protocol.AttrControl) != 0 {
-			l.publishTxnsLocked()
+		if l.pstate.apply(h, ctl) {
+			l.publishTxnsLocked() // only when a transaction opens or ends
 		}
 	}
 	l.leo.Store(h.last() + 1)

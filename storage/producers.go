@@ -168,11 +168,11 @@ func (ps producerStates) check(h *batchHeader) (*ProducerBatch, error) {
 }
 
 // update records batch h, written at h.base, in the state. For a control
-// batch, ctl is its marker type; it returns the transaction a marker
-// aborted, if any.
-func (ps producerStates) update(h *batchHeader, ctl int16) (aborted AbortedTxn, ok bool) {
+// batch, ctl is its marker type. It returns the transaction a marker
+// aborted, if any, and whether a transaction opened or ended here.
+func (ps producerStates) update(h *batchHeader, ctl int16) (aborted AbortedTxn, ok, txnChanged bool) {
 	if h.producerID < 0 {
-		return AbortedTxn{}, false
+		return AbortedTxn{}, false, false
 	}
 	e := ps[h.producerID]
 	if e == nil {
@@ -190,15 +190,17 @@ func (ps producerStates) update(h *batchHeader, ctl int16) (aborted AbortedTxn, 
 		if e.txnFirst >= 0 && ctl == protocol.ControlAbort {
 			aborted, ok = AbortedTxn{ProducerID: h.producerID, FirstOffset: e.txnFirst, LastOffset: h.base}, true
 		}
+		txnChanged = e.txnFirst >= 0
 		e.txnFirst = -1
-		return aborted, ok
+		return aborted, ok, txnChanged
 	case h.attrs&protocol.AttrTransactional != 0 && e.txnFirst < 0:
 		e.txnFirst = h.base
+		txnChanged = true
 	}
 	if h.baseSeq >= 0 {
 		e.push(ProducerBatch{FirstSeq: h.baseSeq, LastSeq: lastSeq(h.baseSeq, h.lastDelta), FirstOffset: h.base, LastOffset: h.last()})
 	}
-	return AbortedTxn{}, false
+	return AbortedTxn{}, false, txnChanged
 }
 
 // Producers returns a copy of the producer state, sorted by nothing in

@@ -24,7 +24,7 @@ func TestSequenceWrap(t *testing.T) {
 	// A producer whose sequence wrapped is in order.
 	ps := producerStates{}
 	h := batchHeader{base: 0, lastDelta: 1, producerID: 1, baseSeq: math.MaxInt32 - 1}
-	ps.update(&h, -1)
+	_, _, _ = ps.update(&h, -1)
 	next := batchHeader{base: 2, producerID: 1, baseSeq: 0}
 	if dup, err := ps.check(&next); dup != nil || err != nil {
 		t.Fatalf("sequence after the wrap: %v %v", dup, err)
@@ -35,7 +35,7 @@ func TestProducerSnapshotRoundTrip(t *testing.T) {
 	ps := producerStates{}
 	for i := range 7 {
 		h := batchHeader{base: int64(10 * i), lastDelta: 2, maxTs: int64(1000 + i), producerID: int64(i % 3), producerEpoch: 4, baseSeq: int32(3 * (i / 3))}
-		ps.update(&h, -1)
+		_, _, _ = ps.update(&h, -1)
 	}
 	b := encodeProducerSnapshot(ps, []AbortedTxn{{1, 2, 3}, {4, 5, 9}}, 70)
 	got, aborted, off, err := decodeProducerSnapshot(b)
@@ -68,7 +68,7 @@ func TestProducerSnapshotRoundTrip(t *testing.T) {
 func FuzzDecodeProducerSnapshot(f *testing.F) {
 	ps := producerStates{}
 	h := batchHeader{base: 3, lastDelta: 1, producerID: 8, producerEpoch: 1, baseSeq: 0}
-	ps.update(&h, -1)
+	_, _, _ = ps.update(&h, -1)
 	f.Add(encodeProducerSnapshot(ps, []AbortedTxn{{8, 0, 4}}, 5))
 	f.Add(encodeProducerSnapshot(producerStates{}, nil, 0))
 	f.Add([]byte{})

@@ -28,11 +28,15 @@ type producerLog struct {
 	aborted   []AbortedTxn
 }
 
-// apply records batch h (ctl: its marker type, for a control batch).
-func (pl *producerLog) apply(h *batchHeader, ctl int16) {
-	if a, ok := pl.producers.update(h, ctl); ok {
+// apply records batch h (ctl: its marker type, for a control batch). It
+// reports whether a transaction opened or ended, which changes what
+// publishTxnsLocked publishes.
+func (pl *producerLog) apply(h *batchHeader, ctl int16) (txnChanged bool) {
+	a, aborted, txnChanged := pl.producers.update(h, ctl)
+	if aborted {
 		pl.aborted = append(pl.aborted, a)
 	}
+	return txnChanged
 }
 
 // abortedSince is the aborted transactions that end at or after start.
