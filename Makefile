@@ -70,7 +70,7 @@ fuzz: $(KMSG_WORK)
 	$(FUZZ) FuzzDecodeProducerSnapshot ./storage/
 	$(FUZZ) FuzzDecodeValue ./metadata/
 	$(FUZZ) FuzzDecodeRecord ./coordinator/
-	$(FUZZ) FuzzDecodeResponse ./replication/
+	$(FUZZ) FuzzDecodeResponse ./peer/
 
 integration: test-deps $(KMSG_WORK)
 	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_DOCKER=1 $(GOW) test -count=1 -timeout 12m ./integration/
@@ -78,8 +78,7 @@ integration: test-deps $(KMSG_WORK)
 # franz-go's own kgo test suite against Gregor started on free loopback
 # ports (scripts/conformance.sh): one broker with KGO_TEST_RF=1, then three
 # brokers (embedded etcd quorum) with KGO_TEST_RF=3. CONFORMANCE_RUN=regexp
-# selects tests, CONFORMANCE_SKIP=regexp skips (the default skips
-# TestTxnEtl, which needs the transaction coordinator).
+# selects tests, CONFORMANCE_SKIP=regexp skips (nothing by default).
 conformance: test-deps $(KMSG_WORK)
 	GO=$(GO) CONFORMANCE_BROKERS=1 CONFORMANCE_OUT=bin/conformance scripts/conformance.sh
 	GO=$(GO) CONFORMANCE_BROKERS=3 CONFORMANCE_OUT=bin/conformance-rf3 scripts/conformance.sh

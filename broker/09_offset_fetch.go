@@ -9,9 +9,11 @@ package broker
 //     offsets and no error.
 //   - v8+ asks for several groups at once; v10 names topics by id (offsets
 //     of topics that no longer exist are left out of a null-list answer).
-//   - v9+ member id and epoch (KIP-848) and v7+ require_stable are
-//     accepted; with no transactions, nothing is ever pending, so
-//     require_stable never waits.
+//   - v9+ member id and epoch (KIP-848) are accepted. With v7+
+//     require_stable, a partition whose offset is pending in an open
+//     transaction (TxnOffsetCommit) gets UNSTABLE_OFFSET_COMMIT, which
+//     clients retry until the transaction ends (KIP-447); without it,
+//     the last committed offset is returned.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,7 +37,7 @@ func (b *Broker) handleOffsetFetch(c *conn, req *kmsg.OffsetFetchRequest) (kmsg.
 				topics = append(topics, coordinator.FetchTopic{Topic: t.Topic, Partitions: t.Partitions})
 			}
 		}
-		offsets, err := b.coord.FetchOffsets(c.ctx, req.Group, topics)
+		offsets, err := b.coord.FetchOffsetsStable(c.ctx, req.Group, topics, req.RequireStable)
 		if err != nil {
 			resp.ErrorCode = err.Code
 			// Before v2 the error goes in every partition.
@@ -60,6 +62,9 @@ func (b *Broker) handleOffsetFetch(c *conn, req *kmsg.OffsetFetchRequest) (kmsg.
 			rp := kmsg.NewOffsetFetchResponseTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch = o.Partition, o.Offset, o.LeaderEpoch
 			rp.Metadata = kmsg.StringPtr(o.Metadata)
+			if o.Unstable {
+				rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			}
 			rt := &resp.Topics[len(resp.Topics)-1]
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -92,7 +97,7 @@ func (b *Broker) handleOffsetFetch(c *conn, req *kmsg.OffsetFetchRequest) (kmsg.
 				topics = append(topics, coordinator.FetchTopic{Topic: name, Partitions: t.Partitions})
 			}
 		}
-		offsets, err := b.coord.FetchOffsets(c.ctx, rg.Group, topics)
+		offsets, err := b.coord.FetchOffsetsStable(c.ctx, rg.Group, topics, req.RequireStable)
 		if err != nil {
 			sg.ErrorCode = err.Code
 			resp.Groups = append(resp.Groups, sg)
@@ -117,6 +122,9 @@ func (b *Broker) handleOffsetFetch(c *conn, req *kmsg.OffsetFetchRequest) (kmsg.
 			sp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 			sp.Partition, sp.Offset, sp.LeaderEpoch = o.Partition, o.Offset, o.LeaderEpoch
 			sp.Metadata = kmsg.StringPtr(o.Metadata)
+			if o.Unstable {
+				sp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			}
 			st := &sg.Topics[len(sg.Topics)-1]
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -9,8 +9,9 @@ package broker
 //     (offsets.topic.num.partitions partitions) and waits for the
 //     controller to place it; if that fails, or the partition has no
 //     leader, the key gets COORDINATOR_NOT_AVAILABLE.
-//   - Transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE until
-//     transactions are implemented; other types INVALID_REQUEST.
+//   - Transaction keys (type 1): the leader of the transactional id's
+//     partition of __transaction_state (same hash), created on first use
+//     (transaction.state.log.* configs). Other types get INVALID_REQUEST.
 //   - An empty key gets INVALID_REQUEST (v0-v3: for the whole request).
 //   - v4+ batches keys: each key is answered in its own entry.
 
@@ -29,30 +30,38 @@ func (b *Broker) findCoordinatorHandler() handler {
 func (b *Broker) handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	find := func(key string) (metadata.Broker, *kerr.Error, string) {
+		var (
+			topic string
+			n     int32
+			err   error
+		)
 		switch {
-		case req.CoordinatorType == 1:
-			return metadata.Broker{}, kerr.CoordinatorNotAvailable, "transactions are not supported yet"
-		case req.CoordinatorType != 0:
+		case req.CoordinatorType != 0 && req.CoordinatorType != 1:
 			return metadata.Broker{}, kerr.InvalidRequest, "unknown coordinator type"
 		case key == "":
 			return metadata.Broker{}, kerr.InvalidRequest, "empty coordinator key"
+		case req.CoordinatorType == 1:
+			topic = coordinator.TxnStateTopic
+			n, err = b.txnLogs().EnsureTxnTopic(c.ctx, b.txnCoordinatorConfig().Partitions)
+		default:
+			topic = coordinator.OffsetsTopic
+			n, err = b.offsetsLogs().EnsureOffsetsTopic(c.ctx, b.coordinatorConfig().OffsetsTopicPartitions)
 		}
-		n, err := (offsetsLogs{b}).EnsureOffsetsTopic(c.ctx, b.coordinatorConfig().OffsetsTopicPartitions)
 		if err != nil {
-			b.log.Error().Err(err).Str("topic", coordinator.OffsetsTopic).Msg("cannot create the offsets topic")
-			return metadata.Broker{}, kerr.CoordinatorNotAvailable, "the offsets topic is not available"
+			b.log.Error().Err(err).Str("topic", topic).Msg("cannot create an internal topic")
+			return metadata.Broker{}, kerr.CoordinatorNotAvailable, "the coordinator's internal topic is not available"
 		}
 		p := coordinator.PartitionFor(key, n)
-		st, ok := b.store.Partition(coordinator.OffsetsTopic, p)
+		st, ok := b.store.Partition(topic, p)
 		if !ok || st.Leader == metadata.NoLeader {
-			return metadata.Broker{}, kerr.CoordinatorNotAvailable, "the group's offsets partition has no leader"
+			return metadata.Broker{}, kerr.CoordinatorNotAvailable, "the coordinator's partition has no leader"
 		}
 		for _, br := range b.liveBrokers() {
 			if br.NodeID == st.Leader {
 				return br, nil, ""
 			}
 		}
-		return metadata.Broker{}, kerr.CoordinatorNotAvailable, "the group's coordinator is not registered"
+		return metadata.Broker{}, kerr.CoordinatorNotAvailable, "the coordinator is not registered"
 	}
 	if req.Version <= 3 {
 		br, err, msg := find(req.CoordinatorKey)

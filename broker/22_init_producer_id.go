@@ -8,10 +8,14 @@ package broker
 //     (KIP-360) simply gets a new id. Ids come from blocks that the
 //     cluster hands out once (metadata.Store.AllocateProducerIDs), so they
 //     are unique across brokers and restarts.
-//   - With a transactional id: COORDINATOR_NOT_AVAILABLE, as FindCoordinator
-//     answers for transaction keys, until the transaction coordinator
-//     exists.
-//   - A transaction timeout is checked only with a transactional id.
+//   - With a transactional id, sent to the id's transaction coordinator
+//     (coordinator.TxnCoordinator.InitProducerID): the id keeps its
+//     producer id and gets the next epoch, which fences every older
+//     producer of the id; an open transaction is aborted first
+//     (CONCURRENT_TRANSACTIONS until it is). The timeout must be in
+//     (0, transaction.max.timeout.ms], else INVALID_TRANSACTION_TIMEOUT.
+//     v3+ may name the producer's current id and epoch (KIP-360); a stale
+//     one gets PRODUCER_FENCED (v4+) or INVALID_PRODUCER_EPOCH.
 
 import (
 	"context"
@@ -21,6 +25,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorbroker/gregor/coordinator"
 )
 
 func (b *Broker) initProducerIDHandler() handler {
@@ -30,13 +36,28 @@ func (b *Broker) initProducerIDHandler() handler {
 func (b *Broker) handleInitProducerID(c *conn, req *kmsg.InitProducerIDRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	ctx, cancel := context.WithTimeout(c.ctx, producerIDTimeout)
+	defer cancel()
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		if *req.TransactionalID == "" {
+			resp.ErrorCode = kerr.InvalidRequest.Code
+			return resp, nil
+		}
+		id, epoch, err := b.txn.InitProducerID(ctx, coordinator.InitProducerIDArgs{
+			TransactionalID: *req.TransactionalID,
+			TimeoutMs:       req.TransactionTimeoutMillis,
+			ProducerID:      req.ProducerID,
+			ProducerEpoch:   req.ProducerEpoch,
+			FencedError:     req.Version >= 4,
+		})
+		if err != nil {
+			resp.ErrorCode = err.Code
+			return resp, nil
+		}
+		resp.ProducerID, resp.ProducerEpoch = id, epoch
 		return resp, nil
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, producerIDTimeout)
-	defer cancel()
-	id, err := b.producerIDs.take(ctx, b.store.AllocateProducerIDs)
+	id, err := b.nextProducerID(ctx)
 	if err != nil {
 		b.log.Warn().Err(err).Msg("cannot allocate a producer id")
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -44,6 +65,11 @@ func (b *Broker) handleInitProducerID(c *conn, req *kmsg.InitProducerIDRequest) 
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp, nil
+}
+
+// nextProducerID is a producer id no one else was given.
+func (b *Broker) nextProducerID(ctx context.Context) (int64, error) {
+	return b.producerIDs.take(ctx, b.store.AllocateProducerIDs)
 }
 
 const (

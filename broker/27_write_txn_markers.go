@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregorbroker/gregor/coordinator"
 	"github.com/gregorbroker/gregor/storage"
 )
 
@@ -44,7 +45,7 @@ func (b *Broker) handleWriteTxnMarkers(c *conn, req *kmsg.WriteTxnMarkersRequest
 			for _, p := range t.Partitions {
 				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 				rp.Partition = p
-				rp.ErrorCode = errCode(b.writeMarker(t.Topic, p, &m, deadline.C))
+				rp.ErrorCode = errCode(b.writeMarker(t.Topic, p, m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch, deadline.C))
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			rm.Topics = append(rm.Topics, rt)
@@ -55,13 +56,14 @@ func (b *Broker) handleWriteTxnMarkers(c *conn, req *kmsg.WriteTxnMarkersRequest
 }
 
 // writeMarker appends one marker to a partition this broker leads and
-// waits until it is committed.
-func (b *Broker) writeMarker(topic string, partition int32, m *kmsg.WriteTxnMarkersRequestMarker, deadline <-chan time.Time) error {
+// waits until it is committed. A marker in __consumer_offsets ends the
+// producer's pending transactional offsets there.
+func (b *Broker) writeMarker(topic string, partition int32, producerID int64, epoch int16, commit bool, coordinatorEpoch int32, deadline <-chan time.Time) error {
 	part, err := b.parts.get(topic, partition)
 	if err != nil {
 		return err
 	}
-	res, err := part.log.AppendMarker(m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch, part.leaderEpoch(), b.now().UnixMilli())
+	res, err := part.log.AppendMarker(producerID, epoch, commit, coordinatorEpoch, part.leaderEpoch(), b.now().UnixMilli())
 	switch {
 	case errors.Is(err, storage.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch
@@ -70,5 +72,11 @@ func (b *Broker) writeMarker(topic string, partition int32, m *kmsg.WriteTxnMark
 		return kerr.KafkaStorageError
 	}
 	b.parts.appended(part)
-	return part.waitCommitted(b.ctx, deadline, res.LastOffset+1, 1)
+	if err := part.waitCommitted(b.ctx, deadline, res.LastOffset+1, 1); err != nil {
+		return err
+	}
+	if topic == coordinator.OffsetsTopic {
+		b.coord.CompleteTxn(partition, producerID, commit)
+	}
+	return nil
 }

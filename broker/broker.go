@@ -66,7 +66,9 @@ type Broker struct {
 	bufs     bufferPool       // Fetch buffers (buffers.go); safe for concurrent use
 	handlers *registry
 	parts    *partitionSet
-	coord    *coordinator.Coordinator // safe for concurrent use
+	coord    *coordinator.Coordinator    // safe for concurrent use
+	txn      *coordinator.TxnCoordinator // safe for concurrent use
+	markers  *markerWriter               // safe for concurrent use
 
 	// ctx is cancelled when Close starts; handlers that wait (Fetch) stop early.
 	ctx    context.Context
@@ -191,10 +193,13 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 			return fail(fmt.Errorf("broker: %s: %w", coordinator.OffsetsTopic, err))
 		}
 	}
-	b.coord = coordinator.New(b.coordinatorConfig(), offsetsLogs{b}, offsetsLogs{b}, b.codecs, b.log, b.now)
+	b.coord = coordinator.New(b.coordinatorConfig(), b.offsetsLogs(), b.offsetsLogs(), b.codecs, b.log, b.now)
 	if err := b.coord.Start(); err != nil {
 		return fail(fmt.Errorf("broker: group coordinator: %w", err))
 	}
+	b.markers = &markerWriter{b: b}
+	b.txn = coordinator.NewTxn(b.txnCoordinatorConfig(), b.txnLogs(), b.markers, b.nextProducerID, b.offsetsLogs(), b.codecs, b.log, b.now)
+	b.txn.Start()
 	b.startISRChecks()
 	b.startProducerExpiry()
 	b.startPeerLiveness()
@@ -431,6 +436,8 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	b.cancel()
 	b.wg.Wait()
+	b.txn.Close()
+	b.markers.close()
 	b.coord.Close()
 	b.ctrl.Close()
 	b.unsubscribe()

@@ -150,6 +150,13 @@ func brokerConfigDefs(topicDefs []configDef) []configDef {
 		{name: "group.consumer.session.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("45000"), check: intRange(1, math.MaxInt32), doc: "session timeout of KIP-848 consumer group members", enforced: true},
 		{name: "group.consumer.heartbeat.interval.ms", typ: kmsg.ConfigTypeInt, def: str("5000"), check: intRange(1, math.MaxInt32), doc: "heartbeat interval of KIP-848 consumer group members", enforced: true},
 		// Replication: read once at start (static).
+		// Transaction coordinator configs: read once at start (static).
+		{name: "transaction.state.log.num.partitions", typ: kmsg.ConfigTypeInt, def: str("50"), check: intRange(1, 10000), doc: "partitions of __transaction_state when it is created", enforced: true},
+		{name: "transaction.state.log.replication.factor", typ: kmsg.ConfigTypeShort, def: str("3"), check: intRange(1, math.MaxInt16), doc: "replication factor of __transaction_state (fewer when fewer brokers are live at its creation)", enforced: true},
+		{name: "transaction.state.log.min.isr", typ: kmsg.ConfigTypeInt, def: str("2"), check: intRange(1, math.MaxInt32), doc: "min.insync.replicas of __transaction_state (capped by its replication factor)", enforced: true},
+		{name: "transaction.state.log.segment.bytes", typ: kmsg.ConfigTypeInt, def: str("104857600"), check: intRange(14, math.MaxInt32), doc: "segment.bytes of __transaction_state", enforced: true},
+		{name: "transaction.max.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("900000"), check: intRange(1, math.MaxInt32), doc: "largest transaction.timeout.ms a producer may ask for", enforced: true},
+		{name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", typ: kmsg.ConfigTypeInt, def: str("10000"), check: intRange(1, math.MaxInt32), doc: "how often open transactions are checked against their timeouts", enforced: true},
 		{name: "producer.id.expiration.ms", typ: kmsg.ConfigTypeInt, def: str("86400000"), check: intRange(1, math.MaxInt32), doc: "how long a partition keeps the state of a producer that wrote nothing (and has no open transaction)", enforced: true},
 		{name: "producer.id.expiration.check.interval.ms", typ: kmsg.ConfigTypeInt, def: str("600000"), check: intRange(1, math.MaxInt32), doc: "how often expired producer state is looked for", enforced: true},
 		{name: "replica.lag.time.max.ms", typ: kmsg.ConfigTypeLong, def: str("30000"), check: intRange(1, maxLong), doc: "a follower not caught up for this long leaves the ISR", enforced: true},

@@ -1,7 +1,9 @@
 package broker
 
-// The broker's side of the group coordinator: the partitions of
-// __consumer_offsets, reached through coordinator.Logs.
+// The broker's side of the group and transaction coordinators: the
+// partitions of __consumer_offsets (coordinator.Logs) and of
+// __transaction_state (coordinator.TxnLogs), both internal topics written
+// through the same partition logs as any other.
 
 import (
 	"context"
@@ -15,6 +17,7 @@ import (
 	"github.com/gregorbroker/gregor/coordinator"
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/protocol"
+	"github.com/gregorbroker/gregor/storage"
 )
 
 // coordinatorConfig reads the group configs (static broker configs).
@@ -35,12 +38,23 @@ func (b *Broker) coordinatorConfig() coordinator.Config {
 	return cfg
 }
 
+// internalLogs reaches the partitions of one internal topic.
+type internalLogs struct {
+	b     *Broker
+	topic string
+}
+
 // offsetsLogs implements coordinator.Logs over the broker's partitions.
-type offsetsLogs struct{ b *Broker }
+type offsetsLogs struct{ internalLogs }
+
+func (b *Broker) offsetsLogs() offsetsLogs {
+	return offsetsLogs{internalLogs{b: b, topic: coordinator.OffsetsTopic}}
+}
 
 var (
-	_ coordinator.Logs   = offsetsLogs{}
-	_ coordinator.Topics = offsetsLogs{}
+	_ coordinator.Logs    = offsetsLogs{}
+	_ coordinator.Topics  = offsetsLogs{}
+	_ coordinator.TxnLogs = txnLogs{}
 )
 
 func (o offsetsLogs) TopicByName(name string) (coordinator.TopicInfo, bool) {
@@ -64,31 +78,44 @@ func (o offsetsLogs) TopicByID(id [16]byte) (coordinator.TopicInfo, bool) {
 	return coordinator.TopicInfo{Name: t.Name, ID: t.ID, Partitions: t.Partitions}, ok
 }
 
-func (o offsetsLogs) OffsetsPartitions() int32 {
-	if t, ok := o.b.store.Topic(coordinator.OffsetsTopic); ok {
+func (o offsetsLogs) OffsetsPartitions() int32 { return o.partitions() }
+
+// partitions is the topic's partition count, 0 when it does not exist.
+func (o internalLogs) partitions() int32 {
+	if t, ok := o.b.store.Topic(o.topic); ok {
 		return t.Partitions
 	}
 	return 0
 }
 
 func (o offsetsLogs) EnsureOffsetsTopic(ctx context.Context, partitions int32) (int32, error) {
-	if n := o.OffsetsPartitions(); n > 0 {
-		return n, nil
-	}
 	configs := map[string]string{
 		"cleanup.policy":   "compact",
 		"compression.type": "producer",
 		"segment.bytes":    strconv.FormatInt(o.b.brokerConfigInt("offsets.topic.segment.bytes"), 10),
 	}
-	// offsets.topic.replication.factor (3), or every live broker when
-	// there are fewer: a single node gets 1, a cluster the factor.
-	rf := min(int(o.b.brokerConfigInt("offsets.topic.replication.factor")), len(o.b.store.Brokers()))
-	t, err := o.b.store.CreateTopic(ctx, metadata.Topic{Name: coordinator.OffsetsTopic, Partitions: partitions, ReplicationFactor: int16(max(rf, 1)), Configs: configs})
+	return o.ensure(ctx, partitions, int(o.b.brokerConfigInt("offsets.topic.replication.factor")), 0, configs)
+}
+
+// ensure creates the topic, when it does not exist, with partitions
+// partitions and replication factor rf, or every live broker when there
+// are fewer (a single node gets 1, a cluster the factor); minISR > 0 sets
+// min.insync.replicas, capped by the replication factor. It returns the
+// partition count once the controller has placed the partitions.
+func (o internalLogs) ensure(ctx context.Context, partitions int32, rf, minISR int, configs map[string]string) (int32, error) {
+	if n := o.partitions(); n > 0 {
+		return n, nil
+	}
+	rf = max(min(rf, len(o.b.store.Brokers())), 1)
+	if minISR > 0 {
+		configs["min.insync.replicas"] = strconv.Itoa(min(minISR, rf))
+	}
+	t, err := o.b.store.CreateTopic(ctx, metadata.Topic{Name: o.topic, Partitions: partitions, ReplicationFactor: int16(rf), Configs: configs})
 	if errors.Is(err, metadata.ErrTopicExists) {
 		// Another request created it; our view of the store may lag the
 		// write by a moment.
 		for range 50 {
-			if t, ok := o.b.store.Topic(coordinator.OffsetsTopic); ok {
+			if t, ok := o.b.store.Topic(o.topic); ok {
 				return t.Partitions, nil
 			}
 			select {
@@ -99,23 +126,26 @@ func (o offsetsLogs) EnsureOffsetsTopic(ctx context.Context, partitions int32) (
 		}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("create %s: %w", coordinator.OffsetsTopic, err)
+		return 0, fmt.Errorf("create %s: %w", o.topic, err)
 	}
-	o.b.log.Info().Str("topic", t.Name).Int32("partitions", t.Partitions).Msg("created the offsets topic")
+	o.b.log.Info().Str("topic", t.Name).Int32("partitions", t.Partitions).Int("replication_factor", rf).Msg("created an internal topic")
 	wctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	if err := o.b.waitPlaced(wctx, t); err != nil {
-		return 0, fmt.Errorf("place %s: %w", coordinator.OffsetsTopic, err)
+		return 0, fmt.Errorf("place %s: %w", o.topic, err)
 	}
 	return t.Partitions, nil
 }
 
-func (o offsetsLogs) Append(partition int32, batch []byte) error {
-	part, err := o.b.parts.get(coordinator.OffsetsTopic, partition)
+func (o internalLogs) Append(partition int32, batch []byte) error {
+	part, err := o.b.parts.get(o.topic, partition)
 	if err != nil {
-		return fmt.Errorf("open %s-%d: %w", coordinator.OffsetsTopic, partition, err)
+		return fmt.Errorf("open %s-%d: %w", o.topic, partition, err)
 	}
 	res, err := part.log.Append(batch, part.leaderEpoch())
+	if errors.Is(err, storage.ErrInvalidProducerEpoch) {
+		return fmt.Errorf("%w: %w", kerr.InvalidProducerEpoch, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -125,7 +155,7 @@ func (o offsetsLogs) Append(partition int32, batch []byte) error {
 	deadline := time.NewTimer(offsetsCommitTimeout)
 	defer deadline.Stop()
 	if err := part.waitCommitted(o.b.ctx, deadline.C, res.LastOffset+1, 1); err != nil {
-		return fmt.Errorf("commit to %s-%d: %w", coordinator.OffsetsTopic, partition, err)
+		return fmt.Errorf("commit to %s-%d: %w", o.topic, partition, err)
 	}
 	return nil
 }
@@ -133,42 +163,42 @@ func (o offsetsLogs) Append(partition int32, batch []byte) error {
 // offsetsCommitTimeout is Kafka's offsets.commit.timeout.ms default.
 const offsetsCommitTimeout = 5 * time.Second
 
-func (o offsetsLogs) Leadership(partition int32) (bool, int32) {
-	st, ok := o.b.store.Partition(coordinator.OffsetsTopic, partition)
+func (o internalLogs) Leadership(partition int32) (bool, int32) {
+	st, ok := o.b.store.Partition(o.topic, partition)
 	return ok && st.Leader == o.b.cfg.NodeID, st.LeaderEpoch
 }
 
-func (o offsetsLogs) Size(partition int32) (int64, int) {
-	part, err := o.b.parts.get(coordinator.OffsetsTopic, partition)
+func (o internalLogs) Size(partition int32) (int64, int) {
+	part, err := o.b.parts.get(o.topic, partition)
 	if err != nil {
 		return 0, 0
 	}
 	return part.log.Size(), part.log.SegmentCount()
 }
 
-func (o offsetsLogs) Roll(partition int32) (int64, error) {
-	part, err := o.b.parts.get(coordinator.OffsetsTopic, partition)
+func (o internalLogs) Roll(partition int32) (int64, error) {
+	part, err := o.b.parts.get(o.topic, partition)
 	if err != nil {
-		return 0, fmt.Errorf("open %s-%d: %w", coordinator.OffsetsTopic, partition, err)
+		return 0, fmt.Errorf("open %s-%d: %w", o.topic, partition, err)
 	}
 	return part.log.Roll()
 }
 
-func (o offsetsLogs) DeleteBelow(partition int32, offset int64) (int, error) {
-	part, err := o.b.parts.get(coordinator.OffsetsTopic, partition)
+func (o internalLogs) DeleteBelow(partition int32, offset int64) (int, error) {
+	part, err := o.b.parts.get(o.topic, partition)
 	if err != nil {
-		return 0, fmt.Errorf("open %s-%d: %w", coordinator.OffsetsTopic, partition, err)
+		return 0, fmt.Errorf("open %s-%d: %w", o.topic, partition, err)
 	}
 	return part.log.DeleteSegmentsBelow(offset)
 }
 
-func (o offsetsLogs) Scan(partition int32, fn func(batch []byte) error) error {
-	part, err := o.b.parts.get(coordinator.OffsetsTopic, partition)
+func (o internalLogs) Scan(partition int32, fn func(batch []byte) error) error {
+	part, err := o.b.parts.get(o.topic, partition)
 	if err != nil {
 		if errors.Is(err, kerr.UnknownTopicOrPartition) {
 			return nil
 		}
-		return fmt.Errorf("open %s-%d: %w", coordinator.OffsetsTopic, partition, err)
+		return fmt.Errorf("open %s-%d: %w", o.topic, partition, err)
 	}
 	l := part.log
 	// The new leader's whole log: it is what this leader keeps and its
@@ -193,7 +223,7 @@ func (o offsetsLogs) Scan(partition int32, fn func(batch []byte) error) error {
 		for len(buf) > 0 {
 			n := protocol.BatchSize(buf)
 			if n <= 0 || n > len(buf) {
-				return fmt.Errorf("%s-%d: bad batch at offset %d", coordinator.OffsetsTopic, partition, offset)
+				return fmt.Errorf("%s-%d: bad batch at offset %d", o.topic, partition, offset)
 			}
 			h, err := protocol.ParseBatchHeader(buf[:n])
 			if err != nil {

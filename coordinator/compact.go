@@ -58,6 +58,9 @@ func (c *Coordinator) compactDue(liveBytes map[int32]int64) {
 		if !c.owns(p) {
 			continue // another broker leads it, and compacts it
 		}
+		if c.hasPendingTxn(p) {
+			continue // rewriting would drop the open transactions' offsets
+		}
 		size, segments := c.logs.Size(p)
 		if segments < 2 || size < 2*liveBytes[p] {
 			continue

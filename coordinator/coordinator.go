@@ -111,6 +111,9 @@ type group struct {
 	c       classicState
 	k       consumerState
 	offsets map[string]map[int32]offsetCommit
+	// txnOffsets holds the offsets of open transactions, by producer id
+	// (txn_offsets.go).
+	txnOffsets map[int64]pendingOffsets
 	// dirty is set when the classic group's metadata changed in a way that
 	// must be stored (a new generation, an assignment, emptiness).
 	dirty   bool
@@ -133,9 +136,12 @@ type Coordinator struct {
 	groups map[string]*group
 	// owned maps each partition of OffsetsTopic whose groups are in
 	// memory to the leader epoch it was loaded at (ownership.go).
-	owned  map[int32]int32
-	loaded bool
-	closed bool
+	owned map[int32]int32
+	// pending maps each partition of OffsetsTopic to the producers with
+	// transactional offsets pending there, and those to their groups.
+	pending map[int32]map[int64]map[string]struct{}
+	loaded  bool
+	closed  bool
 	// loadMu serializes loading and releasing partitions; taken before mu.
 	loadMu sync.Mutex
 
@@ -160,6 +166,7 @@ func New(cfg Config, logs Logs, topics Topics, codecs *protocol.Codecs, log zero
 		codecs:        codecs,
 		groups:        make(map[string]*group),
 		owned:         make(map[int32]int32),
+		pending:       make(map[int32]map[int64]map[string]struct{}),
 		stopRetention: make(chan struct{}),
 	}
 }
@@ -381,10 +388,28 @@ func (c *Coordinator) loadPartition(p, partitions int32) (map[string]*group, err
 		metas:     make(map[string]*kmsg.GroupMetadataValue),
 		metaSeq:   make(map[string]int),
 		consumers: make(map[string]*consumerLoad),
+		txnGroups: make(map[int64]map[string]struct{}),
 	}
 	start := time.Now()
 	records := 0
 	err := c.logs.Scan(p, func(batch []byte) error {
+		h, err := protocol.ParseBatchHeader(batch)
+		if err != nil {
+			return fmt.Errorf("decode batch: %w", err)
+		}
+		if h.Attributes&protocol.AttrControl != 0 {
+			typ, err := protocol.ParseControlBatch(batch)
+			if err != nil {
+				c.log.Warn().Err(err).Int32("partition", p).Msg("skipping a control batch that is not a transaction marker")
+				return nil
+			}
+			l.completeTxn(h.ProducerID, typ == protocol.ControlCommit, now)
+			return nil
+		}
+		txn := int64(-1) // the producer whose open transaction holds these records
+		if h.Attributes&protocol.AttrTransactional != 0 {
+			txn = h.ProducerID
+		}
 		recs, err := c.codecs.Records(batch)
 		if err != nil {
 			return fmt.Errorf("decode batch: %w", err)
@@ -398,6 +423,10 @@ func (c *Coordinator) loadPartition(p, partitions int32) (map[string]*group, err
 			}
 			if err != nil {
 				c.log.Warn().Err(err).Int32("partition", p).Msg("skipping undecodable record")
+				continue
+			}
+			if txn >= 0 {
+				l.applyTxn(d, txn, partitions, now)
 				continue
 			}
 			l.apply(d, partitions, now, records)
@@ -425,7 +454,7 @@ func (c *Coordinator) loadPartition(p, partitions int32) (map[string]*group, err
 		case cl != nil:
 			g.k.stored = cl.raw
 		}
-		if len(g.offsets) == 0 && g.kind == kindNone {
+		if len(g.offsets) == 0 && len(g.txnOffsets) == 0 && g.kind == kindNone {
 			delete(groups, id)
 		}
 	}
@@ -442,15 +471,55 @@ type partitionLoad struct {
 	metas     map[string]*kmsg.GroupMetadataValue
 	metaSeq   map[string]int
 	consumers map[string]*consumerLoad // KIP-848 records by group
+	// txnGroups maps each producer with offsets pending (its marker not
+	// yet replayed) to the groups holding them.
+	txnGroups map[int64]map[string]struct{}
+}
+
+// group returns the replayed group id, creating it.
+func (l *partitionLoad) group(id string, partitions int32, now time.Time) *group {
+	g := l.groups[id]
+	if g == nil {
+		g = &group{id: id, partition: partitionFor(id, partitions), c: newClassicState(now), k: newConsumerState(), offsets: make(map[string]map[int32]offsetCommit)}
+		l.groups[id] = g
+	}
+	return g
+}
+
+// applyTxn applies one replayed record of producer's open transaction:
+// an offset commit becomes pending; nothing else is written in
+// transactions.
+func (l *partitionLoad) applyTxn(d decodedRecord, producer int64, partitions int32, now time.Time) {
+	if d.kind != offsetKeyV0 && d.kind != offsetKeyV1 || d.offset == nil {
+		return
+	}
+	g := l.group(d.group, partitions, now)
+	if g.txnOffsets == nil {
+		g.txnOffsets = make(map[int64]pendingOffsets)
+	}
+	pend := g.txnOffsets[producer]
+	if pend == nil {
+		pend = make(pendingOffsets)
+		g.txnOffsets[producer] = pend
+	}
+	pend.set(d.topic, d.partition, *d.offset)
+	if l.txnGroups[producer] == nil {
+		l.txnGroups[producer] = make(map[string]struct{})
+	}
+	l.txnGroups[producer][d.group] = struct{}{}
+}
+
+// completeTxn applies a replayed marker of producer's transaction.
+func (l *partitionLoad) completeTxn(producer int64, commit bool, now time.Time) {
+	for id := range l.txnGroups[producer] {
+		l.groups[id].completeTxnLocked(producer, commit, now)
+	}
+	delete(l.txnGroups, producer)
 }
 
 // apply applies one replayed record, the seq-th of the partition.
 func (l *partitionLoad) apply(d decodedRecord, partitions int32, now time.Time, seq int) {
-	g := l.groups[d.group]
-	if g == nil {
-		g = &group{id: d.group, partition: partitionFor(d.group, partitions), c: newClassicState(now), k: newConsumerState(), offsets: make(map[string]map[int32]offsetCommit)}
-		l.groups[d.group] = g
-	}
+	g := l.group(d.group, partitions, now)
 	switch {
 	case isConsumerKey(d.kind):
 		cl := l.consumers[d.group]
@@ -726,6 +795,10 @@ type FetchedOffset struct {
 	Offset      int64
 	LeaderEpoch int32
 	Metadata    string
+	// Unstable is set, with Offset -1, when require_stable was asked and
+	// an open transaction has an offset pending for the partition
+	// (UNSTABLE_OFFSET_COMMIT).
+	Unstable bool
 }
 
 // FetchTopic asks for some partitions of a topic.
@@ -737,25 +810,56 @@ type FetchTopic struct {
 // FetchOffsets returns a group's committed offsets: of the partitions
 // asked for, or all when topics is nil. An unknown group has none.
 func (c *Coordinator) FetchOffsets(ctx context.Context, groupID string, topics []FetchTopic) ([]FetchedOffset, *kerr.Error) {
+	return c.FetchOffsetsStable(ctx, groupID, topics, false)
+}
+
+// FetchOffsetsStable is FetchOffsets with OffsetFetch's require_stable:
+// when it is set, a partition with an offset pending in an open
+// transaction is answered Unstable.
+func (c *Coordinator) FetchOffsetsStable(ctx context.Context, groupID string, topics []FetchTopic, requireStable bool) ([]FetchedOffset, *kerr.Error) {
 	var out []FetchedOffset
 	err := c.withGroup(ctx, groupID, false, func(g *group, _ time.Time) {
+		fetched := func(t string, p int32) FetchedOffset {
+			f := FetchedOffset{Topic: t, Partition: p, Offset: -1, LeaderEpoch: -1}
+			if requireStable && g.unstable(t, p) {
+				f.Unstable = true
+				return f
+			}
+			if o, ok := g.offsets[t][p]; ok {
+				f.Offset, f.LeaderEpoch, f.Metadata = o.offset, o.leaderEpoch, o.metadata
+			}
+			return f
+		}
 		if topics == nil {
-			for _, t := range sortedKeys(g.offsets) {
-				ps := g.offsets[t]
-				for _, p := range sortedKeys(ps) {
-					o := ps[p]
-					out = append(out, FetchedOffset{Topic: t, Partition: p, Offset: o.offset, LeaderEpoch: o.leaderEpoch, Metadata: o.metadata})
+			all := make(map[string]map[int32]bool)
+			for t, ps := range g.offsets {
+				all[t] = make(map[int32]bool, len(ps))
+				for p := range ps {
+					all[t][p] = true
+				}
+			}
+			if requireStable {
+				for _, pend := range g.txnOffsets {
+					for t, ps := range pend {
+						if all[t] == nil {
+							all[t] = make(map[int32]bool)
+						}
+						for p := range ps {
+							all[t][p] = true
+						}
+					}
+				}
+			}
+			for _, t := range sortedKeys(all) {
+				for _, p := range sortedKeys(all[t]) {
+					out = append(out, fetched(t, p))
 				}
 			}
 			return
 		}
 		for _, t := range topics {
 			for _, p := range t.Partitions {
-				f := FetchedOffset{Topic: t.Topic, Partition: p, Offset: -1, LeaderEpoch: -1}
-				if o, ok := g.offsets[t.Topic][p]; ok {
-					f.Offset, f.LeaderEpoch, f.Metadata = o.offset, o.leaderEpoch, o.metadata
-				}
-				out = append(out, f)
+				out = append(out, fetched(t.Topic, p))
 			}
 		}
 	})

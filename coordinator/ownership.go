@@ -50,6 +50,9 @@ func (c *Coordinator) ensureOwned(p, partitions int32) *kerr.Error {
 	c.mu.Lock()
 	for id, g := range groups {
 		c.groups[id] = g
+		for producer := range g.txnOffsets {
+			c.notePendingLocked(p, producer, id)
+		}
 	}
 	c.owned[p] = epoch
 	c.mu.Unlock()
@@ -74,6 +77,7 @@ func (c *Coordinator) releaseLocked(p int32) {
 		}
 	}
 	delete(c.owned, p)
+	delete(c.pending, p)
 	c.mu.Unlock()
 	for _, g := range doomed {
 		g.mu.Lock()

@@ -158,3 +158,16 @@ func SetLogAppendTime(batch []byte, ts int64) {
 	binary.BigEndian.PutUint64(batch[35:], uint64(ts))
 	binary.BigEndian.PutUint32(batch[17:], BatchCRC(batch))
 }
+
+// SetTransactional makes a batch (as BuildBatch makes them) part of a
+// transaction of producerID at epoch: the transactional attribute, the
+// producer id and epoch (the base sequence stays -1, as in the
+// transactional offset commits Kafka's group coordinator writes), and a
+// new CRC.
+func SetTransactional(batch []byte, producerID int64, epoch int16) {
+	attrs := binary.BigEndian.Uint16(batch[21:])
+	binary.BigEndian.PutUint16(batch[21:], attrs|uint16(AttrTransactional))
+	binary.BigEndian.PutUint64(batch[43:], uint64(producerID))
+	binary.BigEndian.PutUint16(batch[51:], uint16(epoch))
+	binary.BigEndian.PutUint32(batch[17:], BatchCRC(batch))
+}

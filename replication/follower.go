@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregorbroker/gregor/peer"
 	"github.com/gregorbroker/gregor/protocol"
 	"github.com/gregorbroker/gregor/storage"
 )
@@ -224,8 +225,8 @@ func (f *fetcher) snapshot() []*followed {
 func (f *fetcher) run() {
 	defer f.m.wg.Done()
 	log := f.m.cfg.Log.With().Int32("leader", f.leader).Logger()
-	p := &peer{clientID: "gregor-replica-fetcher"}
-	defer p.close()
+	p := &peer.Conn{ClientID: "gregor-replica-fetcher"}
+	defer p.Close()
 	for {
 		select {
 		case <-f.stop:
@@ -246,9 +247,9 @@ func (f *fetcher) run() {
 			f.pause()
 			continue
 		}
-		if p.addr != addr {
-			p.close()
-			p.addr = addr
+		if p.Addr != addr {
+			p.Close()
+			p.Addr = addr
 		}
 		if err := f.fetchOnce(p, parts, log); err != nil {
 			if f.m.ctx.Err() != nil {
@@ -280,7 +281,7 @@ func (f *fetcher) pauseFor(d time.Duration) {
 
 // fetchOnce truncates the partitions that need it, then sends one Fetch
 // for all of them and applies the answer.
-func (f *fetcher) fetchOnce(p *peer, parts []*followed, log zerolog.Logger) error {
+func (f *fetcher) fetchOnce(p *peer.Conn, parts []*followed, log zerolog.Logger) error {
 	ctx := f.m.ctx
 	var ready []*followed
 	for _, fp := range parts {
@@ -325,7 +326,7 @@ func (f *fetcher) fetchOnce(p *peer, parts []*followed, log zerolog.Logger) erro
 		rp.PartitionMaxBytes = f.m.cfg.PartitionMaxBytes
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
-	raw, err := p.roundTrip(ctx, req, f.m.cfg.MaxWait+30*time.Second)
+	raw, err := p.RoundTrip(ctx, req, f.m.cfg.MaxWait+30*time.Second)
 	if err != nil {
 		return err
 	}
@@ -405,7 +406,7 @@ func (f *fetcher) apply(fp *followed, rp *kmsg.FetchResponseTopicPartition, log 
 // truncate cuts the local log where it parts from the leader's (KIP-101,
 // KIP-279): it asks the leader where our latest epoch ends there, and cuts
 // at that offset or where that epoch ends here, whichever is lower.
-func (f *fetcher) truncate(ctx context.Context, p *peer, fp *followed, log zerolog.Logger) error {
+func (f *fetcher) truncate(ctx context.Context, p *peer.Conn, fp *followed, log zerolog.Logger) error {
 	l := fp.r.Log
 	epochs := l.Epochs()
 	if len(epochs) == 0 || l.LogEndOffset() == l.LogStartOffset() {
@@ -426,7 +427,7 @@ func (f *fetcher) truncate(ctx context.Context, p *peer, fp *followed, log zerol
 	rp.LeaderEpoch = ours
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	raw, err := p.roundTrip(ctx, req, 30*time.Second)
+	raw, err := p.RoundTrip(ctx, req, 30*time.Second)
 	if err != nil {
 		return err
 	}

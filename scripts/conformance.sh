@@ -26,9 +26,7 @@
 #
 # Knobs (environment):
 #   CONFORMANCE_RUN      regexp for go test -run (default: every test)
-#   CONFORMANCE_SKIP     regexp for go test -skip (default
-#                        ^TestTxnEtl$, see below; set it
-#                        empty to run everything)
+#   CONFORMANCE_SKIP     regexp for go test -skip (default: none)
 #   CONFORMANCE_TIMEOUT  go test -timeout (default 10m)
 #   CONFORMANCE_RECORDS  KGO_TEST_RECORDS (default 2000)
 #   CONFORMANCE_BROKERS  1 (default), or 3: a cluster of three brokers with an
@@ -46,13 +44,7 @@ cd "$root"
 
 go_cmd=${GO:-go}
 run=${CONFORMANCE_RUN:-}
-# Skipped by default until Gregor has a transaction coordinator:
-#   TestTxnEtl: its transactional producer retries FindCoordinator(TRANSACTION)
-#     forever, so it only ends at -timeout, and while it waits its subtests
-#     hold all four slots of kgo's etlSem, the semaphore TestGroupETL shares,
-#     so TestGroupETL never starts either.
-# ${VAR-default}: an explicitly empty value skips nothing.
-skip=${CONFORMANCE_SKIP-^TestTxnEtl\$}
+skip=${CONFORMANCE_SKIP:-}
 timeout=${CONFORMANCE_TIMEOUT:-10m}
 records=${CONFORMANCE_RECORDS:-2000}
 brokers=${CONFORMANCE_BROKERS:-1}

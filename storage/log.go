@@ -180,13 +180,23 @@ func segmentFor(segs []*segment, offset int64) int {
 // checked against the producer state first: a retry of one of the
 // producer's last five batches is not written again (the result has
 // Duplicate set and the original offsets); ErrOutOfOrderSequence and
-// ErrInvalidProducerEpoch refuse it.
+// ErrInvalidProducerEpoch refuse it. A batch with a producer id but no
+// sequence (a transactional offset commit) is refused only for an old
+// epoch.
 func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
 	h, err := checkAppendBatch(batch)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: append to %s: %w", l.dir, err)
 	}
 	l.mu.Lock()
+	if h.producerID >= 0 && !h.idempotent() && !l.mu.closed {
+		// A transactional batch without sequence numbers (offsets
+		// committed in a transaction): only its epoch is checked.
+		if e := l.pstate.producers[h.producerID]; e != nil && h.producerEpoch < e.epoch {
+			l.mu.Unlock()
+			return AppendResult{}, fmt.Errorf("storage: append to %s: %w: producer %d epoch %d, partition has epoch %d", l.dir, ErrInvalidProducerEpoch, h.producerID, h.producerEpoch, e.epoch)
+		}
+	}
 	if h.idempotent() && !l.mu.closed {
 		dup, err := l.pstate.producers.check(&h)
 		if err != nil {

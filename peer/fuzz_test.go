@@ -1,4 +1,4 @@
-package replication
+package peer
 
 import (
 	"testing"
@@ -6,11 +6,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// FuzzDecodeResponse: a follower decodes what a leader (or anything
+// FuzzDecodeResponse: a broker decodes what another broker (or anything
 // listening at its address) sends; no bytes make it panic.
 func FuzzDecodeResponse(f *testing.F) {
 	fetch := kmsg.NewPtrFetchResponse()
-	fetch.SetVersion(fetchVersion)
+	fetch.SetVersion(12)
 	t := kmsg.NewFetchResponseTopic()
 	t.Topic = "t"
 	p := kmsg.NewFetchResponseTopicPartition()
@@ -25,10 +25,10 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		req := kmsg.NewPtrFetchRequest()
-		req.SetVersion(fetchVersion)
+		req.SetVersion(12)
 		_, _ = decodeResponse(req, 7, frame, "fuzz")
 		oreq := kmsg.NewPtrOffsetForLeaderEpochRequest()
-		oreq.SetVersion(offsetForLeaderEpochVersion)
+		oreq.SetVersion(3)
 		_, _ = decodeResponse(oreq, 7, frame, "fuzz")
 	})
 }
