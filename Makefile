@@ -70,6 +70,7 @@ fuzz: $(KMSG_WORK)
 	$(FUZZ) FuzzDecodeProducerSnapshot ./storage/
 	$(FUZZ) FuzzDecodeValue ./metadata/
 	$(FUZZ) FuzzDecodeRecord ./coordinator/
+	$(FUZZ) FuzzDecodeTxnRecord ./coordinator/
 	$(FUZZ) FuzzDecodeResponse ./peer/
 
 integration: test-deps $(KMSG_WORK)

@@ -34,6 +34,13 @@ package broker
 //     the original's base offset and not written again; a sequence gap
 //     gets OUT_OF_ORDER_SEQUENCE_NUMBER, an epoch older than the
 //     partition's INVALID_PRODUCER_EPOCH.
+//   - A transactional batch that would open a transaction in the
+//     partition is first verified with the transaction coordinator
+//     (KIP-890, transaction.partition.verification.enable, on by
+//     default): a partition that AddPartitionsToTxn did not add to the
+//     producer's open transaction gets INVALID_TXN_STATE, a fenced epoch
+//     INVALID_PRODUCER_EPOCH, a coordinator that cannot answer
+//     NOT_ENOUGH_REPLICAS (retriable).
 
 import (
 	"context"
@@ -86,7 +93,7 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response
 				err = topicErr
 			default:
 				var w *commitWait
-				w, err = b.producePartition(name, rp, &sp, req.Acks)
+				w, err = b.producePartition(c.ctx, req.TransactionID, name, rp, &sp, req.Acks)
 				if w != nil {
 					w.topic, w.index = len(resp.Topics), len(st.Partitions)
 					waits = append(waits, *w)
@@ -177,7 +184,7 @@ func (part *partition) waitCommitted(ctx context.Context, deadline <-chan time.T
 // producePartition appends one partition's batch and fills in the
 // response. For acks=-1 it returns what to wait for when the batch is not
 // committed yet.
-func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, acks int16) (*commitWait, error) {
+func (b *Broker) producePartition(ctx context.Context, txnID *string, topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, acks int16) (*commitWait, error) {
 	part, err := b.parts.get(topic, rp.Partition)
 	if err != nil {
 		return nil, err
@@ -193,6 +200,12 @@ func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPart
 	}
 	if acks == -1 && len(part.isr()) < settings.minInsyncReplicas {
 		return nil, kerr.NotEnoughReplicas
+	}
+	if h.Attributes&protocol.AttrTransactional != 0 && h.ProducerID >= 0 && txnID != nil &&
+		b.verifyTxns && !part.log.HasOpenTxn(h.ProducerID) {
+		if err := b.verifyTxn(ctx, *txnID, h.ProducerID, h.ProducerEpoch, topic, rp.Partition); err != nil {
+			return nil, err
+		}
 	}
 	nowMs := b.now().UnixMilli()
 	if settings.logAppendTime {

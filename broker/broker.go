@@ -61,6 +61,9 @@ type Broker struct {
 	configs     *configTable
 	static      map[string]string // immutable after New
 	maxReq      int32             // socket.request.max.bytes, immutable after New
+	// verifyTxns is transaction.partition.verification.enable, immutable
+	// after New.
+	verifyTxns bool
 
 	codecs   *protocol.Codecs // safe for concurrent use
 	bufs     bufferPool       // Fetch buffers (buffers.go); safe for concurrent use
@@ -69,6 +72,7 @@ type Broker struct {
 	coord    *coordinator.Coordinator    // safe for concurrent use
 	txn      *coordinator.TxnCoordinator // safe for concurrent use
 	markers  *markerWriter               // safe for concurrent use
+	peers    *peerPool                   // safe for concurrent use
 
 	// ctx is cancelled when Close starts; handlers that wait (Fetch) stop early.
 	ctx    context.Context
@@ -138,6 +142,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		b.maxReq = int32(n)
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.verifyTxns = b.brokerConfig("transaction.partition.verification.enable") == "true"
 
 	reg, err := b.buildRegistry()
 	if err != nil {
@@ -197,7 +202,8 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	if err := b.coord.Start(); err != nil {
 		return fail(fmt.Errorf("broker: group coordinator: %w", err))
 	}
-	b.markers = &markerWriter{b: b}
+	b.peers = &peerPool{b: b}
+	b.markers = &markerWriter{b: b, peers: b.peers}
 	b.txn = coordinator.NewTxn(b.txnCoordinatorConfig(), b.txnLogs(), b.markers, b.nextProducerID, b.offsetsLogs(), b.codecs, b.log, b.now)
 	b.txn.Start()
 	b.startISRChecks()
@@ -437,7 +443,7 @@ func (b *Broker) Close() error {
 	b.cancel()
 	b.wg.Wait()
 	b.txn.Close()
-	b.markers.close()
+	b.peers.close()
 	b.coord.Close()
 	b.ctrl.Close()
 	b.unsubscribe()

@@ -9,6 +9,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -58,41 +59,63 @@ const markerRequestTimeout = writeMarkersTimeout + 5*time.Second
 
 // markerWriter implements coordinator.Markers.
 type markerWriter struct {
-	b *Broker
-	// mu protects conns; each peer connection is used under its own mu.
-	mu    sync.Mutex
-	conns map[int32]*markerConn
+	b     *Broker
+	peers *peerPool
 }
 
-// markerConn is one connection to another broker for markers; mu is held
-// for each request (one at a time).
-type markerConn struct {
+// peerPool holds one connection per other broker for the coordinators'
+// requests (markers, transaction verification). mu protects conns; each
+// connection is used under its own mu, one request at a time.
+type peerPool struct {
+	b     *Broker
+	mu    sync.Mutex
+	conns map[int32]*pooledConn
+}
+
+type pooledConn struct {
 	mu sync.Mutex
 	c  peer.Conn
 }
 
-func (w *markerWriter) conn(id int32) *markerConn {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.conns == nil {
-		w.conns = make(map[int32]*markerConn)
+// roundTrip sends req to broker id (at its first listener) and returns
+// its response.
+func (pp *peerPool) roundTrip(ctx context.Context, id int32, req kmsg.Request, timeout time.Duration) (kmsg.Response, error) {
+	var addr string
+	for _, br := range pp.b.store.Brokers() {
+		if br.NodeID == id {
+			addr = net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
+		}
 	}
-	mc := w.conns[id]
-	if mc == nil {
-		mc = &markerConn{c: peer.Conn{ClientID: "gregor-txn-markers"}}
-		w.conns[id] = mc
+	if addr == "" {
+		return nil, fmt.Errorf("broker: broker %d is not registered", id)
 	}
-	return mc
+	pp.mu.Lock()
+	if pp.conns == nil {
+		pp.conns = make(map[int32]*pooledConn)
+	}
+	pc := pp.conns[id]
+	if pc == nil {
+		pc = &pooledConn{c: peer.Conn{ClientID: "gregor-coordinator"}}
+		pp.conns[id] = pc
+	}
+	pp.mu.Unlock()
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.c.Addr != addr {
+		pc.c.Close()
+		pc.c.Addr = addr
+	}
+	return pc.c.RoundTrip(ctx, req, timeout)
 }
 
 // close closes the connections.
-func (w *markerWriter) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, mc := range w.conns {
-		mc.mu.Lock()
-		mc.c.Close()
-		mc.mu.Unlock()
+func (pp *peerPool) close() {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	for _, pc := range pp.conns {
+		pc.mu.Lock()
+		pc.c.Close()
+		pc.mu.Unlock()
 	}
 }
 
@@ -150,15 +173,6 @@ func (w *markerWriter) writeLocal(ctx context.Context, m coordinator.Marker, par
 
 // writeRemote sends m to broker leader for parts.
 func (w *markerWriter) writeRemote(ctx context.Context, leader int32, m coordinator.Marker, parts []coordinator.TopicPartition) []coordinator.TopicPartition {
-	var addr string
-	for _, br := range w.b.store.Brokers() {
-		if br.NodeID == leader {
-			addr = net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
-		}
-	}
-	if addr == "" {
-		return parts
-	}
 	req := kmsg.NewPtrWriteTxnMarkersRequest()
 	req.SetVersion(1)
 	rm := kmsg.NewWriteTxnMarkersRequestMarker()
@@ -173,15 +187,7 @@ func (w *markerWriter) writeRemote(ctx context.Context, leader int32, m coordina
 		rt.Partitions = append(rt.Partitions, tp.Partition)
 	}
 	req.Markers = append(req.Markers, rm)
-
-	mc := w.conn(leader)
-	mc.mu.Lock()
-	if mc.c.Addr != addr {
-		mc.c.Close()
-		mc.c.Addr = addr
-	}
-	raw, err := mc.c.RoundTrip(ctx, req, markerRequestTimeout)
-	mc.mu.Unlock()
+	raw, err := w.peers.roundTrip(ctx, leader, req, markerRequestTimeout)
 	if err != nil {
 		w.b.log.Debug().Int32("leader", leader).Err(err).Msg("WriteTxnMarkers failed; trying again")
 		return parts
@@ -214,4 +220,65 @@ func (w *markerWriter) writeRemote(ctx context.Context, leader int32, m coordina
 // one).
 func markerDone(err error) bool {
 	return err == nil || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidTopicException)
+}
+
+// verifyTimeout bounds a transaction verification at another broker.
+const verifyTimeout = 5 * time.Second
+
+// verifyTxn asks the coordinator of transactional id txnID whether
+// topic/partition is in the producer's open transaction (KIP-890: the
+// verify-only form of AddPartitionsToTxn), before the producer's first
+// transactional batch opens a transaction in the partition. A batch that
+// no open transaction added to itself would otherwise leave the
+// partition's last stable offset stuck (a hanging transaction).
+func (b *Broker) verifyTxn(ctx context.Context, txnID string, pid int64, epoch int16, topic string, partition int32) error {
+	n := b.txnLogs().TxnPartitions()
+	if n == 0 {
+		return kerr.InvalidTxnState // no transaction was ever begun
+	}
+	st, ok := b.store.Partition(coordinator.TxnStateTopic, coordinator.PartitionForTxn(txnID, n))
+	if !ok || st.Leader == metadata.NoLeader {
+		return kerr.NotEnoughReplicas // retriable: the coordinator moves
+	}
+	var code *kerr.Error
+	tp := coordinator.TopicPartition{Topic: topic, Partition: partition}
+	if st.Leader == b.cfg.NodeID {
+		code = b.txn.AddPartitions(ctx, coordinator.AddPartitionsArgs{TransactionalID: txnID, ProducerID: pid, ProducerEpoch: epoch,
+			Partitions: []coordinator.TopicPartition{tp}, VerifyOnly: true, FencedError: true})[0]
+	} else {
+		req := kmsg.NewPtrAddPartitionsToTxnRequest()
+		req.SetVersion(4)
+		tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+		tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = txnID, pid, epoch, true
+		rt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+		rt.Topic, rt.Partitions = topic, []int32{partition}
+		tx.Topics = append(tx.Topics, rt)
+		req.Transactions = append(req.Transactions, tx)
+		raw, err := b.peers.roundTrip(ctx, st.Leader, req, verifyTimeout)
+		if err != nil {
+			b.log.Debug().Err(err).Int32("coordinator", st.Leader).Msg("transaction verification failed")
+			return kerr.NotEnoughReplicas
+		}
+		resp := raw.(*kmsg.AddPartitionsToTxnResponse)
+		code = kerr.TypedErrorForCode(resp.ErrorCode)
+		for _, rtx := range resp.Transactions {
+			for _, rt := range rtx.Topics {
+				for _, rp := range rt.Partitions {
+					if rp.Partition == partition && rt.Topic == topic && code == nil {
+						code = kerr.TypedErrorForCode(rp.ErrorCode)
+					}
+				}
+			}
+		}
+	}
+	switch code {
+	case nil:
+		return nil
+	case kerr.ProducerFenced, kerr.InvalidProducerEpoch:
+		return kerr.InvalidProducerEpoch
+	case kerr.NotCoordinator, kerr.CoordinatorNotAvailable, kerr.CoordinatorLoadInProgress, kerr.ConcurrentTransactions:
+		return kerr.NotEnoughReplicas
+	default:
+		return kerr.InvalidTxnState
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // txnProducer is a franz-go transactional producer for id.
@@ -207,4 +208,55 @@ func TestTxnTimeoutAborts(t *testing.T) {
 		t.Fatalf("commit after the timeout abort succeeded")
 	}
 	fzCheckLogs(t, p)
+}
+
+// TestTxnProduceVerified: a transactional batch for a partition the
+// producer's transaction did not add (a hanging transaction in the
+// making, KIP-890) is refused with INVALID_TXN_STATE; once
+// AddPartitionsToTxn added it, the same batch is taken.
+func TestTxnProduceVerified(t *testing.T) {
+	p := startBroker(t)
+	ctx := testContext(t, time.Minute)
+	adm := fzAdmin(t, p.Addr)
+	topic := fzTopic(t, "txnverify")
+	fzCreateTopic(ctx, t, adm, topic, 1, nil)
+	raw := fzDial(t, p.Addr)
+	id := "verify-" + topic
+
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.SetVersion(4)
+	init.TransactionalID, init.TransactionTimeoutMillis = &id, 60000
+	var ir *kmsg.InitProducerIDResponse
+	fzWaitFor(t, 30*time.Second, "InitProducerId with a transactional id", func() error {
+		ir = raw.roundTrip(init).(*kmsg.InitProducerIDResponse)
+		return kerr.ErrorForCode(ir.ErrorCode)
+	})
+	produce := func() int16 {
+		req := fzProduceRequest(9, fzProducePart{topic: topic, partition: 0, records: txmBatch(ir.ProducerID, ir.ProducerEpoch, 0, true, "v")})
+		req.TransactionID = &id
+		return raw.roundTrip(req).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := produce(); code != kerr.InvalidTxnState.Code {
+		t.Fatalf("transactional produce to a partition not in the transaction: %s, want INVALID_TXN_STATE", fzErrCode(code))
+	}
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.SetVersion(3)
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, ir.ProducerID, ir.ProducerEpoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = topic, []int32{0}
+	add.Topics = append(add.Topics, at)
+	if code := raw.roundTrip(add).(*kmsg.AddPartitionsToTxnResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("AddPartitionsToTxn: %s", fzErrCode(code))
+	}
+	if code := produce(); code != 0 {
+		t.Fatalf("transactional produce after AddPartitionsToTxn: %s", fzErrCode(code))
+	}
+	// The open transaction holds the last stable offset at its batch.
+	offs, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := offs.Lookup(topic, 0); o.Offset != 0 {
+		t.Fatalf("last stable offset %d with the transaction open, want 0", o.Offset)
+	}
 }

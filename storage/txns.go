@@ -147,3 +147,12 @@ func readControlType(f File, h *batchHeader) (int16, error) {
 	}
 	return controlType(h, b)
 }
+
+// HasOpenTxn reports whether producerID has a transaction open in this
+// partition (a transactional batch written and no marker yet).
+func (l *Log) HasOpenTxn(producerID int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.pstate.producers[producerID]
+	return e != nil && e.txnFirst >= 0
+}
