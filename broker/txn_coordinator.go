@@ -31,6 +31,8 @@ func (b *Broker) txnCoordinatorConfig() coordinator.TxnConfig {
 	cfg.Partitions = int32(b.brokerConfigInt("transaction.state.log.num.partitions"))
 	cfg.MaxTimeout = ms("transaction.max.timeout.ms")
 	cfg.AbortInterval = ms("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+	cfg.IDExpiration = ms("transactional.id.expiration.ms")
+	cfg.CompactionCheckInterval = ms("log.cleaner.backoff.ms")
 	return cfg
 }
 

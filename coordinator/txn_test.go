@@ -335,3 +335,67 @@ func FuzzDecodeTxnRecord(f *testing.F) {
 		_, _, _ = decodeTxnRecord(key, value)
 	})
 }
+
+func TestTxnCompactionAndExpiry(t *testing.T) {
+	h := newTxnHarness(t)
+	ids := []string{"c1", "c2", "c3", "c4"}
+	pids := map[string]int64{}
+	for round := range 5 {
+		for _, id := range ids {
+			pid, _, err := h.init(t, id, -1, -1)
+			if err != nil {
+				t.Fatalf("init %s round %d: %v", id, round, err)
+			}
+			pids[id] = pid
+		}
+	}
+	open := "c4"
+	_, e, _ := h.init(t, open, -1, -1)
+	if errs := h.add(open, pids[open], e, TopicPartition{"t", 1}); !allNil(errs) {
+		t.Fatal(errs)
+	}
+	for p := range int32(3) {
+		before := h.logs.batchCount(p)
+		if before == 0 {
+			continue
+		}
+		if _, err := h.c.CompactPartition(p); err != nil {
+			t.Fatalf("compact %d: %v", p, err)
+		}
+		if after := h.logs.batchCount(p); after >= before {
+			t.Fatalf("partition %d: %d batches after compaction, %d before", p, after, before)
+		}
+	}
+	// The compacted log alone gives the same state.
+	h.c.Close()
+	h.start(t)
+	for _, id := range ids {
+		d := h.c.Describe(context.Background(), []string{id})[0]
+		if d.Err != nil || d.ProducerID != pids[id] {
+			t.Fatalf("%s after compaction: %+v, want producer id %d", id, d, pids[id])
+		}
+	}
+	h.waitState(t, open, "Ongoing")
+
+	// Idle ids expire after transactional.id.expiration.ms; the one with
+	// an open transaction is kept (its timeout aborts it first).
+	h.clk.Add(8 * 24 * time.Hour)
+	h.c.expireIdle()
+	for _, id := range ids {
+		d := h.c.Describe(context.Background(), []string{id})[0]
+		if id == open {
+			if d.Err != nil {
+				t.Fatalf("open %s expired: %+v", id, d)
+			}
+			continue
+		}
+		if d.Err != kerr.TransactionalIDNotFound {
+			t.Fatalf("%s after expiry: %+v, want TRANSACTIONAL_ID_NOT_FOUND", id, d)
+		}
+	}
+	h.c.Close()
+	h.start(t)
+	if d := h.c.Describe(context.Background(), []string{"c1"})[0]; d.Err != kerr.TransactionalIDNotFound {
+		t.Fatalf("expired id back after a reload: %+v", d)
+	}
+}
