@@ -10,6 +10,7 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // composeCommand returns how to run compose here: docker-compose, or
@@ -80,7 +82,7 @@ func TestDockerComposeCluster(t *testing.T) {
 			return err
 		}
 		if len(md.Brokers) != 3 {
-			return fmt.Errorf("%d brokers", len(md.Brokers))
+			return fmt.Errorf("%d brokers (%s)", len(md.Brokers), composeViews(ports))
 		}
 		for _, b := range md.Brokers {
 			if b.Host != "localhost" || b.Port != int32(ports[b.NodeID-1]) {
@@ -114,4 +116,42 @@ func TestDockerComposeCluster(t *testing.T) {
 	if out, err := produce.CombinedOutput(); err != nil {
 		t.Fatalf("kcat -P acks=all: %v\n%s", err, out)
 	}
+}
+
+// composeViews says which brokers each broker of the stack lists in its
+// Metadata, to tell a broker missing from etcd from one missing from a
+// single broker's cache.
+func composeViews(ports []int) string {
+	var views []string
+	for i, p := range ports {
+		view := fmt.Sprintf("gregor-%d: ", i+1)
+		nc, err := net.DialTimeout("tcp", "localhost:"+strconv.Itoa(p), 2*time.Second)
+		if err != nil {
+			views = append(views, view+err.Error())
+			continue
+		}
+		raw := &fzRaw{c: nc}
+		req := kmsg.NewPtrMetadataRequest()
+		req.SetVersion(12)
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		_, werr := nc.Write(fzRequestFrame(1, req))
+		frame, err := raw.readFrame(5 * time.Second)
+		nc.Close()
+		if werr != nil || err != nil {
+			views = append(views, fmt.Sprintf("%s%v %v", view, werr, err))
+			continue
+		}
+		_, resp, err := fzParseResponse(frame, req.Key(), req.Version)
+		if err != nil {
+			views = append(views, view+err.Error())
+			continue
+		}
+		md := resp.(*kmsg.MetadataResponse)
+		var ids []string
+		for _, b := range md.Brokers {
+			ids = append(ids, strconv.Itoa(int(b.NodeID)))
+		}
+		views = append(views, view+"["+strings.Join(ids, " ")+"]")
+	}
+	return strings.Join(views, "; ")
 }
