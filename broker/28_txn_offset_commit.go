@@ -9,10 +9,19 @@ package broker
 // arrives; an abort drops them. v3+ names the group member, checked as
 // OffsetCommit checks it (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
 // FENCED_INSTANCE_ID); a producer epoch older than the partition's gets
-// INVALID_PRODUCER_EPOCH. v5+ (implicit AddOffsetsToTxn of KIP-890 part
+// INVALID_PRODUCER_EPOCH. First the transaction coordinator is asked
+// whether the group's offsets partition is in the producer's open
+// transaction (KIP-890, transaction.partition.verification.enable):
+// INVALID_TXN_STATE when it is not (no AddOffsetsToTxn, or the
+// transaction ended), INVALID_PRODUCER_EPOCH when the producer was
+// fenced, COORDINATOR_NOT_AVAILABLE (retriable) when the coordinator
+// cannot answer. v5+ (implicit AddOffsetsToTxn of KIP-890 part
 // 2, topic ids) is not offered.
 
 import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/coordinator"
@@ -38,7 +47,15 @@ func (b *Broker) handleTxnOffsetCommit(c *conn, req *kmsg.TxnOffsetCommitRequest
 	if req.Version >= 3 {
 		a.MemberID, a.InstanceID, a.Generation = req.MemberID, req.InstanceID, req.Generation
 	}
-	errs := b.coord.TxnCommit(c.ctx, req.Group, a, parts)
+	var errs []*kerr.Error
+	if err := b.verifyTxnOffsets(c, req); err != nil {
+		errs = make([]*kerr.Error, len(parts))
+		for i := range errs {
+			errs[i] = err
+		}
+	} else {
+		errs = b.coord.TxnCommit(c.ctx, req.Group, a, parts)
+	}
 	i := 0
 	for _, rt := range req.Topics {
 		st := kmsg.NewTxnOffsetCommitResponseTopic()
@@ -52,4 +69,34 @@ func (b *Broker) handleTxnOffsetCommit(c *conn, req *kmsg.TxnOffsetCommitRequest
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// verifyTxnOffsets checks with the transaction coordinator that the
+// group's __consumer_offsets partition is in the producer's open
+// transaction (AddOffsetsToTxn added it), as KIP-890 has the group
+// coordinator do: offsets committed outside a transaction would stay
+// pending with no marker to end them, or be applied by the producer's
+// next, unrelated transaction.
+func (b *Broker) verifyTxnOffsets(c *conn, req *kmsg.TxnOffsetCommitRequest) *kerr.Error {
+	if !b.verifyTxns {
+		return nil
+	}
+	if req.Group == "" {
+		return kerr.InvalidGroupID
+	}
+	n := b.offsetsLogs().OffsetsPartitions()
+	if n == 0 {
+		return kerr.InvalidTxnState // AddOffsetsToTxn would have created it
+	}
+	err := b.verifyTxn(c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, coordinator.OffsetsTopic, coordinator.PartitionFor(req.Group, n))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, kerr.NotEnoughReplicas):
+		return kerr.CoordinatorNotAvailable // retriable: the transaction coordinator moves
+	case errors.Is(err, kerr.InvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch
+	default:
+		return kerr.InvalidTxnState
+	}
 }
