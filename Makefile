@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin/gregor
 PKGS      := ./...
 STATICCHECK_VERSION := v0.8.2
-FUZZTIME  ?= 5s
+FUZZTIME  ?= 3s
 
 # Every build and test goes through a Go workspace in which kmsg carries a
 # one-line fix for a CPU-exhaustion bug (see scripts/kmsg-patch.sh). It is
