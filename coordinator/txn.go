@@ -554,7 +554,13 @@ func (c *TxnCoordinator) InitProducerID(ctx context.Context, a InitProducerIDArg
 			// the new epoch; the client retries and gets one more bump.
 			c.log.Info().Str("transactional_id", t.id).Int64("producer_id", t.producerID).Int16("epoch", t.epoch).
 				Msg("a new producer of this transactional id: aborting the open transaction")
-			if err := c.bumpAndAbortLocked(t, now, -1); err != nil {
+			// A producer bumping its own epoch (KIP-360) may retry with its
+			// old one; a new producer's zombie may not.
+			last := int16(-1)
+			if a.ProducerID >= 0 {
+				last = t.epoch
+			}
+			if err := c.bumpAndAbortLocked(t, now, last); err != nil {
 				return err
 			}
 			return kerr.ConcurrentTransactions

@@ -399,3 +399,35 @@ func TestTxnCompactionAndExpiry(t *testing.T) {
 		t.Fatalf("expired id back after a reload: %+v", d)
 	}
 }
+
+// TestTxnKIP360BumpWithTransactionOpen: a producer that asks for a new
+// epoch (naming its current one) while its transaction is open has the
+// transaction aborted, and its retry gets the bumped epoch; a new producer
+// of the id fences the old one for good.
+func TestTxnKIP360BumpWithTransactionOpen(t *testing.T) {
+	h := newTxnHarness(t)
+	pid, e0, _ := h.init(t, "k", -1, -1)
+	if errs := h.add("k", pid, e0, TopicPartition{"u", 0}); !allNil(errs) {
+		t.Fatal(errs)
+	}
+	if _, _, err := h.init(t, "k", pid, e0); err != kerr.ConcurrentTransactions {
+		t.Fatalf("KIP-360 init with a transaction open: %v", err)
+	}
+	h.waitState(t, "k", "CompleteAbort")
+	p, e, err := h.init(t, "k", pid, e0)
+	if err != nil || p != pid || e != e0+1 {
+		t.Fatalf("KIP-360 retry: %d/%d %v, want %d/%d", p, e, err, pid, e0+1)
+	}
+	if errs := h.add("k", pid, e, TopicPartition{"u", 0}); !allNil(errs) {
+		t.Fatal(errs)
+	}
+	// A fresh producer: the open transaction is aborted and the old
+	// producer cannot come back with either of its epochs.
+	if _, _, err := h.init(t, "k", -1, -1); err != kerr.ConcurrentTransactions {
+		t.Fatalf("fresh init with a transaction open: %v", err)
+	}
+	h.waitState(t, "k", "CompleteAbort")
+	if _, _, err := h.init(t, "k", pid, e); err != kerr.ProducerFenced {
+		t.Fatalf("zombie KIP-360 init after a fresh producer fenced it: %v", err)
+	}
+}
