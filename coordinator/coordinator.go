@@ -702,22 +702,7 @@ func (c *Coordinator) Commit(ctx context.Context, groupID string, a CommitArgs, 
 		if groupErr = g.checkCommitter(a, now); groupErr != nil {
 			return
 		}
-		var records []kmsg.Record
-		var ok []int
-		for i, p := range parts {
-			meta := ""
-			if p.Metadata != nil {
-				meta = *p.Metadata
-			}
-			if len(meta) > c.cfg.MaxMetadataBytes {
-				out[i] = kerr.OffsetMetadataTooLarge
-				continue
-			}
-			oc := offsetCommit{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: meta, commitMs: now.UnixMilli()}
-			key, val := offsetRecord(groupID, p.Topic, p.Partition, &oc)
-			records = append(records, kmsg.Record{Key: key, Value: val})
-			ok = append(ok, i)
-		}
+		commits, records, ok := c.commitRecords(groupID, parts, now, out)
 		if len(records) == 0 {
 			return
 		}
@@ -732,17 +717,12 @@ func (c *Coordinator) Commit(ctx context.Context, groupID string, a CommitArgs, 
 			g.c.stateSince = now
 		}
 		for _, i := range ok {
-			p := parts[i]
-			meta := ""
-			if p.Metadata != nil {
-				meta = *p.Metadata
-			}
-			ps := g.offsets[p.Topic]
+			ps := g.offsets[parts[i].Topic]
 			if ps == nil {
 				ps = make(map[int32]offsetCommit)
-				g.offsets[p.Topic] = ps
+				g.offsets[parts[i].Topic] = ps
 			}
-			ps[p.Partition] = offsetCommit{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: meta, commitMs: now.UnixMilli()}
+			ps[parts[i].Partition] = commits[i]
 		}
 	}); err != nil {
 		if err == kerr.GroupIDNotFound && a.Version < 9 {
@@ -754,6 +734,29 @@ func (c *Coordinator) Commit(ctx context.Context, groupID string, a CommitArgs, 
 		return fill(groupErr)
 	}
 	return out
+}
+
+// commitRecords turns the partitions of a commit into offsets and their
+// records: commits[i] is parts[i]'s offset, and ok lists the partitions
+// taken, in order, one record each. A partition whose metadata is larger
+// than offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE in out.
+func (c *Coordinator) commitRecords(groupID string, parts []CommitPartition, now time.Time, out []*kerr.Error) (commits []offsetCommit, records []kmsg.Record, ok []int) {
+	commits = make([]offsetCommit, len(parts))
+	for i, p := range parts {
+		meta := ""
+		if p.Metadata != nil {
+			meta = *p.Metadata
+		}
+		if len(meta) > c.cfg.MaxMetadataBytes {
+			out[i] = kerr.OffsetMetadataTooLarge
+			continue
+		}
+		commits[i] = offsetCommit{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: meta, commitMs: now.UnixMilli()}
+		key, val := offsetRecord(groupID, p.Topic, p.Partition, &commits[i])
+		records = append(records, kmsg.Record{Key: key, Value: val})
+		ok = append(ok, i)
+	}
+	return commits, records, ok
 }
 
 // checkCommitter decides whether an OffsetCommit may proceed, as Kafka's

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/protocol"
 )
@@ -72,23 +71,7 @@ func (c *Coordinator) TxnCommit(ctx context.Context, groupID string, a TxnCommit
 				return
 			}
 		}
-		var records []kmsg.Record
-		var ok []int
-		commits := make([]offsetCommit, len(parts))
-		for i, p := range parts {
-			meta := ""
-			if p.Metadata != nil {
-				meta = *p.Metadata
-			}
-			if len(meta) > c.cfg.MaxMetadataBytes {
-				out[i] = kerr.OffsetMetadataTooLarge
-				continue
-			}
-			commits[i] = offsetCommit{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: meta, commitMs: now.UnixMilli()}
-			key, val := offsetRecord(groupID, p.Topic, p.Partition, &commits[i])
-			records = append(records, kmsg.Record{Key: key, Value: val})
-			ok = append(ok, i)
-		}
+		commits, records, ok := c.commitRecords(groupID, parts, now, out)
 		if len(records) == 0 {
 			return
 		}
