@@ -16,7 +16,6 @@ package broker
 //     partitions are in the open transaction: INVALID_TXN_STATE where not.
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/coordinator"
@@ -28,42 +27,29 @@ func (b *Broker) addPartitionsToTxnHandler() handler {
 
 func (b *Broker) handleAddPartitionsToTxn(c *conn, req *kmsg.AddPartitionsToTxnRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
-	add := func(id string, pid int64, epoch int16, verify bool, parts []coordinator.TopicPartition) []*kerr.Error {
-		return b.txn.AddPartitions(c.ctx, coordinator.AddPartitionsArgs{
-			TransactionalID: id, ProducerID: pid, ProducerEpoch: epoch,
-			Partitions: parts, VerifyOnly: verify, FencedError: req.Version >= 2,
-		})
-	}
+	txns := req.Transactions
 	if req.Version <= 3 {
-		var parts []coordinator.TopicPartition
+		// The producer's form is one transaction of the batched form.
+		tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+		tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch = req.TransactionalID, req.ProducerID, req.ProducerEpoch
 		for _, t := range req.Topics {
-			for _, p := range t.Partitions {
-				parts = append(parts, coordinator.TopicPartition{Topic: t.Topic, Partition: p})
-			}
+			tt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+			tt.Topic, tt.Partitions = t.Topic, t.Partitions
+			tx.Topics = append(tx.Topics, tt)
 		}
-		errs := add(req.TransactionalID, req.ProducerID, req.ProducerEpoch, false, parts)
-		i := 0
-		for _, t := range req.Topics {
-			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, code(errs[i])
-				i++
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil
+		txns = []kmsg.AddPartitionsToTxnRequestTransaction{tx}
 	}
-	for _, tx := range req.Transactions {
+	for _, tx := range txns {
 		var parts []coordinator.TopicPartition
 		for _, t := range tx.Topics {
 			for _, p := range t.Partitions {
 				parts = append(parts, coordinator.TopicPartition{Topic: t.Topic, Partition: p})
 			}
 		}
-		errs := add(tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly, parts)
+		errs := b.txn.AddPartitions(c.ctx, coordinator.AddPartitionsArgs{
+			TransactionalID: tx.TransactionalID, ProducerID: tx.ProducerID, ProducerEpoch: tx.ProducerEpoch,
+			Partitions: parts, VerifyOnly: tx.VerifyOnly, FencedError: req.Version >= 2,
+		})
 		rtx := kmsg.NewAddPartitionsToTxnResponseTransaction()
 		rtx.TransactionalID = tx.TransactionalID
 		i := 0
@@ -79,6 +65,19 @@ func (b *Broker) handleAddPartitionsToTxn(c *conn, req *kmsg.AddPartitionsToTxnR
 			rtx.Topics = append(rtx.Topics, rt)
 		}
 		resp.Transactions = append(resp.Transactions, rtx)
+	}
+	if req.Version <= 3 {
+		for _, rt := range resp.Transactions[0].Topics {
+			ot := kmsg.NewAddPartitionsToTxnResponseTopic()
+			ot.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				op := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+				op.Partition, op.ErrorCode = rp.Partition, rp.ErrorCode
+				ot.Partitions = append(ot.Partitions, op)
+			}
+			resp.Topics = append(resp.Topics, ot)
+		}
+		resp.Transactions = nil
 	}
 	return resp, nil
 }

@@ -8,6 +8,8 @@ package coordinator
 // between); they are dropped when this broker no longer leads it.
 
 import (
+	"sync"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -16,31 +18,50 @@ import (
 // (another broker leads p) or COORDINATOR_LOAD_IN_PROGRESS (the replay
 // failed; the client retries).
 func (c *Coordinator) ensureOwned(p, partitions int32) *kerr.Error {
-	leader, epoch := c.logs.Leadership(p)
+	return ensureLoaded(&c.loadMu, func() (bool, int32) { return c.logs.Leadership(p) },
+		func() (int32, bool) { return c.loadedEpoch(p) },
+		func() { c.releaseLocked(p) },
+		func(epoch int32) *kerr.Error { return c.loadOwned(p, partitions, epoch) })
+}
+
+// loadedEpoch is the leader epoch partition p's groups were loaded at.
+func (c *Coordinator) loadedEpoch(p int32) (int32, bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	e, ok := c.owned[p]
-	c.mu.Unlock()
-	if leader && ok && e == epoch {
+	return e, ok
+}
+
+// ensureLoaded is the ownership rule both coordinators follow for one
+// partition of their internal topic: nothing to do when it is loaded at
+// the epoch this broker leads it at; otherwise, under loadMu, release it
+// when this broker no longer leads it (NOT_COORDINATOR) or leads it at a
+// new epoch, and load it (at that epoch) when it leads it.
+func ensureLoaded(loadMu *sync.Mutex, leadership func() (bool, int32), loaded func() (int32, bool), release func(), load func(epoch int32) *kerr.Error) *kerr.Error {
+	leader, epoch := leadership()
+	if e, ok := loaded(); leader && ok && e == epoch {
 		return nil
 	}
-	c.loadMu.Lock()
-	defer c.loadMu.Unlock()
-	leader, epoch = c.logs.Leadership(p)
-	c.mu.Lock()
-	e, ok = c.owned[p]
-	c.mu.Unlock()
-	if !leader {
+	loadMu.Lock()
+	defer loadMu.Unlock()
+	leader, epoch = leadership()
+	e, ok := loaded()
+	switch {
+	case !leader:
 		if ok {
-			c.releaseLocked(p)
+			release()
 		}
 		return kerr.NotCoordinator
-	}
-	if ok && e == epoch {
+	case ok && e == epoch:
 		return nil
+	case ok:
+		release() // led again at a new epoch: read it afresh
 	}
-	if ok {
-		c.releaseLocked(p) // led again at a new epoch: read it afresh
-	}
+	return load(epoch)
+}
+
+// loadOwned replays partition p and publishes its groups; c.loadMu held.
+func (c *Coordinator) loadOwned(p, partitions, epoch int32) *kerr.Error {
 	groups, err := c.loadPartition(p, partitions)
 	if err != nil {
 		c.log.Error().Err(err).Int32("partition", p).Msg("cannot load groups")

@@ -275,9 +275,7 @@ func (c *TxnCoordinator) scanOwnership() {
 }
 
 func (c *TxnCoordinator) owns(p int32) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.owned[p]
+	_, ok := c.loadedEpoch(p)
 	return ok
 }
 
@@ -295,35 +293,29 @@ func (c *TxnCoordinator) ownedTxns() []*txn {
 // ensureOwned makes sure partition p's transactions are in memory and
 // current, or says why this broker does not serve them.
 func (c *TxnCoordinator) ensureOwned(p int32) *kerr.Error {
-	leader, epoch := c.logs.Leadership(p)
 	c.mu.Lock()
-	e, ok := c.owned[p]
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
 		return kerr.CoordinatorNotAvailable
 	}
-	if leader && ok && e == epoch {
-		return nil
-	}
-	c.loadMu.Lock()
-	defer c.loadMu.Unlock()
-	leader, epoch = c.logs.Leadership(p)
+	return ensureLoaded(&c.loadMu, func() (bool, int32) { return c.logs.Leadership(p) },
+		func() (int32, bool) { return c.loadedEpoch(p) },
+		func() { c.releaseLocked(p) },
+		func(epoch int32) *kerr.Error { return c.loadOwned(p, epoch) })
+}
+
+// loadedEpoch is the leader epoch partition p was loaded at.
+func (c *TxnCoordinator) loadedEpoch(p int32) (int32, bool) {
 	c.mu.Lock()
-	e, ok = c.owned[p]
-	c.mu.Unlock()
-	if !leader {
-		if ok {
-			c.releaseLocked(p)
-		}
-		return kerr.NotCoordinator
-	}
-	if ok && e == epoch {
-		return nil
-	}
-	if ok {
-		c.releaseLocked(p)
-	}
+	defer c.mu.Unlock()
+	e, ok := c.owned[p]
+	return e, ok
+}
+
+// loadOwned replays partition p, publishes its transactions and resumes
+// the prepared ones; c.loadMu held.
+func (c *TxnCoordinator) loadOwned(p, epoch int32) *kerr.Error {
 	txns, err := c.loadPartition(p, epoch)
 	if err != nil {
 		c.log.Error().Err(err).Int32("partition", p).Msg("cannot load transactions")
