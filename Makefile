@@ -7,23 +7,15 @@ PKGS      := ./...
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 3s
 
-# Every build and test goes through a Go workspace in which kmsg carries a
-# one-line fix for a CPU-exhaustion bug (see scripts/kmsg-patch.sh). It is
-# generated under bin/ from the module cache; nothing is vendored.
-KMSG_WORK := bin/kmsg/go.work
-GOW       := GOWORK=$(CURDIR)/$(KMSG_WORK) $(GO)
 # FUZZ runs one fuzz target (scripts/fuzz.sh: retries Go 1.26's deadline race once).
-FUZZ      := GOWORK=$(CURDIR)/$(KMSG_WORK) GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+FUZZ      := GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 .PHONY: all build run test test-deps lint unit integration fuzz bench image clean conformance
 
 all: build
 
-$(KMSG_WORK): go.mod go.sum scripts/kmsg-patch.sh
-	scripts/kmsg-patch.sh bin/kmsg
-
-build: $(KMSG_WORK)
-	CGO_ENABLED=0 $(GOW) build -trimpath -o $(BIN) ./cmd/gregor
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/gregor
 
 # A single-node cluster: Kafka on :9092, embedded etcd, data in ./data.
 run: build
@@ -56,10 +48,10 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
-unit: $(KMSG_WORK)
-	$(GOW) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /integration)
+unit:
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /integration)
 
-fuzz: $(KMSG_WORK)
+fuzz:
 	$(FUZZ) FuzzParseRequest ./protocol/
 	$(FUZZ) FuzzReadFrame ./protocol/
 	$(FUZZ) FuzzValidateProduceBatch ./protocol/
@@ -73,22 +65,22 @@ fuzz: $(KMSG_WORK)
 	$(FUZZ) FuzzDecodeTxnRecord ./coordinator/
 	$(FUZZ) FuzzDecodeResponse ./peer/
 
-integration: test-deps $(KMSG_WORK)
-	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_DOCKER=1 $(GOW) test -count=1 -timeout 12m ./integration/
+integration: test-deps
+	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_DOCKER=1 $(GO) test -count=1 -timeout 12m ./integration/
 
 # franz-go's own kgo test suite against Gregor started on free loopback
 # ports (scripts/conformance.sh): one broker with KGO_TEST_RF=1, then three
 # brokers (embedded etcd quorum) with KGO_TEST_RF=3. CONFORMANCE_RUN=regexp
 # selects tests, CONFORMANCE_SKIP=regexp skips (nothing by default).
-conformance: test-deps $(KMSG_WORK)
+conformance: test-deps
 	GO=$(GO) CONFORMANCE_BROKERS=1 CONFORMANCE_OUT=bin/conformance scripts/conformance.sh
 	GO=$(GO) CONFORMANCE_BROKERS=3 CONFORMANCE_OUT=bin/conformance-rf3 scripts/conformance.sh
 
-bench: $(KMSG_WORK)
-	$(GOW) run ./cmd/gregor-bench
+bench:
+	$(GO) run ./cmd/gregor-bench
 
-image: $(KMSG_WORK)
-	CGO_ENABLED=0 $(GOW) build -trimpath -ldflags '-s -w' -o bin/gregor-linux ./cmd/gregor
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/gregor-linux ./cmd/gregor
 	docker build -t gregor:dev .
 
 clean:

@@ -89,7 +89,7 @@ func TestFramesMalformed(t *testing.T) {
 		}), true},
 		{"HugeHeaderTagCount", fzFrame(fzHeader(3, 12, 9, false), []byte{0xFF, 0xFF, 0xFF, 0xFF, 0x0F}), true},
 		// 2^32-1 tagged fields in the body: must not keep a core busy
-		// (see scripts/kmsg-patch.sh).
+		// (kmsg v1.15.0 looped over it; v1.15.1 stops at the end of input).
 		{"HugeBodyTagCount", fzFrame(fzHeader(18, 3, 9, true), []byte{1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F}), true},
 		{"HugeStringLength", fzFrame(fzHeader(3, 4, 9, false), []byte{0, 0, 0, 1, 0x7F, 0xFF}), true},
 	}

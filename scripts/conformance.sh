@@ -4,9 +4,8 @@
 # real Gregor broker. `make conformance` calls it.
 #
 # What it does:
-#   1. builds gregor (and scripts/freeport) through the kmsg-patched
-#      workspace bin/kmsg/go.work, into a temporary directory, so a
-#      bin/gregor someone else is running is left alone;
+#   1. builds gregor (and scripts/freeport) into a temporary directory, so
+#      a bin/gregor someone else is running is left alone;
 #   2. starts `gregor serve` with a fresh temporary data dir on four free
 #      loopback ports (Kafka, HTTP, etcd client, etcd peer) and waits for
 #      /readyz; fixed ports such as 9092/2379 may be taken on a shared box;
@@ -58,12 +57,7 @@ esac
 out=${CONFORMANCE_OUT:-bin/conformance}
 log_level=${CONFORMANCE_LOG_LEVEL:-warn}
 
-# make conformance depends on the workspace; a direct run creates it.
-work="$root/bin/kmsg/go.work"
-if [ ! -f "$work" ]; then
-	scripts/kmsg-patch.sh bin/kmsg
-fi
-gow() { GOWORK="$work" "$go_cmd" "$@"; }
+gow() { "$go_cmd" "$@"; }
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
