@@ -21,6 +21,12 @@ package broker
 //     UNKNOWN_TOPIC_OR_PARTITION; one not yet placed: LEADER_NOT_AVAILABLE.
 //     A partition named twice is answered once; topics are answered in the
 //     order first named.
+//   - The handling broker first brings its metadata cache up to the
+//     store's current revision (metadata.Store.Sync), so it decides on
+//     the ISR and live brokers as they are, not as its watch last
+//     delivered them (a client that saw the preferred replica back in
+//     the ISR through another broker gets its election). A store it
+//     cannot reach: REQUEST_TIMED_OUT for every partition.
 //   - The handling broker writes the new state itself, compare-and-swap
 //     (metadata.ElectPreferredLeader / ElectUncleanLeader), deciding again
 //     on a lost race a few times (then REQUEST_TIMED_OUT). The new leader
@@ -58,10 +64,17 @@ func (b *Broker) handleElectLeaders(c *conn, req *kmsg.ElectLeadersRequest) (kms
 	if req.Version == 0 {
 		how = electPreferred
 	}
-	var badType error
+	// failAll is every named partition's answer when the request cannot
+	// be served at all.
+	var failAll error
 	if how != electPreferred && how != electUnclean {
-		badType = adminErrorf(kerr.InvalidRequest, "Unknown election type %d.", how)
+		failAll = adminErrorf(kerr.InvalidRequest, "Unknown election type %d.", how)
 		resp.ErrorCode = kerr.InvalidRequest.Code
+	} else {
+		// Decide on the cluster's state as of now, not this broker's
+		// cache of it: the client may have seen the preferred replica
+		// join the ISR through another broker a moment ago.
+		failAll = b.syncMetadata(ctx)
 	}
 
 	all := req.Topics == nil
@@ -97,7 +110,7 @@ func (b *Broker) handleElectLeaders(c *conn, req *kmsg.ElectLeadersRequest) (kms
 		rt := kmsg.NewElectLeadersResponseTopic()
 		rt.Topic = topic
 		for _, p := range wanted[topic] {
-			err := badType
+			err := failAll
 			if err == nil {
 				err = b.electLeader(ctx, topic, p, how, live)
 			}

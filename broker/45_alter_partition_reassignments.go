@@ -30,6 +30,10 @@ package broker
 //   - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; a partition
 //     not yet placed: LEADER_NOT_AVAILABLE. Partitions are handled in
 //     request order, each on its own.
+//   - The handling broker first brings its metadata cache up to the
+//     store's current revision (metadata.Store.Sync): a broker that just
+//     registered elsewhere is a valid target. A store it cannot reach:
+//     REQUEST_TIMED_OUT for every partition.
 //   - The handling broker writes the change itself, compare-and-swap,
 //     deciding again on a lost race a few times (then REQUEST_TIMED_OUT);
 //     TimeoutMillis > 0 bounds the writes (REQUEST_TIMED_OUT).
@@ -56,6 +60,9 @@ func (b *Broker) handleAlterPartitionReassignments(c *conn, req *kmsg.AlterParti
 	defer cancel()
 
 	allowRFChange := req.Version < 1 || req.AllowReplicationFactorChange
+	// Decide on the registered brokers and partition states as they are
+	// now, not as this broker's cache last saw them.
+	synced := b.syncMetadata(ctx)
 	live := b.liveBrokerIDs()
 	for _, rt := range req.Topics {
 		st := kmsg.NewAlterPartitionAssignmentsResponseTopic()
@@ -63,7 +70,11 @@ func (b *Broker) handleAlterPartitionReassignments(c *conn, req *kmsg.AlterParti
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
 			sp.Partition = rp.Partition
-			if err := b.reassignPartition(ctx, rt.Topic, rp.Partition, rp.Replicas, allowRFChange, live); err != nil {
+			err := synced
+			if err == nil {
+				err = b.reassignPartition(ctx, rt.Topic, rp.Partition, rp.Replicas, allowRFChange, live)
+			}
+			if err != nil {
 				sp.ErrorCode = errCode(err)
 				sp.ErrorMessage = adminMessage(err)
 			}

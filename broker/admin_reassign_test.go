@@ -44,6 +44,10 @@ func memoryOf(b *Broker) *metadata.MemoryStore {
 		return s
 	case *racingStore:
 		return s.Store.(*metadata.MemoryStore)
+	case *laggingStore:
+		return s.Store.(*metadata.MemoryStore)
+	case *failingSyncStore:
+		return s.Store.(*metadata.MemoryStore)
 	}
 	panic(fmt.Sprintf("store %T", b.store))
 }

@@ -46,6 +46,19 @@ func (b *Broker) placedPartition(topic string, partition int32) (metadata.Partit
 	return st, nil
 }
 
+// syncMetadata brings this broker's metadata cache up to the store's
+// current revision before an admin request decides on it; a failure is
+// the client's error for every partition of the request.
+func (b *Broker) syncMetadata(ctx context.Context) error {
+	if err := b.store.Sync(ctx); err != nil {
+		if ctx.Err() == nil && !errors.Is(err, metadata.ErrClosed) {
+			b.log.Warn().Err(err).Msg("cannot bring the metadata cache up to date for an admin request")
+		}
+		return adminErrorf(kerr.RequestTimedOut, "The cluster metadata could not be read: %v; try again.", err)
+	}
+	return nil
+}
+
 // changePartition applies decide to the current state of topic-partition
 // and writes what it returns, compare-and-swap; when another writer got
 // there first it reads the state again and decides again, up to

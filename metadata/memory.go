@@ -89,6 +89,20 @@ func (c *memCluster) newStore() *MemoryStore {
 	return m
 }
 
+// Sync implements Store: every write is visible to every store of the
+// cluster once it returns, so there is nothing to wait for.
+func (m *MemoryStore) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("metadata: sync: %w", err)
+	}
+	m.c.mu.Lock()
+	defer m.c.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("metadata: sync: %w", ErrClosed)
+	}
+	return nil
+}
+
 // write runs change under the write lock and then delivers the events it
 // returns to every open store's subscribers. change runs with c.mu held.
 func (m *MemoryStore) write(ctx context.Context, op string, change func() ([]Event, error)) error {

@@ -163,6 +163,15 @@ type Store interface {
 	// that no broker of the cluster was given before or will be again.
 	AllocateProducerIDs(ctx context.Context, n int64) (first int64, err error)
 
+	// Sync returns once this store's cache reflects every change committed
+	// anywhere in the cluster before the call (or ctx ends, or the store
+	// closes). The cache lags the backing store by however long its watch
+	// takes, so another broker, or a client that asked another broker, may
+	// have seen a newer state: a decision whose answer a client can check
+	// against what it saw elsewhere (an admin election refused because the
+	// preferred replica is not in the ISR) syncs first.
+	Sync(ctx context.Context) error
+
 	// Subscribe registers fn to be called, from one goroutine and in commit
 	// order, for every change after the call. It returns a function that
 	// removes the subscription.
