@@ -58,6 +58,10 @@
 //   - A broker key is attached to a lease of EtcdConfig.LeaseTTL kept alive
 //     by the registering store, so it disappears at most LeaseTTL after that
 //     broker dies or loses etcd, and at once when the store is closed.
+//     The store renews only a lease its registration was written under,
+//     and writes the registration again (under a new lease) when its
+//     cache shows the key gone or under another lease while its own
+//     lease lives.
 //   - A partition key holds one partition's state (PartitionState): <p> is
 //     the partition number in canonical decimal; "replicas" is non-empty with
 //     no repeats, "leader" is -1 (none) or a replica in "isr", "isr" is a

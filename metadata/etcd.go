@@ -113,8 +113,20 @@ type EtcdStore struct {
 		registered bool
 		broker     Broker
 		lease      clientv3.LeaseID // 0: none granted yet
+		rev        int64            // revision of the last write of the registration
 		keeping    bool             // the keep-alive goroutine was started
 	}
+	// regNode (node id + 1; 0: not registered yet) and regLease mirror
+	// s.reg.broker.NodeID and s.reg.lease for the watch goroutine, which
+	// must not take s.reg (RegisterBroker holds s.reg while it waits on
+	// the cache). Written under s.reg.
+	regNode  atomic.Int64
+	regLease atomic.Int64
+	// regCheck is signalled (never blocking; capacity one) by the watch
+	// goroutine when the cache shows this store's registration absent or
+	// under a lease other than regLease; the keep-alive loop then checks
+	// and registers again (registrationMissing).
+	regCheck chan struct{}
 	// aliveUntil (unix ns) is when this broker's registration may have
 	// expired at the earliest, as its last renewal says; resyncRev is a
 	// revision the cache must reach first after a lost lease. Both are
@@ -207,6 +219,8 @@ func newEtcdStore(log zerolog.Logger, cli *clientv3.Client, prefix string, ttl t
 		prefix: prefix,
 		ttl:    ttl,
 		closed: make(chan struct{}),
+
+		regCheck: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.advanced = make(chan struct{})
@@ -347,6 +361,7 @@ func (s *EtcdStore) resync() error {
 	}
 	s.mu.Lock()
 	events := s.replaceLocked(resp.Kvs)
+	s.checkRegistrationLocked()
 	s.mu.Unlock()
 	s.subs.publish(events)
 	s.advance(resp.Header.Revision)
@@ -367,9 +382,27 @@ func (s *EtcdStore) applyEvents(evs []*clientv3.Event) {
 		out = s.applyLocked(out, ev.Kv, ev.Type == clientv3.EventTypeDelete)
 		rev = max(rev, ev.Kv.ModRevision)
 	}
+	s.checkRegistrationLocked()
 	s.mu.Unlock()
 	s.subs.publish(out)
 	s.advance(rev)
+}
+
+// checkRegistrationLocked signals the keep-alive loop when the cache does
+// not show this store's registration under the lease it keeps alive.
+// s.mu must be held.
+func (s *EtcdStore) checkRegistrationLocked() {
+	node := s.regNode.Load()
+	if node == 0 {
+		return
+	}
+	if inc, ok := s.mu.incarnations[int32(node-1)]; ok && inc.lease == s.regLease.Load() {
+		return
+	}
+	select {
+	case s.regCheck <- struct{}{}:
+	default:
+	}
 }
 
 // advance publishes rev as applied and wakes writers waiting for it.
@@ -984,22 +1017,33 @@ func (s *EtcdStore) RegisterBroker(ctx context.Context, b Broker) error {
 // putRegistrationLocked writes s.reg.broker under the lease, granting a new
 // lease when there is none, when fresh is set, or when the current one has
 // expired. It returns the revision of the write. s.reg must be held.
+//
+// s.reg.lease becomes a new lease only once the registration is written
+// under it: the keep-alive loop renews s.reg.lease, and renewing a lease
+// that holds no registration would keep RegistrationAlive true, and the
+// loop content, while the registration is gone from the cluster. A lease
+// granted for a write that then failed holds nothing and lapses after
+// one TTL.
 func (s *EtcdStore) putRegistrationLocked(ctx context.Context, fresh bool) (int64, error) {
 	val, err := encodeBroker(s.reg.broker)
 	if err != nil {
 		return 0, err
 	}
 	key := s.brokerKey(s.reg.broker.NodeID)
+	lease := s.reg.lease
 	for range 2 {
-		if fresh || s.reg.lease == 0 {
+		if fresh || lease == 0 {
 			g, err := s.cli.Grant(ctx, int64(s.ttl/time.Second))
 			if err != nil {
 				return 0, fmt.Errorf("grant lease: %w", err)
 			}
-			s.reg.lease = g.ID
+			lease = g.ID
 		}
-		resp, err := s.cli.Put(ctx, key, string(val), clientv3.WithLease(s.reg.lease))
+		resp, err := s.cli.Put(ctx, key, string(val), clientv3.WithLease(lease))
 		if err == nil {
+			s.reg.lease, s.reg.rev = lease, resp.Header.Revision
+			s.regLease.Store(int64(lease))
+			s.regNode.Store(int64(s.reg.broker.NodeID) + 1)
 			return resp.Header.Revision, nil
 		}
 		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -1011,7 +1055,9 @@ func (s *EtcdStore) putRegistrationLocked(ctx context.Context, fresh bool) (int6
 }
 
 // keepAliveLoop keeps the registration's lease alive until Close, and
-// registers again under a new lease when the lease is lost.
+// registers again under a new lease when the lease is lost, or when the
+// registration is gone while the lease lives (a write of it whose answer
+// was lost may have put it under a lease nobody renews).
 func (s *EtcdStore) keepAliveLoop() {
 	defer s.wg.Done()
 	delay := retryMin
@@ -1019,20 +1065,35 @@ func (s *EtcdStore) keepAliveLoop() {
 		s.reg.Lock()
 		lease, nodeID := s.reg.lease, s.reg.broker.NodeID
 		s.reg.Unlock()
-		ch, err := s.cli.KeepAlive(s.ctx, lease)
-		if err == nil {
-			for range ch {
+		why := "broker registration lease lost; registering again"
+		kctx, kcancel := context.WithCancel(s.ctx)
+		ch, err := s.cli.KeepAlive(kctx, lease)
+	recv:
+		for err == nil {
+			select {
+			case _, ok := <-ch:
+				if !ok {
+					break recv
+				}
 				// A response says the lease lives. It is taken as sent
 				// now; clientv3 renews every third of the TTL.
 				s.noteRenewed(time.Now())
 				delay = retryMin
+			case <-s.regCheck:
+				if s.registrationMissing(lease) {
+					// The cluster counts this broker dead: so must
+					// fencing, until the registration is back.
+					s.aliveUntil.Store(0)
+					why = "broker registration gone while its lease lives; registering again"
+					break recv
+				}
 			}
 		}
+		kcancel()
 		if s.ctx.Err() != nil {
 			return
 		}
-		s.log.Warn().Int32("node_id", nodeID).Int64("lease", int64(lease)).Err(err).Dur("retry_in", delay).
-			Msg("broker registration lease lost; registering again")
+		s.log.Warn().Int32("node_id", nodeID).Int64("lease", int64(lease)).Err(err).Dur("retry_in", delay).Msg(why)
 		if !s.pause(delay) {
 			return
 		}
@@ -1041,6 +1102,19 @@ func (s *EtcdStore) keepAliveLoop() {
 			s.log.Warn().Int32("node_id", nodeID).Err(err).Msg("registering broker again failed")
 		}
 	}
+}
+
+// registrationMissing reports whether the cache, caught up with the last
+// write of the registration, shows it absent or under a lease other than
+// lease, the one being kept alive.
+func (s *EtcdStore) registrationMissing(lease clientv3.LeaseID) bool {
+	s.reg.Lock()
+	defer s.reg.Unlock()
+	if s.reg.closed || s.reg.lease != lease || s.appliedRev.Load() < s.reg.rev {
+		return false // replaced meanwhile, or the cache has not seen the write yet
+	}
+	inc, ok := s.BrokerIncarnation(s.reg.broker.NodeID)
+	return !ok || inc.lease != int64(lease)
 }
 
 // renewRegistration writes the registration under a new lease, unless
