@@ -107,7 +107,7 @@ func grpStartSarama(t *testing.T, addr string, cfg *sarama.Config, name, group, 
 				m.mu.Lock()
 				m.errs = append(m.errs, err)
 				m.mu.Unlock()
-				time.Sleep(100 * time.Millisecond)
+				time.Sleep(100 * time.Millisecond) // pause before consuming again
 			}
 		}
 	}()

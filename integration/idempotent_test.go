@@ -527,7 +527,7 @@ func (p *idemProxy) accept() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // pause before accepting again
 			continue
 		}
 		p.wg.Add(1)

@@ -733,7 +733,7 @@ func TestReplicationPeerDeathDetected(t *testing.T) {
 	// its etcd quorum with the other two members).
 	paused := td.Partitions[1].Leader
 	brokers[paused-1].Pause()
-	time.Sleep(4 * time.Second)
+	time.Sleep(4 * time.Second) // time passing is what is tested: a paused broker keeps its lease
 	if !registered(metadataFrom(other(paused)), paused) {
 		t.Errorf("broker %d paused for 4 s of a 30 s lease is gone from Metadata; a paused broker must keep its lease", paused)
 	}

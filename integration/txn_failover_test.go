@@ -368,7 +368,7 @@ func TestTxnCoordinatorKilledWithMarkersPending(t *testing.T) {
 	if err != nil || d.State != "PrepareCommit" || d.Coordinator != coord {
 		t.Fatalf("after EndTxn with a partition offline: %+v %v, want PrepareCommit at broker %d", d, err, coord)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // time passing is what is tested: the commit must stay pending
 	if d, err := txxDescribe(ctx, ladm, id); err != nil || d.State != "PrepareCommit" {
 		t.Fatalf("a second later: %+v %v, want still PrepareCommit (a partition is offline)", d, err)
 	}

@@ -40,7 +40,7 @@ func txoRetry(t *testing.T, what string, req func() int16) int16 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: still %s after 30s", what, fzErrCode(code))
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // polling interval of a loop with a deadline
 	}
 }
 
@@ -308,7 +308,7 @@ func TestTxnOffsetCommit(t *testing.T) {
 	}
 	// Still pending a while later: nothing ends the transaction but its
 	// producer, a fence or its (60 s) timeout.
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // time passing is what is tested: nothing may end the transaction
 	txoExpect(t, "a second after the restart", raw, 7, true, group, topic, map[int32]int64{0: -88, 1: 21})
 
 	pid2, epoch2 := txoInit(t, raw, id)

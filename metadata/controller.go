@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -44,7 +45,15 @@ type Controller struct {
 	interval time.Duration
 	cancel   context.CancelFunc
 	done     chan struct{}
+	// passes counts completed passes (their writes done); written by the
+	// controller goroutine, read by anyone (Passes).
+	passes atomic.Uint64
 }
+
+// Passes is how many passes this controller has completed while holding
+// the role: a test that checks that nothing happens waits for passes
+// rather than for time.
+func (c *Controller) Passes() uint64 { return c.passes.Load() }
 
 // StartController starts campaigning for nodeID; interval is how often
 // the controller looks at the cluster when nothing else wakes it (and
@@ -112,6 +121,7 @@ func (c *Controller) lead(ctx context.Context, lost <-chan struct{}) {
 		default:
 		}
 		c.pass(ctx)
+		c.passes.Add(1)
 		select {
 		case <-ctx.Done():
 			return

@@ -161,7 +161,10 @@ func TestControllerFinishesAPartialPlacement(t *testing.T) {
 		st, ok := s.Partition("partial", 1)
 		return ok && len(st.Replicas) == 2 && slices.Contains(st.Replicas, 1) && slices.Contains(st.Replicas, 2)
 	})
-	time.Sleep(100 * time.Millisecond) // several passes; the assertion is that nothing happens
+	// Nothing happens: three more passes, each after the placement above,
+	// leave fresh unplaced.
+	after := c.Passes()
+	waitFor(t, "three more controller passes", func() bool { return c.Passes() >= after+3 })
 	if st, ok := s.Partition("fresh", 0); ok {
 		t.Fatalf("a topic with no partition placed was placed with too few brokers: %+v (topic %v)", st, fresh.ID)
 	}
