@@ -361,10 +361,10 @@ func (s *EtcdStore) resync() error {
 	}
 	s.mu.Lock()
 	events := s.replaceLocked(resp.Kvs)
-	s.checkRegistrationLocked()
 	s.mu.Unlock()
 	s.subs.publish(events)
 	s.advance(resp.Header.Revision)
+	s.checkRegistration()
 	return nil
 }
 
@@ -382,21 +382,25 @@ func (s *EtcdStore) applyEvents(evs []*clientv3.Event) {
 		out = s.applyLocked(out, ev.Kv, ev.Type == clientv3.EventTypeDelete)
 		rev = max(rev, ev.Kv.ModRevision)
 	}
-	s.checkRegistrationLocked()
 	s.mu.Unlock()
 	s.subs.publish(out)
 	s.advance(rev)
+	s.checkRegistration()
 }
 
-// checkRegistrationLocked signals the keep-alive loop when the cache does
-// not show this store's registration under the lease it keeps alive.
-// s.mu must be held.
-func (s *EtcdStore) checkRegistrationLocked() {
+// checkRegistration signals the keep-alive loop when the cache does not
+// show this store's registration under the lease it keeps alive. The
+// watch goroutine calls it after publishing a revision, so the loop's
+// check (registrationMissing) sees at least that revision applied.
+func (s *EtcdStore) checkRegistration() {
 	node := s.regNode.Load()
 	if node == 0 {
 		return
 	}
-	if inc, ok := s.mu.incarnations[int32(node-1)]; ok && inc.lease == s.regLease.Load() {
+	s.mu.Lock()
+	inc, ok := s.mu.incarnations[int32(node-1)]
+	s.mu.Unlock()
+	if ok && inc.lease == s.regLease.Load() {
 		return
 	}
 	select {
