@@ -10,7 +10,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -18,13 +17,8 @@ import (
 )
 
 // partitionChangeAttempts bounds how often changePartition decides again
-// after losing a compare-and-swap race; partitionChangeBackoff is the
-// first wait between attempts (doubling), which gives this broker's
-// metadata cache time to catch up with the write that won.
-const (
-	partitionChangeAttempts = 5
-	partitionChangeBackoff  = 10 * time.Millisecond
-)
+// after losing a compare-and-swap race.
+const partitionChangeAttempts = 5
 
 // errPartitionChangeRaces: every attempt of changePartition lost its
 // compare-and-swap.
@@ -62,12 +56,13 @@ func (b *Broker) syncMetadata(ctx context.Context) error {
 // changePartition applies decide to the current state of topic-partition
 // and writes what it returns, compare-and-swap; when another writer got
 // there first it reads the state again and decides again, up to
-// partitionChangeAttempts times. It returns the state written. decide's
-// errors (metadata's sentinels) become the client's error codes.
+// partitionChangeAttempts times, after syncing the cache so that it shows
+// the write that won (a wait for time would not be sure to). It returns
+// the state written. decide's errors (metadata's sentinels) become the
+// client's error codes.
 func (b *Broker) changePartition(ctx context.Context, topic string, partition int32,
 	decide func(metadata.PartitionState) (metadata.PartitionState, error),
 ) (metadata.PartitionState, error) {
-	backoff := partitionChangeBackoff
 	for attempt := 1; ; attempt++ {
 		st, err := b.placedPartition(topic, partition)
 		if err != nil {
@@ -91,12 +86,9 @@ func (b *Broker) changePartition(ctx context.Context, topic string, partition in
 		if attempt == partitionChangeAttempts {
 			return st, adminErrorf(kerr.RequestTimedOut, "%v: %s-%d after %d attempts; try again.", errPartitionChangeRaces, topic, partition, attempt)
 		}
-		select {
-		case <-ctx.Done():
-			return st, b.metadataWriteError(ctx.Err(), "change partition", topic)
-		case <-time.After(backoff):
+		if err := b.syncMetadata(ctx); err != nil {
+			return st, err
 		}
-		backoff *= 2
 	}
 }
 
