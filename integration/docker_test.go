@@ -104,14 +104,20 @@ func TestDockerComposeCluster(t *testing.T) {
 		t.Fatalf("consumed %d records, want 30", len(got))
 	}
 
-	// kcat (librdkafka) from the host sees the cluster too.
-	out, err := exec.CommandContext(ctx, kcatBin(t), "-b", addr(0), "-L", "-t", topic).CombinedOutput()
-	if err != nil || bytes.Count(out, []byte("broker ")) < 3 || !strings.Contains(string(out), "3 partitions") ||
-		bytes.Count(out, []byte("isrs: ")) != 3 || bytes.Count(out, []byte(",")) < 12 {
-		t.Fatalf("kcat -L: %v\n%s", err, out)
-	}
+	// kcat (librdkafka) from the host sees the cluster too. It asks broker
+	// 1, whose metadata cache may be a moment behind the broker that
+	// showed every ISR full above: wait for it.
+	bin := kcatBin(t)
+	fzWaitFor(t, 30*time.Second, "kcat -L to show three brokers and three full ISRs", func() error {
+		out, err := exec.CommandContext(ctx, bin, "-b", addr(0), "-L", "-t", topic).CombinedOutput()
+		if err != nil || bytes.Count(out, []byte("broker ")) < 3 || !strings.Contains(string(out), "3 partitions") ||
+			bytes.Count(out, []byte("isrs: ")) != 3 || bytes.Count(out, []byte(",")) < 12 {
+			return fmt.Errorf("kcat -L: %v\n%s", err, out)
+		}
+		return nil
+	})
 	// And produces through librdkafka with acks=all.
-	produce := exec.CommandContext(ctx, kcatBin(t), "-b", addr(2), "-P", "-t", topic, "-p", "1", "-X", "acks=all")
+	produce := exec.CommandContext(ctx, bin, "-b", addr(2), "-P", "-t", topic, "-p", "1", "-X", "acks=all")
 	produce.Stdin = strings.NewReader("from-kcat\n")
 	if out, err := produce.CombinedOutput(); err != nil {
 		t.Fatalf("kcat -P acks=all: %v\n%s", err, out)
