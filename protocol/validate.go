@@ -567,6 +567,16 @@ func (s *recordSource) skip(n int64) bool {
 // shortest encoding (Kafka reads longer ones; no client writes them, and
 // Records, which reads what Gregor stores, refuses them).
 func (s *recordSource) varint() (int32, bool) {
+	if s.pos < len(s.buf) { // one-byte fast path, small enough to inline
+		if x := s.buf[s.pos]; x < 0x80 {
+			s.pos++
+			return int32(x>>1) ^ -int32(x&1), true
+		}
+	}
+	return s.varintSlow()
+}
+
+func (s *recordSource) varintSlow() (int32, bool) {
 	if len(s.buf)-s.pos < 5 {
 		s.more(5) // fewer at the end of the section
 	}
@@ -580,6 +590,16 @@ func (s *recordSource) varint() (int32, bool) {
 
 // varlong reads a zigzag varlong of at most 10 bytes, as kbin does.
 func (s *recordSource) varlong() (int64, bool) {
+	if s.pos < len(s.buf) {
+		if x := s.buf[s.pos]; x < 0x80 {
+			s.pos++
+			return int64(x>>1) ^ -int64(x&1), true
+		}
+	}
+	return s.varlongSlow()
+}
+
+func (s *recordSource) varlongSlow() (int64, bool) {
 	if len(s.buf)-s.pos < 10 {
 		s.more(10)
 	}
