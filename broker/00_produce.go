@@ -14,11 +14,19 @@ package broker
 //     before the batch was committed. While one acks=-1 request waits, the
 //     next requests on the connection are read and appended; responses
 //     still leave in request order.
-//   - Each partition takes exactly one magic-2 batch, checked without
-//     decompression: CRC-32C (CORRUPT_MESSAGE), codec (UNSUPPORTED_COMPRESSION_TYPE),
-//     counts and batch count (INVALID_RECORD), size against max.message.bytes
-//     (MESSAGE_TOO_LARGE), timestamps against message.timestamp.before/after.max.ms
-//     (INVALID_TIMESTAMP, CreateTime topics).
+//   - Each partition takes exactly one magic-2 batch, validated as Kafka's
+//     LogValidator does before anything is appended (protocol/validate.go
+//     lists every check): size against max.message.bytes
+//     (MESSAGE_TOO_LARGE), CRC-32C and undecodable compression
+//     (CORRUPT_MESSAGE), codec (UNSUPPORTED_COMPRESSION_TYPE; zstd needs
+//     v7+), the header's counts and every record's structure, compressed
+//     records decompressed as a bounded stream and not kept
+//     (INVALID_RECORD), keys on compacted topics (INVALID_RECORD) and each
+//     record's timestamp against message.timestamp.before/after.max.ms
+//     (INVALID_TIMESTAMP, CreateTime topics). v8+ responses carry the
+//     reason in ErrorMessage and the records at fault in RecordErrors.
+//   - CreateTime batches get their max timestamp set to the largest record
+//     timestamp, as Kafka does.
 //   - LogAppendTime topics get the broker's time stamped into the batch and
 //     returned in the response.
 //   - Internal topics cannot be produced to (INVALID_TOPIC_EXCEPTION).
@@ -93,7 +101,7 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response
 				err = topicErr
 			default:
 				var w *commitWait
-				w, err = b.producePartition(c.ctx, req.TransactionID, name, rp, &sp, req.Acks)
+				w, err = b.producePartition(c.ctx, req.TransactionID, name, rp, &sp, req.Acks, req.Version)
 				if w != nil {
 					w.topic, w.index = len(resp.Topics), len(st.Partitions)
 					waits = append(waits, *w)
@@ -107,6 +115,7 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response
 				if req.Version >= 8 && !errors.As(err, new(*kerr.Error)) {
 					msg := err.Error()
 					sp.ErrorMessage = &msg
+					sp.ErrorRecords = recordErrors(err)
 				}
 				if req.Version >= 10 && errors.Is(err, kerr.NotLeaderForPartition) {
 					sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = hints.leader(b, name, rp.Partition)
@@ -184,7 +193,7 @@ func (part *partition) waitCommitted(ctx context.Context, deadline <-chan time.T
 // producePartition appends one partition's batch and fills in the
 // response. For acks=-1 it returns what to wait for when the batch is not
 // committed yet.
-func (b *Broker) producePartition(ctx context.Context, txnID *string, topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, acks int16) (*commitWait, error) {
+func (b *Broker) producePartition(ctx context.Context, txnID *string, topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, acks, version int16) (*commitWait, error) {
 	part, err := b.parts.get(topic, rp.Partition)
 	if err != nil {
 		return nil, err
@@ -194,10 +203,20 @@ func (b *Broker) producePartition(ctx context.Context, txnID *string, topic stri
 	if len(records) > int(settings.maxMessageBytes) {
 		return nil, kerr.MessageTooLarge
 	}
-	h, err := protocol.ValidateProduceBatch(records)
+	nowMs := b.now().UnixMilli()
+	v, err := b.codecs.ValidateProduceBatch(records, protocol.ValidateConfig{
+		Version:              version,
+		NowMs:                nowMs,
+		LogAppendTime:        settings.logAppendTime,
+		TimestampBeforeMaxMs: settings.timestampBeforeMs,
+		TimestampAfterMaxMs:  settings.timestampAfterMs,
+		Compacted:            settings.compacted,
+	})
 	if err != nil {
+		b.log.Debug().Err(err).Str("topic", topic).Int32("partition", rp.Partition).Msg("produced batch refused")
 		return nil, batchError{err}
 	}
+	h := v.Header
 	if acks == -1 && len(part.isr()) < settings.minInsyncReplicas {
 		return nil, kerr.NotEnoughReplicas
 	}
@@ -207,13 +226,11 @@ func (b *Broker) producePartition(ctx context.Context, txnID *string, topic stri
 			return nil, err
 		}
 	}
-	nowMs := b.now().UnixMilli()
 	if settings.logAppendTime {
 		protocol.SetLogAppendTime(records, nowMs)
 		sp.LogAppendTime = nowMs
-	} else if h.MaxTimestamp > nowMs+settings.timestampAfterMs ||
-		(settings.timestampBeforeMs < nowMs && h.FirstTimestamp < nowMs-settings.timestampBeforeMs) {
-		return nil, kerr.InvalidTimestamp
+	} else {
+		protocol.SetMaxTimestamp(records, v.MaxTimestamp) // as Kafka does
 	}
 	res, err := part.log.Append(records, part.leaderEpoch())
 	switch {
@@ -247,6 +264,21 @@ type batchError struct{ err error }
 func (e batchError) Error() string { return e.err.Error() }
 func (e batchError) Unwrap() error { return e.err }
 
+// recordErrors lists the records a validation failure names (Produce v8+).
+func recordErrors(err error) []kmsg.ProduceResponseTopicPartitionErrorRecord {
+	var ve *protocol.ValidationError
+	if !errors.As(err, &ve) {
+		return nil
+	}
+	out := make([]kmsg.ProduceResponseTopicPartitionErrorRecord, 0, len(ve.Records))
+	for _, re := range ve.Records {
+		r := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+		r.RelativeOffset, r.ErrorMessage = re.BatchIndex, kmsg.StringPtr(re.Message)
+		out = append(out, r)
+	}
+	return out
+}
+
 // errCode maps an error from the data path to a Kafka error code.
 func errCode(err error) int16 {
 	var ke *kerr.Error
@@ -259,6 +291,8 @@ func errCode(err error) int16 {
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, protocol.ErrUnsupportedCodec):
 		return kerr.UnsupportedCompressionType.Code
+	case errors.Is(err, protocol.ErrInvalidTimestamp):
+		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, protocol.ErrInvalidBatch):
 		return kerr.InvalidRecord.Code
 	default:

@@ -329,7 +329,8 @@ type topicSettings struct {
 	logAppendTime     bool
 	timestampBeforeMs int64
 	timestampAfterMs  int64
-	minInsyncReplicas int // acks=all needs this many in-sync replicas
+	compacted         bool // cleanup.policy includes compact: produced records need keys
+	minInsyncReplicas int  // acks=all needs this many in-sync replicas
 }
 
 func parseInt(v *string, fallback int64) int64 {
@@ -361,5 +362,10 @@ func (t *configTable) settings(topicConfigs map[string]string, l brokerLayers) t
 	}
 	s.timestampBeforeMs = parseInt(get("message.timestamp.before.max.ms"), maxLong)
 	s.timestampAfterMs = parseInt(get("message.timestamp.after.max.ms"), 3600000)
+	if v := get("cleanup.policy"); v != nil {
+		for _, p := range strings.Split(*v, ",") {
+			s.compacted = s.compacted || strings.TrimSpace(p) == "compact"
+		}
+	}
 	return s
 }

@@ -117,7 +117,7 @@ func TestErrorsProduceFetch(t *testing.T) {
 		{"TruncatedBatch", topic, 0, func() []byte {
 			b := valid(3)
 			return b[:len(b)-5] // length field now claims 5 bytes more than present
-		}, kerr.CorruptMessage},
+		}, kerr.InvalidRecord}, // as in Kafka: no whole batch at all
 		{"TooLargeForTopic", small, 0, func() []byte {
 			return fzBatch(now, fzRecord{value: bytes.Repeat([]byte("x"), 2000)})
 		}, kerr.MessageTooLarge},

@@ -18,10 +18,12 @@
 //	57      4      record count
 //	61      ...    records (compressed as a whole when codec != 0)
 //
-// Gregor never decompresses a batch on the produce path: it checks the
-// header and the CRC, patches the base offset (and, for LogAppendTime, the
-// max timestamp and timestamp-type bit, recomputing the CRC), and writes the
-// bytes as they came.
+// On the produce path Gregor validates a batch as Kafka does (validate.go:
+// header, CRC, and every record, compressed ones decompressed as a stream
+// and not kept), patches the base offset and leader epoch (and the max
+// timestamp: the broker's for LogAppendTime, with the timestamp-type bit,
+// or the largest record timestamp for CreateTime, recomputing the CRC),
+// and writes the records as they came.
 package protocol
 
 import (
@@ -62,10 +64,12 @@ const (
 // Errors returned by batch validation; the broker maps them to Kafka codes.
 var (
 	// ErrCorruptBatch means the batch is truncated, its length field is
-	// inconsistent, or its CRC does not match (CORRUPT_MESSAGE).
+	// inconsistent, its CRC does not match or its compressed records do
+	// not decompress (CORRUPT_MESSAGE).
 	ErrCorruptBatch = errors.New("protocol: corrupt record batch")
-	// ErrInvalidBatch means the batch is well formed but breaks a rule
-	// (wrong magic, more than one batch, bad counts: INVALID_RECORD).
+	// ErrInvalidBatch means the batch breaks a rule: wrong magic, more
+	// than one batch, counts or records that do not match what the
+	// header declares (INVALID_RECORD).
 	ErrInvalidBatch = errors.New("protocol: invalid record batch")
 	// ErrUnsupportedCodec means the compression bits name no known codec
 	// (UNSUPPORTED_COMPRESSION_TYPE).
@@ -113,32 +117,6 @@ func BatchSize(b []byte) int {
 	return int(length) + 12
 }
 
-// ValidateProduceBatch checks a produce request's records for one partition:
-// exactly one magic-2 batch, a matching CRC, a known codec, and consistent
-// counts. It does not decompress.
-func ValidateProduceBatch(b []byte) (kmsg.RecordBatch, error) {
-	h, err := ParseBatchHeader(b)
-	if err != nil {
-		return h, err
-	}
-	if size := 12 + int(h.Length); size != len(b) {
-		return h, fmt.Errorf("%w: %d trailing bytes after the batch (produce takes one batch per partition)", ErrInvalidBatch, len(b)-size)
-	}
-	if got := BatchCRC(b); got != uint32(h.CRC) {
-		return h, fmt.Errorf("%w: crc %08x, computed %08x", ErrCorruptBatch, uint32(h.CRC), got)
-	}
-	if c := Codec(h.Attributes & AttrCompressionMask); c > CodecZstd {
-		return h, fmt.Errorf("%w: codec %d", ErrUnsupportedCodec, c)
-	}
-	if h.NumRecords <= 0 || h.LastOffsetDelta != h.NumRecords-1 {
-		return h, fmt.Errorf("%w: %d records with last offset delta %d", ErrInvalidBatch, h.NumRecords, h.LastOffsetDelta)
-	}
-	if h.Attributes&AttrControl != 0 {
-		return h, fmt.Errorf("%w: clients may not produce control batches", ErrInvalidBatch)
-	}
-	return h, nil
-}
-
 // SetBaseOffset writes the base offset into a batch. The CRC does not cover it.
 func SetBaseOffset(batch []byte, offset int64) {
 	binary.BigEndian.PutUint64(batch[0:], uint64(offset))
@@ -155,6 +133,18 @@ func SetPartitionLeaderEpoch(batch []byte, epoch int32) {
 func SetLogAppendTime(batch []byte, ts int64) {
 	attrs := binary.BigEndian.Uint16(batch[21:])
 	binary.BigEndian.PutUint16(batch[21:], attrs|AttrLogAppendTime)
+	binary.BigEndian.PutUint64(batch[35:], uint64(ts))
+	binary.BigEndian.PutUint32(batch[17:], BatchCRC(batch))
+}
+
+// SetMaxTimestamp sets a CreateTime batch's max timestamp and recomputes
+// its CRC, as Kafka does with the largest record timestamp it finds
+// while validating a produced batch (ValidateProduceBatch reports it). It
+// does nothing when the batch already says ts.
+func SetMaxTimestamp(batch []byte, ts int64) {
+	if int64(binary.BigEndian.Uint64(batch[35:])) == ts {
+		return
+	}
 	binary.BigEndian.PutUint64(batch[35:], uint64(ts))
 	binary.BigEndian.PutUint32(batch[17:], BatchCRC(batch))
 }

@@ -100,6 +100,8 @@ type Codecs struct {
 	lz4Readers  sync.Pool // *lz4Reader
 	lz4Writers  sync.Pool // *lz4.Writer
 	zstdDecs    sync.Pool // *zstdDecoder
+	windows     sync.Pool // *[validateWindow]byte, for ValidateProduceBatch
+	scratch     sync.Pool // *[]byte of at most maxPooledScratch bytes: decoded snappy
 
 	// zstdEnc is created on first use; EncodeAll is safe for concurrent use.
 	zstdOnce sync.Once
@@ -342,21 +344,9 @@ func (c *Codecs) unlz4(src []byte, limit int) ([]byte, error) {
 }
 
 func (c *Codecs) unzstd(src []byte, limit int) ([]byte, error) {
-	zd, _ := c.zstdDecs.Get().(*zstdDecoder)
-	if zd == nil {
-		d, err := zstd.NewReader(nil,
-			zstd.WithDecoderConcurrency(1), // synchronous: no goroutines
-			zstd.WithDecoderLowmem(true),
-			zstd.WithDecodeBuffersBelow(0),
-			// Output is bounded below; the decoder's own bound would
-			// otherwise also cap the window.
-			zstd.WithDecoderMaxMemory(maxLimit),
-			zstd.WithDecoderMaxWindow(zstdWindowMax),
-		)
-		if err != nil {
-			return nil, err
-		}
-		zd = &zstdDecoder{d: d}
+	zd, err := c.zstdDecoder()
+	if err != nil {
+		return nil, err
 	}
 	h, single := zstdFrame(src)
 
@@ -401,6 +391,26 @@ func (c *Codecs) unzstd(src []byte, limit int) ([]byte, error) {
 		return nil, err
 	}
 	return readAllLimit(zd.d, 4*len(src), limit)
+}
+
+// zstdDecoder returns a pooled zstd decoder or a new one.
+func (c *Codecs) zstdDecoder() (*zstdDecoder, error) {
+	if zd, _ := c.zstdDecs.Get().(*zstdDecoder); zd != nil {
+		return zd, nil
+	}
+	d, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1), // synchronous: no goroutines
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecodeBuffersBelow(0),
+		// Output is bounded by the callers; the decoder's own bound
+		// would otherwise also cap the window.
+		zstd.WithDecoderMaxMemory(maxLimit),
+		zstd.WithDecoderMaxWindow(zstdWindowMax),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &zstdDecoder{d: d}, nil
 }
 
 // zstdFrame returns the header of the first frame in src and whether src
@@ -582,4 +592,216 @@ type appendWriter struct{ b []byte }
 func (w *appendWriter) Write(p []byte) (int, error) {
 	w.b = append(w.b, p...)
 	return len(p), nil
+}
+
+// maxPooledScratch is the largest decoded-snappy buffer kept for reuse.
+const maxPooledScratch = 4 << 20
+
+// stream is a compressed records section opened for one pass, as
+// ValidateProduceBatch reads it: decoded at once into mem (snappy's raw
+// block, whose format needs its whole output) or read in order from r
+// (everything else), never more than the limit given to openStream in
+// total (r's reader enforces it per block; the caller counts the rest).
+type stream struct {
+	inMem bool
+	mem   []byte
+	r     io.Reader
+
+	// Pooled state to give back on release.
+	c        *Codecs
+	gz       *gzipReader
+	lz       *lz4Reader
+	zd       *zstdDecoder
+	keepZstd bool // zd's window is small enough to pool
+	scratch  *[]byte
+}
+
+// openStream opens src (a records section compressed with codec) for
+// reading. Errors wrap ErrCorruptBatch or ErrDecompressedTooLarge.
+// release must be called once the stream is done with.
+func (c *Codecs) openStream(st *stream, codec Codec, src []byte, limit int) error {
+	limit = min(max(limit, 0), maxLimit)
+	if len(src) == 0 {
+		return fmt.Errorf("%w: %s: no compressed bytes", ErrCorruptBatch, codec)
+	}
+	*st = stream{c: c}
+	var err error
+	switch codec {
+	case CodecGzip:
+		gr, _ := c.gzipReaders.Get().(*gzipReader)
+		if gr == nil {
+			gr = new(gzipReader)
+		}
+		st.gz = gr
+		gr.src.Reset(src)
+		if err = gr.zr.Reset(&gr.src); err == nil {
+			gr.zr.Multistream(true)
+			st.r = &gr.zr
+		}
+	case CodecLz4:
+		lr, _ := c.lz4Readers.Get().(*lz4Reader)
+		if lr == nil {
+			lr = &lz4Reader{zr: lz4.NewReader(nil)}
+		}
+		st.lz = lr
+		lr.src.Reset(src)
+		lr.zr.Reset(&lr.src)
+		st.r = lr.zr
+	case CodecZstd:
+		err = c.openZstd(st, src, limit)
+	case CodecSnappy:
+		err = c.openSnappy(st, src, limit)
+	default:
+		return fmt.Errorf("%w: codec %d", ErrUnsupportedCodec, codec)
+	}
+	if err != nil {
+		st.release()
+		if errors.Is(err, ErrDecompressedTooLarge) {
+			return fmt.Errorf("%w: %s output passes %d bytes", ErrDecompressedTooLarge, codec, limit)
+		}
+		return fmt.Errorf("%w: %s: %v", ErrCorruptBatch, codec, err)
+	}
+	return nil
+}
+
+// openZstd streams src through a pooled decoder. A lone frame declaring
+// its size is checked first, as in unzstd, so a lying header costs
+// nothing; the decoder's window (at most zstdWindowMax) is the memory a
+// stream costs.
+func (c *Codecs) openZstd(st *stream, src []byte, limit int) error {
+	h, single := zstdFrame(src)
+	if single && h.HasFCS {
+		if h.FrameContentSize > uint64(limit) {
+			return ErrDecompressedTooLarge
+		}
+		if h.FrameContentSize > (uint64(len(src))/4+1)*zstdMaxBlockOut {
+			return fmt.Errorf("frame declares %d bytes from %d input bytes", h.FrameContentSize, len(src))
+		}
+	}
+	zd, err := c.zstdDecoder()
+	if err != nil {
+		return err
+	}
+	st.zd = zd
+	window := h.WindowSize
+	if h.SingleSegment {
+		window = h.FrameContentSize
+	}
+	st.keepZstd = single && window <= zstdPoolWindow
+	zd.src.Reset(src)
+	if err := zd.d.Reset(&zd.src); err != nil {
+		return err
+	}
+	st.r = zd.d
+	return nil
+}
+
+// openSnappy decodes a raw block at once into a pooled buffer, or streams
+// a xerial stream chunk by chunk once its framing checks out.
+func (c *Codecs) openSnappy(st *stream, src []byte, limit int) error {
+	if len(src) >= xerialHeaderSize && bytes.Equal(src[:len(xerialMagic)], xerialMagic) {
+		if xr, err := newXerialReader(src[xerialHeaderSize:], limit); err == nil {
+			st.r = xr
+			return nil
+		} else if errors.Is(err, ErrDecompressedTooLarge) {
+			return err
+		}
+		// Framing that does not check out may still be a raw block
+		// beginning with the same bytes (see unsnappy).
+	}
+	sp, _ := c.scratch.Get().(*[]byte)
+	if sp == nil {
+		sp = new([]byte)
+	}
+	st.scratch = sp
+	out, err := appendSnappyBlock((*sp)[:0], src, limit)
+	if err != nil {
+		return err
+	}
+	*sp = out
+	st.inMem, st.mem = true, out
+	return nil
+}
+
+// release gives the stream's pooled state back.
+func (st *stream) release() {
+	c := st.c
+	if st.gz != nil {
+		st.gz.src.Reset(nil)
+		c.gzipReaders.Put(st.gz)
+	}
+	if st.lz != nil {
+		st.lz.zr.Reset(nil)
+		st.lz.src.Reset(nil)
+		c.lz4Readers.Put(st.lz)
+	}
+	if st.zd != nil {
+		st.zd.d.Reset(nil) // drop references to src
+		st.zd.src.Reset(nil)
+		if st.keepZstd {
+			c.zstdDecs.Put(st.zd)
+		}
+	}
+	if st.scratch != nil && cap(*st.scratch) <= maxPooledScratch {
+		c.scratch.Put(st.scratch)
+	}
+	*st = stream{}
+}
+
+// window returns a pooled buffer to walk a stream through.
+func (c *Codecs) window() *[validateWindow]byte {
+	if w, _ := c.windows.Get().(*[validateWindow]byte); w != nil {
+		return w
+	}
+	return new([validateWindow]byte)
+}
+
+// xerialReader decodes a xerial snappy stream one chunk at a time.
+type xerialReader struct {
+	rest []byte // chunks not decoded yet
+	out  []byte // the current chunk, decoded; out[pos:] unread
+	pos  int
+}
+
+// newXerialReader checks the chunk framing of b (what follows the
+// header) and that no chunk declares more than limit bytes, without
+// decoding anything.
+func newXerialReader(b []byte, limit int) (*xerialReader, error) {
+	for rest := b; len(rest) > 0; {
+		chunk, next, err := xerialChunk(rest)
+		if err != nil {
+			return nil, err
+		}
+		n, err := snappy.DecodedLen(chunk)
+		if err != nil {
+			return nil, err
+		}
+		if n > limit {
+			return nil, ErrDecompressedTooLarge
+		}
+		rest = next
+	}
+	return &xerialReader{rest: b}, nil
+}
+
+// Read implements io.Reader.
+func (x *xerialReader) Read(p []byte) (int, error) {
+	for x.pos == len(x.out) {
+		if len(x.rest) == 0 {
+			return 0, io.EOF
+		}
+		chunk, next, err := xerialChunk(x.rest)
+		if err != nil {
+			return 0, err
+		}
+		// Chunks were checked against the limit; the reader's caller
+		// bounds their sum.
+		if x.out, err = appendSnappyBlock(x.out[:0], chunk, maxLimit); err != nil {
+			return 0, err
+		}
+		x.pos, x.rest = 0, next
+	}
+	n := copy(p, x.out[x.pos:])
+	x.pos += n
+	return n, nil
 }

@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/gregorbroker/gregor/protocol"
@@ -29,7 +30,7 @@ func TestControlBatchRoundTrip(t *testing.T) {
 			t.Fatalf("ParseControlBatch: %d %v, want %d", typ, err, want)
 		}
 		// Clients may not produce them.
-		if _, err := protocol.ValidateProduceBatch(b); err == nil {
+		if _, err := protocol.NewCodecs().ValidateProduceBatch(b, protocol.ValidateConfig{Version: 9}); !errors.Is(err, protocol.ErrInvalidBatch) {
 			t.Fatal("a control batch passed produce validation")
 		}
 	}

@@ -124,9 +124,29 @@ func fuzzSeeds(t testing.TB) map[string][]fuzzSeed {
 		fuzzSeed{name: "batch-length-ffffffff", data: edit(batch, func(b []byte) { binary.BigEndian.PutUint32(b[8:], 0xffffffff) })},
 		fuzzSeed{name: "batch-count-huge", data: fixCRC(edit(batch, func(b []byte) { binary.BigEndian.PutUint32(b[57:], 0x7fffffff) }))},
 	)
-	seeds["FuzzValidateProduceBatch"] = append(append([]fuzzSeed(nil), batchSeeds...), batches[0], batches[4])
+	seeds["FuzzValidateProduceBatch"] = append(append(append([]fuzzSeed(nil), batchSeeds...), batches...), lyingSeeds(t)...)
 	seeds["FuzzRecords"] = append(append([]fuzzSeed(nil), batchSeeds...), batches...)
 	return seeds
+}
+
+// lyingSeeds are batches whose CRC is right and whose records lie, one
+// of each shape the validator refuses, uncompressed and in lz4 (a
+// streamed codec).
+func lyingSeeds(t testing.TB) []fuzzSeed {
+	var out []fuzzSeed
+	for _, codec := range []Codec{CodecNone, CodecLz4} {
+		cases := structureCases(t, codec)
+		names := make([]string, 0, len(cases))
+		for name := range cases {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			seed := "lying-" + codec.String() + "-" + strings.ReplaceAll(name, " ", "-")
+			out = append(out, fuzzSeed{seed, cases[name].batch, codec != CodecNone})
+		}
+	}
+	return out
 }
 
 func addSeeds(f *testing.F) {
@@ -239,26 +259,55 @@ func FuzzReadFrame(f *testing.F) {
 
 func FuzzValidateProduceBatch(f *testing.F) {
 	addSeeds(f)
+	// A small limit keeps the fuzzer on structure rather than on large
+	// (legitimately) decompressed outputs.
+	c := NewCodecsLimit(1 << 20)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := ValidateProduceBatch(b)
+		v, err := c.ValidateProduceBatch(b, lenient)
 		if err != nil {
-			if !errors.Is(err, ErrCorruptBatch) && !errors.Is(err, ErrInvalidBatch) && !errors.Is(err, ErrUnsupportedCodec) {
-				t.Fatalf("error wraps no sentinel: %v", err)
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("error is not a *ValidationError: %v", err)
+			}
+			if ve.Kind != ErrCorruptBatch && ve.Kind != ErrInvalidBatch && ve.Kind != ErrUnsupportedCodec && ve.Kind != ErrInvalidTimestamp {
+				t.Fatalf("error of an unknown kind: %v", err)
+			}
+			if len(ve.Records) > maxRecordErrors {
+				t.Fatalf("%d record errors", len(ve.Records))
 			}
 			return
 		}
-		if BatchSize(b) != len(b) {
-			t.Fatalf("valid batch: BatchSize %d, len %d", BatchSize(b), len(b))
-		}
-		if uint32(h.CRC) != BatchCRC(b) || h.NumRecords < 1 {
+		h := v.Header
+		if BatchSize(b) != len(b) || uint32(h.CRC) != BatchCRC(b) || h.NumRecords < 1 || h.FirstOffset != 0 {
 			t.Fatalf("valid batch with header %+v", h)
 		}
-		// The broker's edits keep it valid.
-		c := append([]byte(nil), b...)
-		SetBaseOffset(c, 1<<40)
-		SetPartitionLeaderEpoch(c, 5)
-		SetLogAppendTime(c, 99)
-		if _, err := ValidateProduceBatch(c); err != nil {
+		// What validation accepts, Gregor's own reader reads back whole:
+		// as many records as declared, at offsets 0..n-1, the largest
+		// timestamp as reported.
+		recs, err := c.RecordsAt(b)
+		if err != nil {
+			t.Fatalf("valid batch does not read back: %v", err)
+		}
+		if len(recs) != int(h.NumRecords) {
+			t.Fatalf("%d records read, %d declared", len(recs), h.NumRecords)
+		}
+		maxTs := int64(noTimestamp)
+		for i := range recs {
+			if recs[i].Offset != int64(i) {
+				t.Fatalf("record %d at offset %d", i, recs[i].Offset)
+			}
+			maxTs = max(maxTs, recs[i].Timestamp)
+		}
+		if maxTs != v.MaxTimestamp {
+			t.Fatalf("max timestamp %d, records say %d", v.MaxTimestamp, maxTs)
+		}
+		// The broker's edits keep it whole.
+		e := append([]byte(nil), b...)
+		SetMaxTimestamp(e, v.MaxTimestamp)
+		SetBaseOffset(e, 1<<40)
+		SetPartitionLeaderEpoch(e, 5)
+		SetLogAppendTime(e, 99)
+		if _, err := CheckBatch(e); err != nil {
 			t.Fatalf("invalid after broker edits: %v", err)
 		}
 	})

@@ -42,7 +42,7 @@ type RecordAt struct {
 
 // Records decodes the records of the first batch in batch, decompressing
 // them with c's limit if needed. It does not check the CRC (use
-// ValidateProduceBatch for bytes from a client); it does check that the
+// Codecs.ValidateProduceBatch for bytes from a client); it does check that the
 // declared count fits the bytes present, that every record's length
 // matches its fields, and that no bytes follow the last record.
 //
@@ -169,8 +169,9 @@ func varintBytesLen(b []byte) int {
 //
 // Each record's timestamp delta (TimestampDelta64, or TimestampDelta when
 // that is 0) is taken as given; Length and OffsetDelta are computed. The
-// caller's records are not modified. The batch validates with
-// ValidateProduceBatch when records is not empty.
+// caller's records are not modified. The batch passes
+// Codecs.ValidateProduceBatch when records is not empty and its
+// timestamps suit the topic.
 func (c *Codecs) BuildBatch(codec Codec, baseTimestamp int64, records []kmsg.Record) ([]byte, error) {
 	if codec < CodecNone || codec > CodecZstd {
 		return nil, fmt.Errorf("%w: codec %d", ErrUnsupportedCodec, codec)

@@ -64,8 +64,11 @@ func TestBuildBatchHeader(t *testing.T) {
 	for _, codec := range append([]Codec{CodecNone}, allCodecs...) {
 		t.Run(codec.String(), func(t *testing.T) {
 			b := mustBuild(t, c, codec, 1_700_000_000_000, recs)
-			h, err := ValidateProduceBatch(b)
+			h, err := CheckBatch(b)
 			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.ValidateProduceBatch(b, lenient); err != nil {
 				t.Fatal(err)
 			}
 			want := kmsg.RecordBatch{
@@ -153,7 +156,7 @@ func TestRecordsAt(t *testing.T) {
 
 			// LogAppendTime: every record takes the batch's max timestamp.
 			SetLogAppendTime(b, 42)
-			if _, err := ValidateProduceBatch(b); err != nil {
+			if _, err := CheckBatch(b); err != nil {
 				t.Fatalf("after SetLogAppendTime: %v", err)
 			}
 			got, err = c.RecordsAt(b)
@@ -180,7 +183,7 @@ func TestRecordsXerial(t *testing.T) {
 	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
 	binary.BigEndian.PutUint16(b[21:], uint16(CodecSnappy))
 	binary.BigEndian.PutUint32(b[17:], BatchCRC(b))
-	if _, err := ValidateProduceBatch(b); err != nil {
+	if _, err := c.ValidateProduceBatch(b, lenient); err != nil {
 		t.Fatal(err)
 	}
 	got, err := c.RecordsAt(b)
@@ -201,7 +204,7 @@ func TestRecordsEmptyBatch(t *testing.T) {
 	if err != nil || len(recs) != 0 {
 		t.Fatalf("%d records, %v", len(recs), err)
 	}
-	if _, err := ValidateProduceBatch(b); !errors.Is(err, ErrInvalidBatch) {
+	if _, err := c.ValidateProduceBatch(b, lenient); !errors.Is(err, ErrInvalidBatch) {
 		t.Fatalf("empty batch validates: %v", err)
 	}
 }

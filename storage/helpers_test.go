@@ -64,7 +64,7 @@ func makeBatch(t testing.TB, s batchSpec) []byte {
 	}
 	raw := b.AppendTo(nil)
 	binary.BigEndian.PutUint32(raw[17:], protocol.BatchCRC(raw))
-	if _, err := protocol.ValidateProduceBatch(raw); err != nil {
+	if _, err := protocol.CheckBatch(raw); err != nil {
 		t.Fatalf("test batch is invalid: %v", err)
 	}
 	return raw
