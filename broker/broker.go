@@ -67,20 +67,20 @@ type Broker struct {
 	// after New.
 	verifyTxns bool
 
-	codecs   *protocol.Codecs // safe for concurrent use
-	bufs     bufferPool       // Fetch buffers (buffers.go); safe for concurrent use
+	codecs *protocol.Codecs // safe for concurrent use
+	bufs   bufferPool       // Fetch buffers (buffers.go); safe for concurrent use
 	// reqBudget is queued.max.request.bytes: request frames read and not
 	// yet handled; respBudget is queued.max.response.bytes: fetched record
 	// bytes not yet written. Both safe for concurrent use.
 	reqBudget, respBudget *byteBudget
 	// fetchMaxBytes is fetch.max.bytes, immutable after New.
 	fetchMaxBytes int32
-	handlers *registry
-	parts    *partitionSet
-	coord    *coordinator.Coordinator    // safe for concurrent use
-	txn      *coordinator.TxnCoordinator // safe for concurrent use
-	markers  *markerWriter               // safe for concurrent use
-	peers    *peerPool                   // safe for concurrent use
+	handlers      *registry
+	parts         *partitionSet
+	coord         *coordinator.Coordinator    // safe for concurrent use
+	txn           *coordinator.TxnCoordinator // safe for concurrent use
+	markers       *markerWriter               // safe for concurrent use
+	peers         *peerPool                   // safe for concurrent use
 
 	// ctx is cancelled when Close starts; handlers that wait (Fetch) stop early.
 	ctx    context.Context
