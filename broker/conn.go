@@ -84,6 +84,13 @@ const maxPendingResponseBytes = 64 << 10
 // directly, so it bounds the per-connection cost, not the frame size.
 const connBufferSize = 16 << 10
 
+// frameBodyTimeout is how long the body of a frame of size bytes may take
+// to arrive once its bytes are taken from queued.max.request.bytes: 30 s,
+// plus a second per MiB (a client sending less than 1 MiB/s is cut off).
+func frameBodyTimeout(size int32) time.Duration {
+	return 30*time.Second + time.Duration(size)*time.Second/(1<<20)
+}
+
 // inFrame is one request frame read; charge is what it took from the
 // broker's request budget, given back once it has been handled.
 type inFrame struct {
@@ -160,6 +167,10 @@ func (c *conn) readLoop() {
 		if !c.b.reqBudget.take(c.ctx.Done(), charge) {
 			return
 		}
+		// The bytes are held for this frame now: it must arrive at a
+		// useful rate, so that a client that declares a large frame and
+		// sends little of it does not hold them for long.
+		c.nc.SetReadDeadline(time.Now().Add(min(c.b.cfg.IdleTimeout, frameBodyTimeout(size))))
 		frame, err := protocol.ReadFrameBody(r, size)
 		if err != nil {
 			c.b.reqBudget.give(charge)
