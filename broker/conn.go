@@ -191,7 +191,8 @@ func (c *conn) readLoop() {
 // awaitFrame waits until the next frame's size has arrived. A connection
 // with nothing in flight for connections.max.idle.ms is idle and ends;
 // one whose requests are being handled (a long poll, a join waiting for
-// its group) is not, however long that takes. A deadline that passes in
+// its group) is not, however long that takes, unless the connection is
+// ending (ctx done). A deadline that passes in
 // the middle of a frame ends the connection (ReadFrameBody).
 func (c *conn) awaitFrame(r *bufio.Reader) error {
 	for {
@@ -203,7 +204,7 @@ func (c *conn) awaitFrame(r *bufio.Reader) error {
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopping.Load() && c.inFlight.Load() > 0 {
+		if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopping.Load() && c.ctx.Err() == nil && c.inFlight.Load() > 0 {
 			continue
 		}
 		return err
