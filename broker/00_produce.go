@@ -142,11 +142,11 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response
 	}
 	timeout := time.Duration(max(req.TimeoutMillis, 0)) * time.Millisecond
 	return &deferredResponse{Response: resp, wait: func() {
-		deadline := time.NewTimer(timeout)
-		defer deadline.Stop()
+		// One deadline for the request: every partition's wait ends by it.
+		deadline := time.Now().Add(timeout)
 		for _, w := range waits {
 			sp := &resp.Topics[w.topic].Partitions[w.index]
-			if err := w.part.waitCommitted(c.ctx, deadline.C, w.end, w.minISR); err != nil {
+			if err := w.part.waitCommitted(c.ctx, deadline, w.end, w.minISR); err != nil {
 				sp.ErrorCode = errCode(err)
 				sp.BaseOffset = -1
 			}
@@ -164,10 +164,14 @@ type commitWait struct {
 }
 
 // waitCommitted waits until the high watermark reaches end (every ISR
-// member has the batch), the deadline fires (REQUEST_TIMED_OUT) or ctx
+// member has the batch), the deadline passes (REQUEST_TIMED_OUT) or ctx
 // ends. A batch committed by an ISR smaller than minISR gets
-// NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in Kafka.
-func (part *partition) waitCommitted(ctx context.Context, deadline <-chan time.Time, end int64, minISR int) error {
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in Kafka. A request waiting for
+// several partitions passes each the same deadline, so the request's
+// timeout bounds the whole wait.
+func (part *partition) waitCommitted(ctx context.Context, deadline time.Time, end int64, minISR int) error {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
 	for {
 		moved, role := part.log.Changed(), part.roleWatch()
 		if part.log.HighWatermark() >= end {
@@ -182,7 +186,7 @@ func (part *partition) waitCommitted(ctx context.Context, deadline <-chan time.T
 		select {
 		case <-moved:
 		case <-role:
-		case <-deadline:
+		case <-timer.C:
 			return kerr.RequestTimedOut
 		case <-ctx.Done():
 			return kerr.RequestTimedOut

@@ -8,21 +8,33 @@ package broker
 //     the high watermark, waits on the log end offset moving, and its
 //     fetch offset is its log end offset, which the leader records
 //     (replicas.go): the high watermark advances and a caught-up follower
-//     joins the ISR. Fetch sessions (KIP-227) are not
-//     created: every response carries session id 0, so clients send full
-//     fetches, and a request naming a session gets FETCH_SESSION_ID_NOT_FOUND.
+//     joins the ISR.
+//   - Fetch sessions (KIP-227) are not created: every response carries
+//     session id 0 (no session), so clients send full fetches. Session
+//     epoch -1 (FINAL_EPOCH: close any session, fetch without one) and 0
+//     (INITIAL_EPOCH: a new session; Gregor makes none) are full fetches
+//     whatever the session id, as in Kafka; an incremental fetch (epoch
+//     > 0, or below -1) names a session Gregor does not have and gets
+//     FETCH_SESSION_ID_NOT_FOUND. Forgotten topics are ignored.
 //   - Reads stop at the high watermark (read_uncommitted) or the last stable
 //     offset (read_committed: below the first offset of the earliest open
 //     transaction); read_committed responses list the aborted transactions
 //     (producer id, first offset) with records in what they return, for
 //     the client to drop.
 //   - Limits: each partition returns at most its partition max bytes and
-//     the whole response at most max bytes, except that the first batch of
-//     the first partition with data is returned whole even when larger, so
-//     a consumer can always make progress.
+//     the whole response at most max bytes and at most the broker's
+//     fetch.max.bytes, except that the first batch of the first partition
+//     with data is returned whole even when larger, so a consumer can
+//     always make progress. The record bytes read are taken from the
+//     broker-wide queued.max.response.bytes until written to the socket;
+//     a partition whose data does not fit there returns none this time.
+//   - A partition listed twice (or more) in one request is served once,
+//     at its first position with that position's offsets, and left out of
+//     the response elsewhere, as Kafka does (it keys a fetch by partition).
 //   - min_bytes / max_wait: when less than min_bytes is available the
 //     request waits, waking as soon as any requested partition's high
-//     watermark moves, until max_wait; partition errors answer at once.
+//     watermark moves, until max_wait (at most maxFetchWait); partition
+//     errors answer at once. The wait ends when the client hangs up.
 //   - A fetch offset outside [log start, log end] gets OFFSET_OUT_OF_RANGE;
 //     the response always carries the high watermark, last stable offset
 //     and log start offset.
@@ -47,15 +59,24 @@ func (b *Broker) fetchHandler() handler {
 	return handle(kmsg.Fetch.Int16(), 4, 18, b.handleFetch)
 }
 
+// maxFetchWait bounds the max_wait a Fetch request may ask for.
+const maxFetchWait = 5 * time.Minute
+
+// Fetch session epochs (KIP-227) that ask for a full fetch.
+const (
+	fetchFinalEpoch   = -1 // no session
+	fetchInitialEpoch = 0  // open a new session
+)
+
 func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
-	if req.SessionID != 0 || req.SessionEpoch > 0 {
+	if req.SessionEpoch != fetchFinalEpoch && req.SessionEpoch != fetchInitialEpoch {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, nil
 	}
 	var deadline <-chan time.Time
 	if req.MaxWaitMillis > 0 && req.MinBytes > 0 {
-		t := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+		t := time.NewTimer(min(time.Duration(req.MaxWaitMillis)*time.Millisecond, maxFetchWait))
 		defer t.Stop()
 		deadline = t.C
 	}
@@ -64,6 +85,9 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 		if hasErr || size >= int64(req.MinBytes) || deadline == nil {
 			return resp, nil
 		}
+		// Not enough: this read is dropped (its bytes go back to the
+		// response budget) and made again once something moves.
+		b.respBudget.give(b.recycleFetch(resp))
 		// Wait for any partition to move, the deadline, or shutdown.
 		cases := make([]reflect.SelectCase, 0, len(wake)+2)
 		cases = append(cases,
@@ -86,10 +110,18 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int64, hasErr bool, wake []<-chan struct{}) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	resp.SetVersion(req.Version)
-	remaining := int64(req.MaxBytes)
+	remaining := int64(min(req.MaxBytes, b.fetchMaxBytes))
 	if remaining <= 0 {
 		remaining = 1
 	}
+	// Each partition is served once, at its first position (Kafka keys a
+	// fetch by partition): reading it again would only copy the data.
+	type servedKey struct {
+		topic     string
+		id        [16]byte
+		partition int32
+	}
+	served := make(map[servedKey]struct{})
 	readCommitted := req.IsolationLevel == 1
 	replica := req.ReplicaID
 	if req.Version >= 15 {
@@ -110,6 +142,14 @@ func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 		}
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
+			key := servedKey{topic: name, partition: rp.Partition}
+			if topicErr != nil {
+				key.id = rt.TopicID
+			}
+			if _, dup := served[key]; dup {
+				continue
+			}
+			served[key] = struct{}{}
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
@@ -139,6 +179,9 @@ func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)
+		}
+		if len(st.Partitions) == 0 && len(rt.Partitions) > 0 {
+			continue // every partition was listed earlier
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
@@ -195,6 +238,12 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	if rr.Size == 0 {
 		return 0, wake, nil
 	}
+	// The bytes are held until the response is written (conn.go); when
+	// the broker holds queued.max.response.bytes already, this partition
+	// returns nothing now and the client asks again.
+	if !b.respBudget.tryTake(rr.Size) {
+		return 0, wake, nil
+	}
 	if readCommitted && replica < 0 {
 		// The aborted transactions with records in what is returned (up to
 		// maxOffset at most): the client drops their records.
@@ -210,10 +259,32 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	buf := b.bufs.get(int(rr.Size)) // back to the pool once encoded; see buffers.go
 	for _, r := range rr.Ranges {
 		if buf, err = r.AppendTo(buf); err != nil {
+			b.respBudget.give(rr.Size)
+			b.bufs.put(buf)
 			b.log.Error().Err(err).Str("topic", topic).Int32("partition", rp.Partition).Msg("fetch read failed")
 			return 0, nil, kerr.KafkaStorageError
 		}
 	}
+	if n := int64(len(buf)); n != rr.Size { // the charge must equal what recycleFetch gives back
+		b.respBudget.give(rr.Size - n)
+	}
 	sp.RecordBatches = buf
 	return int64(len(buf)), wake, nil
+}
+
+// recycleFetch puts a Fetch response's record batch buffers back in the
+// pool once they have been copied into the encoded frame (or the response
+// is dropped) and returns the bytes they held of queued.max.response.bytes:
+// the caller gives those back once the frame is written (or at once).
+func (b *Broker) recycleFetch(fr *kmsg.FetchResponse) int64 {
+	var n int64
+	for i := range fr.Topics {
+		for j := range fr.Topics[i].Partitions {
+			p := &fr.Topics[i].Partitions[j]
+			n += int64(len(p.RecordBatches))
+			b.bufs.put(p.RecordBatches)
+			p.RecordBatches = nil
+		}
+	}
+	return n
 }

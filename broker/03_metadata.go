@@ -9,7 +9,9 @@ package broker
 //     AllowAutoTopicCreation; always before v4) and auto.create.topics.enable
 //     is true; created topics get num.partitions and broker defaults, and are
 //     reported as LEADER_NOT_AVAILABLE-free right away since creation is
-//     synchronous. Otherwise UNKNOWN_TOPIC_OR_PARTITION.
+//     synchronous. Otherwise UNKNOWN_TOPIC_OR_PARTITION. A creation that
+//     would pass max.partitions or max.broker.partitions gets
+//     POLICY_VIOLATION (limits.go).
 //   - Invalid names get INVALID_TOPIC_EXCEPTION.
 //   - v10+: topics carry their ids; v12+ lookups by id are answered, unknown
 //     ids get UNKNOWN_TOPIC_ID.
@@ -109,6 +111,10 @@ func (b *Broker) handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Respon
 // autoCreateTopic creates a topic with the broker's defaults, as Metadata's auto-creation does.
 func (b *Broker) autoCreateTopic(c *conn, name string) (metadata.Topic, error) {
 	parts := int32(b.brokerConfigInt("num.partitions"))
+	if err := b.partitionLimitError(int64(parts), int64(parts)*b.brokerConfigInt("default.replication.factor")); err != nil {
+		b.log.Warn().Str("topic", name).Err(err).Msg("not auto-creating topic: over a partition limit")
+		return metadata.Topic{}, kerr.PolicyViolation
+	}
 	t, err := b.store.CreateTopic(c.ctx, metadata.Topic{Name: name, Partitions: parts})
 	if err != nil {
 		if err == metadata.ErrTopicExists {

@@ -55,6 +55,9 @@ func (b *Broker) createTopicsHandler() handler {
 }
 
 func (b *Broker) handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, error) {
+	if resp := b.createTopicsOverLimit(req); resp != nil { // limits.go
+		return resp, nil
+	}
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	ctx, cancel := adminRequestContext(c, req.TimeoutMillis)
 	defer cancel()

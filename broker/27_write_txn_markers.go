@@ -34,8 +34,7 @@ func (b *Broker) writeTxnMarkersHandler() handler {
 
 func (b *Broker) handleWriteTxnMarkers(c *conn, req *kmsg.WriteTxnMarkersRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
-	deadline := time.NewTimer(writeMarkersTimeout)
-	defer deadline.Stop()
+	deadline := time.Now().Add(writeMarkersTimeout) // bounds every marker's wait
 	for _, m := range req.Markers {
 		rm := kmsg.NewWriteTxnMarkersResponseMarker()
 		rm.ProducerID = m.ProducerID
@@ -45,7 +44,7 @@ func (b *Broker) handleWriteTxnMarkers(c *conn, req *kmsg.WriteTxnMarkersRequest
 			for _, p := range t.Partitions {
 				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 				rp.Partition = p
-				rp.ErrorCode = errCode(b.writeMarker(t.Topic, p, m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch, deadline.C))
+				rp.ErrorCode = errCode(b.writeMarker(t.Topic, p, m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch, deadline))
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			rm.Topics = append(rm.Topics, rt)
@@ -58,7 +57,7 @@ func (b *Broker) handleWriteTxnMarkers(c *conn, req *kmsg.WriteTxnMarkersRequest
 // writeMarker appends one marker to a partition this broker leads and
 // waits until it is committed. A marker in __consumer_offsets ends the
 // producer's pending transactional offsets there.
-func (b *Broker) writeMarker(topic string, partition int32, producerID int64, epoch int16, commit bool, coordinatorEpoch int32, deadline <-chan time.Time) error {
+func (b *Broker) writeMarker(topic string, partition int32, producerID int64, epoch int16, commit bool, coordinatorEpoch int32, deadline time.Time) error {
 	part, err := b.parts.get(topic, partition)
 	if err != nil {
 		return err

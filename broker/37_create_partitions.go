@@ -33,6 +33,9 @@ func (b *Broker) createPartitionsHandler() handler {
 }
 
 func (b *Broker) handleCreatePartitions(c *conn, req *kmsg.CreatePartitionsRequest) (kmsg.Response, error) {
+	if resp := b.createPartitionsOverLimit(req); resp != nil { // limits.go
+		return resp, nil
+	}
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	ctx, cancel := adminRequestContext(c, req.TimeoutMillis)
 	defer cancel()

@@ -46,7 +46,9 @@ type Config struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// IdleTimeout closes connections idle this long (connections.max.idle.ms); 0 means 10 minutes.
+	// IdleTimeout closes connections idle this long when
+	// connections.max.idle.ms is not among StaticConfigs (which wins); 0
+	// means Kafka's default, 10 minutes.
 	IdleTimeout time.Duration
 }
 
@@ -65,23 +67,31 @@ type Broker struct {
 	// after New.
 	verifyTxns bool
 
-	codecs   *protocol.Codecs // safe for concurrent use
-	bufs     bufferPool       // Fetch buffers (buffers.go); safe for concurrent use
-	handlers *registry
-	parts    *partitionSet
-	coord    *coordinator.Coordinator    // safe for concurrent use
-	txn      *coordinator.TxnCoordinator // safe for concurrent use
-	markers  *markerWriter               // safe for concurrent use
-	peers    *peerPool                   // safe for concurrent use
+	codecs *protocol.Codecs // safe for concurrent use
+	bufs   bufferPool       // Fetch buffers (buffers.go); safe for concurrent use
+	// reqBudget is queued.max.request.bytes: request frames read and not
+	// yet handled; respBudget is queued.max.response.bytes: fetched record
+	// bytes not yet written. Both safe for concurrent use.
+	reqBudget, respBudget *byteBudget
+	// fetchMaxBytes is fetch.max.bytes, immutable after New.
+	fetchMaxBytes int32
+	handlers      *registry
+	parts         *partitionSet
+	coord         *coordinator.Coordinator    // safe for concurrent use
+	txn           *coordinator.TxnCoordinator // safe for concurrent use
+	markers       *markerWriter               // safe for concurrent use
+	peers         *peerPool                   // safe for concurrent use
 
 	// ctx is cancelled when Close starts; handlers that wait (Fetch) stop early.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// mu protects listeners and conns; wg counts connection goroutines.
+	// mu protects listeners, conns, limits and closed; wg counts
+	// connection goroutines.
 	mu        sync.Mutex
 	listeners []net.Listener
 	conns     map[*conn]struct{}
+	limits    connLimits
 	closed    bool
 	wg        sync.WaitGroup
 
@@ -99,9 +109,6 @@ type Broker struct {
 func New(cfg Config, store metadata.Store) (*Broker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 10 * time.Minute
 	}
 	b := &Broker{
 		cfg:     cfg,
@@ -141,6 +148,13 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		n, _ := strconv.ParseInt(v, 10, 32)
 		b.maxReq = int32(n)
 	}
+	if _, ok := b.static["connections.max.idle.ms"]; !ok && cfg.IdleTimeout > 0 {
+		b.static["connections.max.idle.ms"] = strconv.FormatInt(cfg.IdleTimeout.Milliseconds(), 10)
+	}
+	b.cfg.IdleTimeout = time.Duration(b.brokerConfigInt("connections.max.idle.ms")) * time.Millisecond
+	b.fetchMaxBytes = int32(b.brokerConfigInt("fetch.max.bytes"))
+	b.reqBudget = newByteBudget(b.brokerConfigInt("queued.max.request.bytes"))
+	b.respBudget = newByteBudget(b.brokerConfigInt("queued.max.response.bytes"))
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.verifyTxns = b.brokerConfig("transaction.partition.verification.enable") == "true"
 
@@ -391,13 +405,20 @@ func (b *Broker) ServeListener(l net.Listener, listener string) error {
 			continue
 		}
 		tempDelay = 0
-		c := newConn(b, nc, listener)
+		ip := connAddr(nc)
+		caps := b.connCapsFor(ip)
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
 			nc.Close()
 			return nil
 		}
+		if !b.admitLocked(ip, caps) {
+			b.mu.Unlock()
+			nc.Close() // over max.connections or max.connections.per.ip
+			continue
+		}
+		c := newConn(b, nc, listener)
 		b.conns[c] = struct{}{}
 		b.wg.Add(1)
 		b.mu.Unlock()
@@ -406,6 +427,7 @@ func (b *Broker) ServeListener(l net.Listener, listener string) error {
 			c.serve()
 			b.mu.Lock()
 			delete(b.conns, c)
+			b.releaseLocked(ip)
 			b.mu.Unlock()
 		}()
 	}

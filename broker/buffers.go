@@ -43,3 +43,79 @@ func (bp *bufferPool) put(b []byte) {
 	b = b[:0]
 	bp.p.Put(&b)
 }
+
+// byteBudget bounds memory held across the broker: a caller takes bytes
+// before it holds that much memory and gives them back once it no longer
+// does. queued.max.request.bytes (request frames read and not yet
+// handled) and queued.max.response.bytes (fetched record data not yet
+// written to its socket) are each one. Safe for concurrent use.
+type byteBudget struct {
+	// limit is immutable; 0 means unbounded.
+	limit int64
+
+	mu struct {
+		sync.Mutex
+		used int64 // bytes taken and not given back
+		// freed is closed (and replaced) when bytes are given back, to
+		// wake callers of take.
+		freed chan struct{}
+	}
+}
+
+func newByteBudget(limit int64) *byteBudget {
+	bb := &byteBudget{limit: max(limit, 0)}
+	bb.mu.freed = make(chan struct{})
+	return bb
+}
+
+// tryTake takes n bytes if they fit, or if nothing is taken now (so that
+// one claim larger than the whole budget waits until it is alone instead
+// of forever), and reports whether it took them.
+func (bb *byteBudget) tryTake(n int64) bool {
+	n = max(n, 0)
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	if bb.limit > 0 && bb.mu.used > 0 && bb.mu.used+n > bb.limit {
+		return false
+	}
+	bb.mu.used += n
+	return true
+}
+
+// take waits until n bytes can be taken (tryTake) and takes them; false
+// if done closed first.
+func (bb *byteBudget) take(done <-chan struct{}, n int64) bool {
+	for {
+		bb.mu.Lock()
+		freed := bb.mu.freed
+		bb.mu.Unlock()
+		if bb.tryTake(n) {
+			return true
+		}
+		select {
+		case <-freed:
+		case <-done:
+			return false
+		}
+	}
+}
+
+// give returns n bytes taken earlier.
+func (bb *byteBudget) give(n int64) {
+	if n <= 0 {
+		return
+	}
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	bb.mu.used -= n
+	bb.mu.used = max(bb.mu.used, 0) // more given than taken would be a bug; never go negative
+	close(bb.mu.freed)
+	bb.mu.freed = make(chan struct{})
+}
+
+// inUse reports the bytes taken now (for tests and logs).
+func (bb *byteBudget) inUse() int64 {
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	return bb.mu.used
+}

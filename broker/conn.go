@@ -18,34 +18,84 @@ import (
 	"github.com/gregorbroker/gregor/protocol"
 )
 
-// conn is one client connection: a serial pipeline. The serve goroutine
-// reads a request, runs its handler, and queues the encoded response; the
-// writer goroutine writes responses in the order they were queued, so
-// responses leave in request order while the next request is already being
-// read and handled. Kafka processes one request per connection at a time
-// too, which keeps produce order per connection.
+// conn is one client connection: a serial pipeline of three goroutines.
+//
+//	reader     reads frames from the socket into in (one frame queued at
+//	           most), each frame's bytes taken from the broker's
+//	           queued.max.request.bytes budget before its body is read;
+//	           it sees the client hang up (EOF, reset) even while a
+//	           handler waits, and then cancels ctx, which ends a waiting
+//	           long-poll Fetch or acks=all Produce at once.
+//	processor  (serve's goroutine) handles the requests one at a time, in
+//	           order, and queues each encoded response on out. It takes
+//	           no new request while maxPendingResponseBytes or more of
+//	           this connection's responses wait to be written: a client
+//	           that does not read its responses stops being read
+//	           (backpressure), its requests wait in its socket.
+//	writer     writes the responses in the order queued.
+//
+// Responses leave in request order while the next request is already
+// being read; Kafka too handles one request per connection at a time,
+// which keeps produce order per connection.
 type conn struct {
 	b    *Broker
 	nc   net.Conn
 	log  zerolog.Logger
-	ctx  context.Context // cancelled when the connection ends
+	ctx  context.Context // cancelled when the client hangs up or the connection ends
 	stop context.CancelFunc
 
-	// stopping is set by Broker.Close; the serve goroutine then stops
-	// reading after the request in hand.
+	// stopping is set by Broker.Close; the reader then stops reading and
+	// the requests already read are answered.
 	stopping atomic.Bool
 
 	// listener names the listener the connection came in on ("" for a
 	// broker with one); read-only.
 	listener string
 
-	// out carries responses from serve to the writer goroutine, which owns
-	// nc for writing, in request order.
+	// in carries request frames from the reader to the processor.
+	in chan inFrame
+	// out carries responses from the processor to the writer goroutine,
+	// which owns nc for writing, in request order.
 	out chan outFrame
-	// clientID is the client id of the request being handled; owned by the serve goroutine.
+	// clientID is the client id of the request being handled; owned by the processor.
 	clientID *string
 	// writeFailed is closed by the writer goroutine when a write fails.
 	writeFailed chan struct{}
+
+	// pending is the bytes of encoded responses queued for the writer and
+	// not yet written; written wakes the processor when it drops. Added to
+	// by the processor, taken from by the writer.
+	pending atomic.Int64
+	written chan struct{}
+	// inFlight counts requests read and not yet answered (or, for acks=0
+	// produce, handled): a connection with one is not idle.
+	inFlight atomic.Int32
+}
+
+// maxPendingResponseBytes is how many bytes of responses may wait for a
+// connection's writer before its next request is taken: above it, the
+// connection stops being read until the client reads. One response is
+// always taken whatever its size, so a connection holds at most this much
+// plus one response.
+const maxPendingResponseBytes = 64 << 10
+
+// connBufferSize is the size of a connection's read and write buffers.
+// Frames larger than it are read into and written from their own buffers
+// directly, so it bounds the per-connection cost, not the frame size.
+const connBufferSize = 16 << 10
+
+// frameBodyTimeout is how long the body of a frame of size bytes may take
+// to arrive once its bytes are taken from queued.max.request.bytes: 30 s,
+// plus a second per MiB (a client sending less than 1 MiB/s is cut off).
+func frameBodyTimeout(size int32) time.Duration {
+	return 30*time.Second + time.Duration(size)*time.Second/(1<<20)
+}
+
+// inFrame is one request frame read; charge is what it took from the
+// broker's request budget, given back once it has been handled.
+type inFrame struct {
+	frame  []byte
+	charge int64
 }
 
 func newConn(b *Broker, nc net.Conn, listener string) *conn {
@@ -57,13 +107,16 @@ func newConn(b *Broker, nc net.Conn, listener string) *conn {
 		log:      b.log.With().Str("remote", nc.RemoteAddr().String()).Logger(),
 		ctx:      ctx,
 		stop:     cancel,
+		in:       make(chan inFrame, 1),
 		out:      make(chan outFrame, 32),
+		written:  make(chan struct{}, 1),
 
 		writeFailed: make(chan struct{}),
 	}
 }
 
-// stopReading interrupts a blocked read so serve returns after the request in hand.
+// stopReading interrupts a blocked read so the connection ends after the
+// requests already read are answered.
 func (c *conn) stopReading() {
 	c.stopping.Store(true)
 	c.nc.SetReadDeadline(time.Now())
@@ -75,69 +128,162 @@ func (c *conn) serve() {
 		defer close(writerDone)
 		c.writeLoop()
 	}()
-	c.readLoop()
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		c.readLoop()
+	}()
+	c.processLoop()
+	// The processor has stopped (the reader is done, or a request closed
+	// the connection): unblock the reader, give back what it still holds.
+	c.stop()
+	c.nc.SetReadDeadline(time.Now())
+	for f := range c.in {
+		c.b.reqBudget.give(f.charge)
+	}
+	<-readerDone
 	close(c.out)
 	<-writerDone
-	c.stop()
 	c.nc.Close()
 }
 
+// readLoop is the reader goroutine: it reads frames into c.in until the
+// client hangs up, a frame is bad, the connection is idle for
+// connections.max.idle.ms, or stopReading. It closes c.in when it returns.
 func (c *conn) readLoop() {
-	r := bufio.NewReaderSize(c.nc, 64<<10)
+	defer close(c.in)
+	r := bufio.NewReaderSize(c.nc, connBufferSize)
 	for {
-		if c.stopping.Load() {
+		if err := c.awaitFrame(r); err != nil {
+			c.endReading(err)
 			return
 		}
-		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
-		frame, err := protocol.ReadFrame(r, c.b.maxReq)
+		size, err := protocol.ReadFrameSize(r, c.b.maxReq)
 		if err != nil {
-			c.logReadError(err)
+			c.endReading(err)
 			return
 		}
-		hdr, req, err := protocol.ParseRequest(frame)
+		charge := int64(size)
+		if !c.b.reqBudget.take(c.ctx.Done(), charge) {
+			return
+		}
+		// The bytes are held for this frame now: it must arrive at a
+		// useful rate, so that a client that declares a large frame and
+		// sends little of it does not hold them for long.
+		c.nc.SetReadDeadline(time.Now().Add(min(c.b.cfg.IdleTimeout, frameBodyTimeout(size))))
+		frame, err := protocol.ReadFrameBody(r, size)
 		if err != nil {
-			if resp := c.b.answerUnparsable(hdr, err); resp != nil {
-				c.send(protocol.AppendResponse(nil, hdr.CorrelationID, resp))
-				continue
-			}
-			c.log.Warn().Err(err).Int16("api_key", hdr.Key).Int16("api_version", hdr.Version).Msg("closing connection: request does not parse")
+			c.b.reqBudget.give(charge)
+			c.endReading(err)
 			return
 		}
-		resp, err := c.dispatchSafely(hdr, req)
-		if err != nil {
-			c.log.Warn().Err(err).Str("api", kmsg.NameForKey(hdr.Key)).Int16("api_version", hdr.Version).Msg("closing connection")
-			return
-		}
-		if resp == nil { // acks=0 produce
-			continue
-		}
-		if d, ok := resp.(*deferredResponse); ok {
-			// Complete once d.wait returns; the next requests are read and
-			// handled meanwhile, and their responses queue behind it.
-			corr, version := hdr.CorrelationID, hdr.Version
-			if !c.sendFrame(outFrame{deferred: func() []byte {
-				d.wait()
-				d.Response.SetVersion(version)
-				return protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(d.Response)), corr, d.Response)
-			}}) {
-				return
-			}
-			continue
-		}
-		resp.SetVersion(hdr.Version)
-		out := protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(resp)), hdr.CorrelationID, resp)
-		if fr, ok := resp.(*kmsg.FetchResponse); ok {
-			// The batches are copied into the frame: their buffers go back.
-			for i := range fr.Topics {
-				for j := range fr.Topics[i].Partitions {
-					c.b.bufs.put(fr.Topics[i].Partitions[j].RecordBatches)
-				}
-			}
-		}
-		if !c.send(out) {
+		c.inFlight.Add(1)
+		select {
+		case c.in <- inFrame{frame: frame, charge: charge}:
+		case <-c.ctx.Done():
+			c.inFlight.Add(-1)
+			c.b.reqBudget.give(charge)
 			return
 		}
 	}
+}
+
+// awaitFrame waits until the next frame's size has arrived. A connection
+// with nothing in flight for connections.max.idle.ms is idle and ends;
+// one whose requests are being handled (a long poll, a join waiting for
+// its group) is not, however long that takes, unless the connection is
+// ending (ctx done). A deadline that passes in
+// the middle of a frame ends the connection (ReadFrameBody).
+func (c *conn) awaitFrame(r *bufio.Reader) error {
+	for {
+		if c.stopping.Load() {
+			return errStopping
+		}
+		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
+		_, err := r.Peek(4)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopping.Load() && c.ctx.Err() == nil && c.inFlight.Load() > 0 {
+			continue
+		}
+		return err
+	}
+}
+
+// errStopping ends the reader when Broker.Close asked it to stop.
+var errStopping = errors.New("broker: connection stopping")
+
+// endReading logs why reading ended and, unless the broker is stopping
+// (which answers what was read), cancels the connection's context so that
+// a handler waiting for this client stops waiting.
+func (c *conn) endReading(err error) {
+	c.logReadError(err)
+	if !c.stopping.Load() {
+		c.stop()
+	}
+}
+
+// processLoop is the processor: it handles the frames the reader queued,
+// in order, until c.in closes or a request closes the connection.
+func (c *conn) processLoop() {
+	for f := range c.in {
+		ok := c.process(f.frame)
+		c.b.reqBudget.give(f.charge)
+		if !ok {
+			return
+		}
+		// Backpressure: the next request waits until this client has
+		// read enough of its responses.
+		for c.pending.Load() >= maxPendingResponseBytes {
+			select {
+			case <-c.written:
+			case <-c.writeFailed:
+				return
+			}
+		}
+	}
+}
+
+// process handles one request frame; false closes the connection.
+func (c *conn) process(frame []byte) bool {
+	hdr, req, err := protocol.ParseRequest(frame)
+	if err != nil {
+		if resp := c.b.answerUnparsable(hdr, err); resp != nil {
+			return c.send(protocol.AppendResponse(nil, hdr.CorrelationID, resp), 0)
+		}
+		c.log.Warn().Err(err).Int16("api_key", hdr.Key).Int16("api_version", hdr.Version).Msg("closing connection: request does not parse")
+		return false
+	}
+	resp, err := c.dispatchSafely(hdr, req)
+	if err != nil {
+		c.log.Warn().Err(err).Str("api", kmsg.NameForKey(hdr.Key)).Int16("api_version", hdr.Version).Msg("closing connection")
+		return false
+	}
+	if resp == nil { // acks=0 produce
+		c.inFlight.Add(-1)
+		return true
+	}
+	if d, ok := resp.(*deferredResponse); ok {
+		// Complete once d.wait returns; the next requests are read and
+		// handled meanwhile, and their responses queue behind it.
+		corr, version := hdr.CorrelationID, hdr.Version
+		return c.sendFrame(outFrame{deferred: func() []byte {
+			d.wait()
+			d.Response.SetVersion(version)
+			return protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(d.Response)), corr, d.Response)
+		}})
+	}
+	resp.SetVersion(hdr.Version)
+	out := protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(resp)), hdr.CorrelationID, resp)
+	var charge int64
+	if fr, ok := resp.(*kmsg.FetchResponse); ok {
+		// The batches are copied into the frame: their buffers go back to
+		// the pool, and their charge on the response budget is carried by
+		// the frame until it is written.
+		charge = c.b.recycleFetch(fr)
+	}
+	return c.send(out, charge)
 }
 
 // dispatchSafely runs the handler; a panic in it (a bug) closes only this
@@ -155,7 +301,7 @@ func (c *conn) dispatchSafely(hdr protocol.RequestHeader, req kmsg.Request) (res
 
 func (c *conn) logReadError(err error) {
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errStopping):
 	case c.stopping.Load():
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.log.Debug().Msg("closing idle connection")
@@ -168,9 +314,12 @@ func (c *conn) logReadError(err error) {
 
 // outFrame is one response for the writer: an encoded frame, or a
 // function that blocks until the response is complete and encodes it.
+// charge is what the frame holds of the broker's response budget, given
+// back once it is written.
 type outFrame struct {
 	frame    []byte
 	deferred func() []byte
+	charge   int64
 }
 
 // deferredResponse is a response that is complete only once wait returns
@@ -182,48 +331,77 @@ type deferredResponse struct {
 }
 
 // send queues an encoded response; false if the writer has gone away.
-func (c *conn) send(frame []byte) bool { return c.sendFrame(outFrame{frame: frame}) }
+func (c *conn) send(frame []byte, charge int64) bool {
+	return c.sendFrame(outFrame{frame: frame, charge: charge})
+}
 
 func (c *conn) sendFrame(f outFrame) bool {
+	n := int64(len(f.frame))
+	c.pending.Add(n)
 	select {
 	case c.out <- f:
 		return true
 	case <-c.writeFailed:
+		c.pending.Add(-n)
+		c.b.respBudget.give(f.charge)
+		c.b.bufs.put(f.frame)
 		return false
 	}
 }
 
 func (c *conn) writeLoop() {
-	w := bufio.NewWriterSize(c.nc, 64<<10)
+	w := bufio.NewWriterSize(c.nc, connBufferSize)
 	failed := false
+	fail := func() {
+		failed = true
+		close(c.writeFailed)
+		c.stop()
+		c.nc.SetReadDeadline(time.Now())
+	}
 	for of := range c.out {
+		queued := int64(len(of.frame))
 		if failed {
-			continue // drain so serve never blocks
+			// Drain so the processor never blocks; what is left is dropped.
+			c.done(queued, of.charge, of.frame)
+			continue
 		}
 		frame := of.frame
 		if of.deferred != nil {
+			c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
 			if err := w.Flush(); err != nil { // what is ready goes out before the wait
-				failed = true
-				close(c.writeFailed)
-				c.stop()
-				c.nc.SetReadDeadline(time.Now())
+				fail()
+				c.done(0, 0, nil)
 				continue
 			}
 			frame = of.deferred()
 		}
+		// A client that reads nothing for connections.max.idle.ms while
+		// a response waits for it is as idle as one that sends nothing.
+		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
 		_, err := w.Write(frame)
-		c.b.bufs.put(frame) // written or copied into w; see buffers.go
 		if err == nil && len(c.out) == 0 {
 			err = w.Flush()
 		}
+		c.done(queued, of.charge, frame) // written or copied into w; see buffers.go
 		if err != nil {
-			failed = true
-			close(c.writeFailed)
-			c.stop()
-			c.nc.SetReadDeadline(time.Now())
+			fail()
 		}
 	}
 	if !failed {
 		w.Flush()
+	}
+}
+
+// done accounts for one response leaving the writer: its bytes stop
+// counting as pending (waking a processor waiting on backpressure), its
+// charge goes back to the response budget and its frame to the pool.
+func (c *conn) done(queued, charge int64, frame []byte) {
+	c.pending.Add(-queued)
+	c.inFlight.Add(-1)
+	c.b.respBudget.give(charge)
+	c.b.bufs.put(frame)
+	select {
+	case c.written <- struct{}{}:
+	default:
 	}
 }

@@ -152,9 +152,7 @@ func (o internalLogs) Append(partition int32, batch []byte) error {
 	o.b.parts.appended(part)
 	// A commit is acknowledged once the ISR has it, as with acks=all
 	// (offsets.commit.timeout.ms, 5 s, bounds the wait).
-	deadline := time.NewTimer(offsetsCommitTimeout)
-	defer deadline.Stop()
-	if err := part.waitCommitted(o.b.ctx, deadline.C, res.LastOffset+1, 1); err != nil {
+	if err := part.waitCommitted(o.b.ctx, time.Now().Add(offsetsCommitTimeout), res.LastOffset+1, 1); err != nil {
 		return fmt.Errorf("commit to %s-%d: %w", o.topic, partition, err)
 	}
 	return nil

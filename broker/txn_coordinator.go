@@ -159,11 +159,10 @@ func (w *markerWriter) WriteMarkers(ctx context.Context, m coordinator.Marker) [
 
 // writeLocal appends m to partitions this broker leads.
 func (w *markerWriter) writeLocal(ctx context.Context, m coordinator.Marker, parts []coordinator.TopicPartition) []coordinator.TopicPartition {
-	deadline := time.NewTimer(writeMarkersTimeout)
-	defer deadline.Stop()
+	deadline := time.Now().Add(writeMarkersTimeout) // bounds every marker's wait
 	var retry []coordinator.TopicPartition
 	for _, tp := range parts {
-		err := w.b.writeMarker(tp.Topic, tp.Partition, m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch, deadline.C)
+		err := w.b.writeMarker(tp.Topic, tp.Partition, m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch, deadline)
 		if markerDone(err) {
 			continue
 		}

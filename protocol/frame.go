@@ -47,20 +47,50 @@ var (
 // maxSize before any buffer is allocated. The returned slice is freshly
 // allocated and owned by the caller (decoded requests alias it).
 func ReadFrame(r io.Reader, maxSize int32) ([]byte, error) {
+	size, err := ReadFrameSize(r, maxSize)
+	if err != nil {
+		return nil, err
+	}
+	return ReadFrameBody(r, size)
+}
+
+// ReadFrameSize reads a frame's 4-byte size and checks it against maxSize.
+func ReadFrameSize(r io.Reader, maxSize int32) (int32, error) {
 	var sizeBuf [4]byte
 	if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
-		return nil, err
+		return 0, err
 	}
 	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 	if size < 0 || size > maxSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, size, maxSize)
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, size, maxSize)
 	}
-	frame := make([]byte, size)
-	if _, err := io.ReadFull(r, frame); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	return size, nil
+}
+
+// frameChunk is how much of a frame's body is allocated before its bytes
+// arrive: the buffer grows with what is read, so a peer that declares a
+// large frame and sends little of it costs little memory.
+const frameChunk = 64 << 10
+
+// ReadFrameBody reads the size bytes of a frame's body (after
+// ReadFrameSize). The buffer grows as bytes arrive, at most doubling, so
+// memory follows what the peer actually sent, never only what it declared.
+func ReadFrameBody(r io.Reader, size int32) ([]byte, error) {
+	frame := make([]byte, 0, min(int(size), frameChunk))
+	for len(frame) < int(size) {
+		if len(frame) == cap(frame) {
+			grown := make([]byte, len(frame), min(int(size), 2*cap(frame)))
+			copy(grown, frame)
+			frame = grown
 		}
-		return nil, fmt.Errorf("read %d-byte frame: %w", size, err)
+		n, err := io.ReadFull(r, frame[len(frame):cap(frame)])
+		frame = frame[:len(frame)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read %d-byte frame: %w", size, err)
+		}
 	}
 	return frame, nil
 }

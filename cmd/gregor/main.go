@@ -66,6 +66,15 @@ var brokerConfigFlags = []struct {
 	{"log-flush-interval-messages", "log.flush.interval.messages", "9223372036854775807", "fsync after this many messages; acks wait for it"},
 	{"log-flush-interval-ms", "log.flush.interval.ms", "9223372036854775807", "fsync when unflushed data is this old; acks wait for it"},
 	{"socket-request-max-bytes", "socket.request.max.bytes", "104857600", "largest request frame accepted"},
+	{"fetch-max-bytes", "fetch.max.bytes", "57671680", "most record bytes in one Fetch response"},
+	{"queued-max-request-bytes", "queued.max.request.bytes", "134217728", "bytes of requests read and not yet handled before reading stops; -1 unbounded"},
+	{"queued-max-response-bytes", "queued.max.response.bytes", "268435456", "bytes of fetched records not yet written to sockets; -1 unbounded"},
+	{"max-connections", "max.connections", "4096", "connections accepted at once"},
+	{"max-connections-per-ip", "max.connections.per.ip", "2147483647", "connections accepted at once from one IP"},
+	{"max-connections-per-ip-overrides", "max.connections.per.ip.overrides", "", "per-IP exceptions, as ip:count,..."},
+	{"connections-max-idle-ms", "connections.max.idle.ms", "600000", "close connections idle this long"},
+	{"max-partitions", "max.partitions", "100000", "partitions the cluster may hold"},
+	{"max-broker-partitions", "max.broker.partitions", "10000", "partition replicas per live broker"},
 }
 
 func serveFlags() []cli.Flag {
