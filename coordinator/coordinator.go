@@ -211,11 +211,11 @@ func (c *Coordinator) Close() {
 	close(c.stopRetention)
 	c.wg.Wait()
 	for _, g := range groups {
-		g.mu.Lock()
-		if g.timer != nil {
-			g.timer.Stop()
-		}
-		g.mu.Unlock()
+		locked(&g.mu, func() {
+			if g.timer != nil {
+				g.timer.Stop()
+			}
+		})
 	}
 }
 
@@ -291,16 +291,18 @@ func (c *Coordinator) withGroup(ctx context.Context, id string, create bool, fn 
 		if err != nil {
 			return err
 		}
-		g.mu.Lock()
-		if g.deleted {
-			g.mu.Unlock()
-			continue
+		var deleted bool
+		locked(&g.mu, func() {
+			if deleted = g.deleted; deleted {
+				return
+			}
+			now := c.now()
+			fn(g, now)
+			c.afterLocked(g, now)
+		})
+		if !deleted {
+			return nil
 		}
-		now := c.now()
-		fn(g, now)
-		c.afterLocked(g, now)
-		g.mu.Unlock()
-		return nil
 	}
 	return kerr.CoordinatorNotAvailable
 }
@@ -900,10 +902,9 @@ func (c *Coordinator) ListGroups(states, types []string) []GroupListing {
 	c.mu.Unlock()
 	var out []GroupListing
 	for _, g := range groups {
-		g.mu.Lock()
-		l := g.listing()
-		deleted := g.deleted
-		g.mu.Unlock()
+		var l GroupListing
+		var deleted bool
+		locked(&g.mu, func() { l, deleted = g.listing(), g.deleted })
 		if deleted {
 			continue
 		}
@@ -999,11 +1000,11 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, groupID string) *kerr.Err
 		if g.timer != nil {
 			g.timer.Stop()
 		}
-		c.mu.Lock()
-		if c.groups[g.id] == g {
-			delete(c.groups, g.id)
-		}
-		c.mu.Unlock()
+		locked(&c.mu, func() {
+			if c.groups[g.id] == g {
+				delete(c.groups, g.id)
+			}
+		})
 	})
 	if err != nil {
 		return err
@@ -1100,11 +1101,11 @@ func (c *Coordinator) ExpireOffsets() {
 	}
 	c.mu.Unlock()
 	for _, g := range groups {
-		g.mu.Lock()
-		if !g.deleted {
-			c.expireLocked(g, c.now())
-		}
-		g.mu.Unlock()
+		locked(&g.mu, func() {
+			if !g.deleted {
+				c.expireLocked(g, c.now())
+			}
+		})
 	}
 }
 
