@@ -20,6 +20,7 @@ import (
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/protocol"
 	"github.com/gregorbroker/gregor/replication"
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // Config is what a broker is started with.
@@ -239,9 +240,7 @@ func (b *Broker) startProducerExpiry() {
 // every runs fn every interval (at least 10 ms) on a goroutine of its own
 // until Close.
 func (b *Broker) every(interval time.Duration, fn func()) {
-	b.bg.Add(1)
-	go func() {
-		defer b.bg.Done()
+	safe.Go(&b.bg, b.log, "periodic task", func() {
 		t := time.NewTicker(max(interval, 10*time.Millisecond))
 		defer t.Stop()
 		for {
@@ -252,7 +251,7 @@ func (b *Broker) every(interval time.Duration, fn func()) {
 				fn()
 			}
 		}
-	}()
+	})
 }
 
 // controlledShutdownTimeout bounds the leadership hand-off at Close.
@@ -403,7 +402,12 @@ func (b *Broker) ServeListener(l net.Listener, listener string) error {
 		b.mu.Unlock()
 		go func() {
 			defer b.wg.Done()
-			c.serve()
+			if safe.Run(b.log, "connection", c.serve) {
+				// Outside a handler (those are recovered by dispatch):
+				// this connection ends, the broker serves on.
+				c.stop()
+				c.nc.Close()
+			}
 			b.mu.Lock()
 			delete(b.conns, c)
 			b.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/replication"
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // replState is the replication state of one local partition, protected
@@ -165,9 +166,7 @@ func (s *partitionSet) changeISRLocked(part *partition, change func([]int32) []i
 	part.replState.isrPending = true
 	epoch := part.replState.leader.Epoch()
 	b := s.b
-	b.bg.Add(1)
-	go func() {
-		defer b.bg.Done()
+	safe.Go(&b.bg, b.log, "ISR change", func() {
 		defer func() {
 			part.repl.Lock()
 			part.replState.isrPending = false
@@ -199,7 +198,7 @@ func (s *partitionSet) changeISRLocked(part *partition, change func([]int32) []i
 				return
 			}
 		}
-	}()
+	})
 }
 
 // shrinkISRs drops followers that lag more than maxLag from the ISR of

@@ -21,6 +21,7 @@ import (
 	"github.com/gregorbroker/gregor/coordinator"
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/peer"
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // txnCoordinatorConfig reads the transaction configs (static broker
@@ -141,8 +142,8 @@ func (w *markerWriter) WriteMarkers(ctx context.Context, m coordinator.Marker) [
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for leader, parts := range byLeader {
-		wg.Go(func() {
-			var left []coordinator.TopicPartition
+		safe.Go(&wg, b.log, "marker writer", func() {
+			left := parts // retried if the writer panics
 			if leader == b.cfg.NodeID {
 				left = w.writeLocal(ctx, m, parts)
 			} else {

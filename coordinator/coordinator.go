@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/protocol"
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // OffsetsTopic is the internal topic holding committed offsets and group
@@ -186,11 +187,11 @@ func (c *Coordinator) Start() error {
 	c.loaded = true
 	c.mu.Unlock()
 	c.wg.Add(2)
-	go c.runEvery(c.cfg.RetentionCheckInterval, c.ExpireOffsets)
+	go c.runEvery("offsets-expiry", c.cfg.RetentionCheckInterval, c.ExpireOffsets)
 	// liveBytes, the bytes each partition's last compaction wrote, is
 	// owned by the compaction goroutine.
 	liveBytes := make(map[int32]int64)
-	go c.runEvery(c.cfg.CompactionCheckInterval, func() { c.compactDue(liveBytes) })
+	go c.runEvery("offsets-compaction", c.cfg.CompactionCheckInterval, func() { c.compactDue(liveBytes) })
 	return nil
 }
 
@@ -342,7 +343,7 @@ func (c *Coordinator) armLocked(g *group, now time.Time) {
 	g.timerAt = next
 	d := max(next.Sub(now), 0)
 	if g.timer == nil {
-		g.timer = time.AfterFunc(d, func() { c.fire(g) })
+		g.timer = time.AfterFunc(d, func() { safe.Run(c.log, "group timer", func() { c.fire(g) }) })
 		return
 	}
 	g.timer.Reset(d)
@@ -1073,21 +1074,24 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, groupID string, topics 
 // runEvery calls fn every interval until Close (never, for an interval
 // <= 0). It is the body of one of the coordinator's background
 // goroutines, counted by c.wg.
-func (c *Coordinator) runEvery(interval time.Duration, fn func()) {
+// A panic in fn is logged and ends the loop (safe.Run).
+func (c *Coordinator) runEvery(name string, interval time.Duration, fn func()) {
 	defer c.wg.Done()
 	if interval <= 0 {
 		return
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stopRetention:
-			return
-		case <-t.C:
-			fn()
+	safe.Run(c.log, "coordinator "+name, func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stopRetention:
+				return
+			case <-t.C:
+				fn()
+			}
 		}
-	}
+	})
 }
 
 // ExpireOffsets removes the offsets of groups that have been empty for

@@ -51,6 +51,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/protocol"
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // TxnStateTopic is the internal topic holding transaction state.
@@ -212,9 +213,7 @@ const ownershipScanInterval = time.Second
 // Start starts the loop that loads led partitions, finishes prepared
 // transactions, aborts timed-out ones, expires idle ids and compacts.
 func (c *TxnCoordinator) Start() {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	safe.Go(&c.wg, c.log, "transaction coordinator loop", func() {
 		scan := time.NewTicker(ownershipScanInterval)
 		defer scan.Stop()
 		abort := time.NewTicker(c.cfg.AbortInterval)
@@ -239,7 +238,7 @@ func (c *TxnCoordinator) Start() {
 				c.compactTxnsDue(liveBytes)
 			}
 		}
-	}()
+	})
 }
 
 // Close stops the loops and the marker goroutines.
@@ -767,11 +766,7 @@ func (c *TxnCoordinator) startFinishLocked(t *txn) {
 		a, b := m.Partitions[i], m.Partitions[j]
 		return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
 	})
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.finish(t, m)
-	}()
+	safe.Go(&c.wg, c.log, "transaction markers", func() { c.finish(t, m) })
 }
 
 // finish sends m until every partition has it, then stores t's

@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // deletedSuffix marks a segment file that was removed from its log but may
@@ -111,9 +113,7 @@ func (l *Log) retireFilesLocked(s *segment) error {
 // the log closes if that is sooner. Called with l.mu held, so Close's
 // l.bg.Wait sees the goroutine.
 func (l *Log) removeLater(retired []*segment, delay time.Duration) {
-	l.bg.Add(1)
-	go func() {
-		defer l.bg.Done()
+	safe.Go(&l.bg, l.log, "segment removal", func() {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -141,5 +141,5 @@ func (l *Log) removeLater(retired []*segment, delay time.Duration) {
 				}
 			}
 		}
-	}()
+	})
 }

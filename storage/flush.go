@@ -24,6 +24,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // flushState is the fsync side of a Log.
@@ -215,7 +217,7 @@ func (l *Log) armTimerLocked(d time.Duration, now time.Time) {
 	}
 	delay := max(d-now.Sub(f.oldest), time.Millisecond)
 	l.bg.Add(1) // before Close's bg.Wait: Close sets stopped under fl.mu first
-	f.timer = time.AfterFunc(delay, l.flushTimerFired)
+	f.timer = time.AfterFunc(delay, func() { safe.Run(l.log, "flush timer", l.flushTimerFired) })
 }
 
 // flushTimerFired fsyncs what is unflushed and re-arms if appends kept

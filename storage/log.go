@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gregorbroker/gregor/protocol"
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // Errors callers branch on.
@@ -316,11 +317,9 @@ func (l *Log) rollLocked(base int64, now time.Time, reason string) (*segment, er
 		Int64("previous_bytes", old.size.Load()).Str("reason", reason).Msg("rolled segment")
 	// Kafka, too, flushes a segment when it stops being active, off the
 	// append path. Close waits for this through l.bg.
-	l.bg.Add(1)
-	go func() {
-		defer l.bg.Done()
+	safe.Go(&l.bg, l.log, "segment flush", func() {
 		_ = l.waitSynced(base) // an error is sticky and logged by the pass
-	}()
+	})
 	return seg, nil
 }
 
