@@ -17,10 +17,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gregorbroker/gregor/coordinator"
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/protocol"
 	"github.com/gregorbroker/gregor/replication"
-	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // Config is what a broker is started with.

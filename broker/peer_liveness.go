@@ -28,8 +28,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/internal/safe"
+	"github.com/gregorbroker/gregor/metadata"
 )
 
 const (

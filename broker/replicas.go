@@ -15,9 +15,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/replication"
-	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // replState is the replication state of one local partition, protected

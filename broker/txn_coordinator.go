@@ -19,9 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/coordinator"
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/peer"
-	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // txnCoordinatorConfig reads the transaction configs (static broker

@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/gregorbroker/gregor/protocol"
 	"github.com/gregorbroker/gregor/internal/safe"
+	"github.com/gregorbroker/gregor/protocol"
 )
 
 // OffsetsTopic is the internal topic holding committed offsets and group

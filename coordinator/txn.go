@@ -50,8 +50,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/gregorbroker/gregor/protocol"
 	"github.com/gregorbroker/gregor/internal/safe"
+	"github.com/gregorbroker/gregor/protocol"
 )
 
 // TxnStateTopic is the internal topic holding transaction state.

@@ -13,8 +13,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/gregorbroker/gregor/protocol"
 	"github.com/gregorbroker/gregor/internal/safe"
+	"github.com/gregorbroker/gregor/protocol"
 )
 
 // Errors callers branch on.
