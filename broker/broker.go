@@ -21,6 +21,7 @@ import (
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/protocol"
 	"github.com/gregorbroker/gregor/replication"
+	"github.com/gregorbroker/gregor/storage"
 )
 
 // Config is what a broker is started with.
@@ -49,6 +50,9 @@ type Config struct {
 	Now func() time.Time
 	// IdleTimeout closes connections idle this long (connections.max.idle.ms); 0 means 10 minutes.
 	IdleTimeout time.Duration
+	// LogFS is the filesystem the partition logs are on; nil is the
+	// operating system's. Tests inject disk faults through it.
+	LogFS storage.FS
 }
 
 // Broker serves the Kafka protocol for one node.
@@ -210,6 +214,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.startISRChecks()
 	b.startProducerExpiry()
 	b.startPeerLiveness()
+	b.startFailedLogHandOff()
 	return b, nil
 }
 

@@ -86,7 +86,7 @@ func (s *partitionSet) followState(part *partition, st metadata.PartitionState) 
 		part.epoch.Store(st.LeaderEpoch)
 		part.leading.Store(true)
 		s.advanceHWLocked(part)
-	case slices.Contains(st.Replicas, self) && st.Leader != metadata.NoLeader:
+	case slices.Contains(st.Replicas, self) && st.Leader != metadata.NoLeader && part.log.Failed() == nil:
 		part.leading.Store(false)
 		part.epoch.Store(st.LeaderEpoch)
 		part.replState = replState{}
