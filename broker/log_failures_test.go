@@ -141,4 +141,3 @@ func TestFailedLogHandsOffLeadership(t *testing.T) {
 		t.Errorf("the healthy partition changed: %+v", st)
 	}
 }
-
