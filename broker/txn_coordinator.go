@@ -143,15 +143,17 @@ func (w *markerWriter) WriteMarkers(ctx context.Context, m coordinator.Marker) [
 	var wg sync.WaitGroup
 	for leader, parts := range byLeader {
 		safe.Go(&wg, b.log, "marker writer", func() {
-			left := parts // retried if the writer panics
+			left := parts // all of them are retried if the writer panics
+			defer func() {
+				mu.Lock()
+				retry = append(retry, left...)
+				mu.Unlock()
+			}()
 			if leader == b.cfg.NodeID {
 				left = w.writeLocal(ctx, m, parts)
 			} else {
 				left = w.writeRemote(ctx, leader, m, parts)
 			}
-			mu.Lock()
-			retry = append(retry, left...)
-			mu.Unlock()
 		})
 	}
 	wg.Wait()

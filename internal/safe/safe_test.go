@@ -16,8 +16,7 @@ func TestRunRecoversAndLogsOnce(t *testing.T) {
 	cleaned := false
 	panicked := Run(log, "test-loop", func() {
 		defer func() { cleaned = true }()
-		var m map[string]int
-		m["x"] = 1 // a nil-map write: a runtime panic
+		index([]int{1}, 1) // a runtime panic: index out of range
 	})
 	if !panicked || !cleaned {
 		t.Fatalf("Run: panicked %v, deferred cleanup ran %v; want both", panicked, cleaned)
@@ -30,7 +29,7 @@ func TestRunRecoversAndLogsOnce(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &ev); err != nil {
 		t.Fatalf("log line %q: %v", lines[0], err)
 	}
-	if ev["level"] != "error" || ev["component"] != "test-loop" || !strings.Contains(ev["panic_value"], "nil map") ||
+	if ev["level"] != "error" || ev["component"] != "test-loop" || !strings.Contains(ev["panic_value"], "index out of range") ||
 		!strings.Contains(ev["stack"], "safe.TestRunRecoversAndLogsOnce") {
 		t.Errorf("log line %v: want level error, component test-loop, the panic value and a stack naming the test", ev)
 	}
@@ -80,3 +79,6 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// index returns s[i]; it panics when i is out of range.
+func index(s []int, i int) int { return s[i] }
