@@ -9,6 +9,10 @@ package broker
 //     Errors: UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID,
 //     REBALANCE_IN_PROGRESS (while the group awaits its assignment),
 //     INVALID_GROUP_ID, OFFSET_METADATA_TOO_LARGE (offset.metadata.max.bytes).
+//   - A partition of a topic that does not exist, or a partition number
+//     the topic does not have, gets UNKNOWN_TOPIC_OR_PARTITION and is not
+//     stored; the request's other partitions are committed (Kafka's
+//     KafkaApis checks the metadata cache the same way).
 //   - The offsets are acknowledged once they are in __consumer_offsets.
 //   - v10 names topics by id (UNKNOWN_TOPIC_ID when unknown). The v1
 //     commit timestamp and v2-v4 retention time are ignored: offsets expire
@@ -32,18 +36,27 @@ func (b *Broker) handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kms
 		generation, memberID = -1, ""
 	}
 	var parts []coordinator.CommitPartition
-	topicErrs := make([]*kerr.Error, len(req.Topics))
+	// partErrs holds, per topic and partition of the request, the error
+	// decided here; nil ones are sent to the coordinator in order.
+	partErrs := make([][]*kerr.Error, len(req.Topics))
 	for i, rt := range req.Topics {
+		partErrs[i] = make([]*kerr.Error, len(rt.Partitions))
 		name := rt.Topic
+		t, known := b.store.Topic(name)
 		if req.Version >= 10 {
-			if t, ok := b.store.TopicByID(rt.TopicID); ok {
+			if t, known = b.store.TopicByID(rt.TopicID); known {
 				name = t.Name
-			} else {
-				topicErrs[i] = kerr.UnknownTopicID
-				continue
 			}
 		}
-		for _, rp := range rt.Partitions {
+		for j, rp := range rt.Partitions {
+			switch {
+			case !known && req.Version >= 10:
+				partErrs[i][j] = kerr.UnknownTopicID
+				continue
+			case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:
+				partErrs[i][j] = kerr.UnknownTopicOrPartition
+				continue
+			}
 			epoch := rp.LeaderEpoch
 			if req.Version < 6 {
 				epoch = -1
@@ -59,11 +72,11 @@ func (b *Broker) handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kms
 	for i, rt := range req.Topics {
 		st := kmsg.NewOffsetCommitResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		for _, rp := range rt.Partitions {
+		for j, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
-			if topicErrs[i] != nil {
-				sp.ErrorCode = topicErrs[i].Code
+			if partErrs[i][j] != nil {
+				sp.ErrorCode = partErrs[i][j].Code
 			} else {
 				sp.ErrorCode = code(errs[next])
 				next++

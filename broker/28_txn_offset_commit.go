@@ -15,7 +15,9 @@ package broker
 // INVALID_TXN_STATE when it is not (no AddOffsetsToTxn, or the
 // transaction ended), INVALID_PRODUCER_EPOCH when the producer was
 // fenced, COORDINATOR_NOT_AVAILABLE (retriable) when the coordinator
-// cannot answer. v5+ (implicit AddOffsetsToTxn of KIP-890 part
+// cannot answer. A partition of an unknown topic, or one the topic does
+// not have, gets UNKNOWN_TOPIC_OR_PARTITION and is left out; the others
+// are committed. v5+ (implicit AddOffsetsToTxn of KIP-890 part
 // 2, topic ids) is not offered.
 
 import (
@@ -34,8 +36,17 @@ func (b *Broker) txnOffsetCommitHandler() handler {
 func (b *Broker) handleTxnOffsetCommit(c *conn, req *kmsg.TxnOffsetCommitRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	var parts []coordinator.CommitPartition
-	for _, rt := range req.Topics {
-		for _, rp := range rt.Partitions {
+	// partErrs holds, per topic and partition of the request, the error
+	// decided here; nil ones go to the coordinator in order.
+	partErrs := make([][]*kerr.Error, len(req.Topics))
+	for i, rt := range req.Topics {
+		partErrs[i] = make([]*kerr.Error, len(rt.Partitions))
+		t, known := b.store.Topic(rt.Topic)
+		for j, rp := range rt.Partitions {
+			if !known || rp.Partition < 0 || rp.Partition >= t.Partitions {
+				partErrs[i][j] = kerr.UnknownTopicOrPartition
+				continue
+			}
 			epoch := rp.LeaderEpoch
 			if req.Version < 2 {
 				epoch = -1
@@ -48,22 +59,29 @@ func (b *Broker) handleTxnOffsetCommit(c *conn, req *kmsg.TxnOffsetCommitRequest
 		a.MemberID, a.InstanceID, a.Generation = req.MemberID, req.InstanceID, req.Generation
 	}
 	var errs []*kerr.Error
-	if err := b.verifyTxnOffsets(c, req); err != nil {
-		errs = make([]*kerr.Error, len(parts))
-		for i := range errs {
-			errs[i] = err
+	if len(parts) > 0 {
+		if err := b.verifyTxnOffsets(c, req); err != nil {
+			errs = make([]*kerr.Error, len(parts))
+			for i := range errs {
+				errs[i] = err
+			}
+		} else {
+			errs = b.coord.TxnCommit(c.ctx, req.Group, a, parts)
 		}
-	} else {
-		errs = b.coord.TxnCommit(c.ctx, req.Group, a, parts)
 	}
-	i := 0
-	for _, rt := range req.Topics {
+	next := 0
+	for i, rt := range req.Topics {
 		st := kmsg.NewTxnOffsetCommitResponseTopic()
 		st.Topic = rt.Topic
-		for _, rp := range rt.Partitions {
+		for j, rp := range rt.Partitions {
 			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-			sp.Partition, sp.ErrorCode = rp.Partition, code(errs[i])
-			i++
+			sp.Partition = rp.Partition
+			if partErrs[i][j] != nil {
+				sp.ErrorCode = partErrs[i][j].Code
+			} else {
+				sp.ErrorCode = code(errs[next])
+				next++
+			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)

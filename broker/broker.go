@@ -17,9 +17,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gregorbroker/gregor/coordinator"
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/protocol"
 	"github.com/gregorbroker/gregor/replication"
+	"github.com/gregorbroker/gregor/storage"
 )
 
 // Config is what a broker is started with.
@@ -50,6 +52,9 @@ type Config struct {
 	// connections.max.idle.ms is not among StaticConfigs (which wins); 0
 	// means Kafka's default, 10 minutes.
 	IdleTimeout time.Duration
+	// LogFS is the filesystem the partition logs are on; nil is the
+	// operating system's. Tests inject disk faults through it.
+	LogFS storage.FS
 }
 
 // Broker serves the Kafka protocol for one node.
@@ -223,6 +228,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.startISRChecks()
 	b.startProducerExpiry()
 	b.startPeerLiveness()
+	b.startFailedLogHandOff()
 	return b, nil
 }
 
@@ -253,9 +259,7 @@ func (b *Broker) startProducerExpiry() {
 // every runs fn every interval (at least 10 ms) on a goroutine of its own
 // until Close.
 func (b *Broker) every(interval time.Duration, fn func()) {
-	b.bg.Add(1)
-	go func() {
-		defer b.bg.Done()
+	safe.Go(&b.bg, b.log, "periodic task", func() {
 		t := time.NewTicker(max(interval, 10*time.Millisecond))
 		defer t.Stop()
 		for {
@@ -266,7 +270,7 @@ func (b *Broker) every(interval time.Duration, fn func()) {
 				fn()
 			}
 		}
-	}()
+	})
 }
 
 // controlledShutdownTimeout bounds the leadership hand-off at Close.
@@ -424,7 +428,12 @@ func (b *Broker) ServeListener(l net.Listener, listener string) error {
 		b.mu.Unlock()
 		go func() {
 			defer b.wg.Done()
-			c.serve()
+			if safe.Run(b.log, "connection", c.serve) {
+				// Outside a handler (those are recovered by dispatch):
+				// this connection ends, the broker serves on.
+				c.stop()
+				c.nc.Close()
+			}
 			b.mu.Lock()
 			delete(b.conns, c)
 			b.releaseLocked(ip)

@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/metadata"
 )
 
@@ -51,11 +52,7 @@ func (b *Broker) startPeerLiveness() {
 	if !ok {
 		return
 	}
-	b.bg.Add(1)
-	go func() {
-		defer b.bg.Done()
-		b.superviseWatchers(exp)
-	}()
+	safe.Go(&b.bg, b.log, "peer liveness", func() { b.superviseWatchers(exp) })
 }
 
 // superviseWatchers keeps one watcher goroutine per other registered
@@ -84,7 +81,7 @@ func (b *Broker) superviseWatchers(exp metadata.BrokerExpirer) {
 				ctx, cancel := context.WithCancel(b.ctx)
 				watchers[br.NodeID] = cancel
 				go func(id int32) {
-					b.watchPeer(ctx, exp, id)
+					safe.Run(b.log, "peer watcher", func() { b.watchPeer(ctx, exp, id) })
 					done <- id
 				}(br.NodeID)
 			}

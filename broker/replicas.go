@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/replication"
 )
@@ -85,7 +86,7 @@ func (s *partitionSet) followState(part *partition, st metadata.PartitionState) 
 		part.epoch.Store(st.LeaderEpoch)
 		part.leading.Store(true)
 		s.advanceHWLocked(part)
-	case slices.Contains(st.Replicas, self) && st.Leader != metadata.NoLeader:
+	case slices.Contains(st.Replicas, self) && st.Leader != metadata.NoLeader && part.log.Failed() == nil:
 		part.leading.Store(false)
 		part.epoch.Store(st.LeaderEpoch)
 		part.replState = replState{}
@@ -165,9 +166,7 @@ func (s *partitionSet) changeISRLocked(part *partition, change func([]int32) []i
 	part.replState.isrPending = true
 	epoch := part.replState.leader.Epoch()
 	b := s.b
-	b.bg.Add(1)
-	go func() {
-		defer b.bg.Done()
+	safe.Go(&b.bg, b.log, "ISR change", func() {
 		defer func() {
 			part.repl.Lock()
 			part.replState.isrPending = false
@@ -199,7 +198,7 @@ func (s *partitionSet) changeISRLocked(part *partition, change func([]int32) []i
 				return
 			}
 		}
-	}()
+	})
 }
 
 // shrinkISRs drops followers that lag more than maxLag from the ISR of

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/coordinator"
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/metadata"
 	"github.com/gregorbroker/gregor/peer"
 )
@@ -141,16 +142,18 @@ func (w *markerWriter) WriteMarkers(ctx context.Context, m coordinator.Marker) [
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for leader, parts := range byLeader {
-		wg.Go(func() {
-			var left []coordinator.TopicPartition
+		safe.Go(&wg, b.log, "marker writer", func() {
+			left := parts // all of them are retried if the writer panics
+			defer func() {
+				mu.Lock()
+				retry = append(retry, left...)
+				mu.Unlock()
+			}()
 			if leader == b.cfg.NodeID {
 				left = w.writeLocal(ctx, m, parts)
 			} else {
 				left = w.writeRemote(ctx, leader, m, parts)
 			}
-			mu.Lock()
-			retry = append(retry, left...)
-			mu.Unlock()
 		})
 	}
 	wg.Wait()

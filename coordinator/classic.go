@@ -243,9 +243,10 @@ func (g *group) join(a JoinArgs, now time.Time, lim limits) <-chan JoinResult {
 		g.addMember(a, protocols, now, out, lim)
 		return out
 	}
-	if _, ok := cs.members[a.MemberID]; !ok {
-		return fail(kerr.UnknownMemberID) // Kafka checks this before the instance id
-	}
+	// As Kafka's validateExistingMember: a member id replaced by a newer
+	// incarnation of its static instance is FENCED_INSTANCE_ID (it must
+	// stop), not UNKNOWN_MEMBER_ID (which would have it rejoin and take
+	// the instance back).
 	m, err := g.validateMember(a.MemberID, a.InstanceID)
 	if err != nil {
 		return fail(err)

@@ -269,6 +269,20 @@ func TestClassicStaticMemberRejoinsWithoutRebalance(t *testing.T) {
 	if err := g.checkCommitter(CommitArgs{MemberID: r.MemberID, InstanceID: &inst, Generation: 1}, t0); err != kerr.FencedInstanceID {
 		t.Fatalf("commit by the old static member id: %v", err)
 	}
+	// Sync, JoinGroup and LeaveGroup of the old member id are fenced too
+	// (a JoinGroup answered UNKNOWN_MEMBER_ID would have the old client
+	// join again without a member id and take the instance back).
+	if s := result(t, g.sync(SyncArgs{MemberID: r.MemberID, InstanceID: &inst, Generation: 1}, t0, lim)); s.Err != kerr.FencedInstanceID {
+		t.Fatalf("sync by the old static member id: %v", s.Err)
+	}
+	old := a
+	old.MemberID = r.MemberID
+	if j := result(t, g.join(old, t0, lim)); j.Err != kerr.FencedInstanceID {
+		t.Fatalf("join by the old static member id: %v", j.Err)
+	}
+	if err := g.leave(r.MemberID, &inst, t0, lim); err != kerr.FencedInstanceID {
+		t.Fatalf("leave by the old static member id: %v", err)
+	}
 	// Leaving by instance id works.
 	if err := g.leave("", &inst, t0, lim); err != nil {
 		t.Fatal(err)

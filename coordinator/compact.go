@@ -98,14 +98,14 @@ func (c *Coordinator) CompactPartition(p int32) (int64, error) {
 	var written int64
 	records := 0
 	for _, g := range groups {
-		g.mu.Lock()
 		var n int64
 		var recs []kmsg.Record
-		if !g.deleted {
-			recs = g.liveRecordsLocked()
-			n, err = c.appendChunked(p, c.now(), recs)
-		}
-		g.mu.Unlock()
+		locked(&g.mu, func() {
+			if !g.deleted {
+				recs = g.liveRecordsLocked()
+				n, err = c.appendChunked(p, c.now(), recs)
+			}
+		})
 		if err != nil {
 			return written, fmt.Errorf("coordinator: compact %s-%d: rewrite group %s: %w", OffsetsTopic, p, g.id, err)
 		}

@@ -200,6 +200,11 @@ func (g *group) consumerHeartbeat(a ConsumerHeartbeatArgs, now time.Time, c *Coo
 		g.kind = kindConsumer
 		ks.stateSince = now
 	}
+	if a.MemberEpoch != 0 {
+		if err := ks.checkInstanceLocked(a.MemberID, a.InstanceID); err != nil {
+			return fail(err, "")
+		}
+	}
 	switch a.MemberEpoch {
 	case -1, -2:
 		m := ks.members[a.MemberID]
@@ -231,6 +236,24 @@ func (g *group) consumerHeartbeat(a ConsumerHeartbeatArgs, now time.Time, c *Coo
 		g.bumpConsumerEpoch(now)
 	}
 	return g.reconcile(m, a, now, c)
+}
+
+// checkInstanceLocked is Kafka's throwIfInstanceIdIsFenced for a heartbeat
+// of a known member (epoch other than 0) carrying an instance id: the
+// instance must be known (UNKNOWN_MEMBER_ID) and held by this member id
+// (FENCED_INSTANCE_ID: a newer incarnation took it over).
+func (ks *consumerState) checkInstanceLocked(memberID string, instanceID *string) *kerr.Error {
+	if instanceID == nil {
+		return nil
+	}
+	owner, ok := ks.statics[*instanceID]
+	if !ok {
+		return kerr.UnknownMemberID
+	}
+	if owner != memberID {
+		return kerr.FencedInstanceID
+	}
+	return nil
 }
 
 // consumerJoin handles a heartbeat with epoch 0: a new member, or one

@@ -252,3 +252,44 @@ func TestAssignorsBalance(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerStaticInstanceFenced: a second member joining with a live
+// static member's instance id gets UNRELEASED_INSTANCE_ID; once the old one
+// left as static (epoch -2) the new one takes over, and the old member id's
+// heartbeats with the instance id are FENCED_INSTANCE_ID (Kafka's
+// throwIfInstanceIdIsFenced), without it UNKNOWN_MEMBER_ID.
+func TestConsumerStaticInstanceFenced(t *testing.T) {
+	topics := fakeTopics{"t": {Name: "t", ID: [16]byte{1}, Partitions: 2}}
+	c := consumerTestCoordinator(topics)
+	g := newTestGroup()
+	inst := "i1"
+	join := func(id string) ConsumerHeartbeatResult {
+		return g.consumerHeartbeat(ConsumerHeartbeatArgs{MemberID: id, MemberEpoch: 0, InstanceID: &inst, RebalanceTimeout: time.Minute, Subscribed: []string{"t"}}, t0, c)
+	}
+	ra := join("a")
+	if ra.Err != nil {
+		t.Fatalf("join of a: %v", ra.Err)
+	}
+	if r := join("b"); r.Err != kerr.UnreleasedInstanceID {
+		t.Fatalf("b joining with a's live instance id: %v, want UNRELEASED_INSTANCE_ID", r.Err)
+	}
+	if r := g.consumerHeartbeat(ConsumerHeartbeatArgs{MemberID: "a", MemberEpoch: -2, InstanceID: &inst}, t0, c); r.Err != nil {
+		t.Fatalf("static leave of a: %v", r.Err)
+	}
+	if r := join("b"); r.Err != nil {
+		t.Fatalf("b taking over the released instance: %v", r.Err)
+	}
+	if r := g.consumerHeartbeat(ConsumerHeartbeatArgs{MemberID: "a", MemberEpoch: ra.Epoch, InstanceID: &inst, RebalanceTimeout: -1}, t0, c); r.Err != kerr.FencedInstanceID {
+		t.Fatalf("heartbeat of the replaced member id with the instance id: %v, want FENCED_INSTANCE_ID", r.Err)
+	}
+	if r := g.consumerHeartbeat(ConsumerHeartbeatArgs{MemberID: "a", MemberEpoch: -1, InstanceID: &inst}, t0, c); r.Err != kerr.FencedInstanceID {
+		t.Fatalf("leave of the replaced member id with the instance id: %v, want FENCED_INSTANCE_ID", r.Err)
+	}
+	if r := g.consumerHeartbeat(ConsumerHeartbeatArgs{MemberID: "a", MemberEpoch: ra.Epoch, RebalanceTimeout: -1}, t0, c); r.Err != kerr.UnknownMemberID {
+		t.Fatalf("heartbeat of the replaced member id without the instance id: %v, want UNKNOWN_MEMBER_ID", r.Err)
+	}
+	other := "i2"
+	if r := g.consumerHeartbeat(ConsumerHeartbeatArgs{MemberID: "b", MemberEpoch: 1, InstanceID: &other, RebalanceTimeout: -1}, t0, c); r.Err != kerr.UnknownMemberID {
+		t.Fatalf("heartbeat with an instance id nobody holds: %v, want UNKNOWN_MEMBER_ID", r.Err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/protocol"
 )
 
@@ -186,11 +187,11 @@ func (c *Coordinator) Start() error {
 	c.loaded = true
 	c.mu.Unlock()
 	c.wg.Add(2)
-	go c.runEvery(c.cfg.RetentionCheckInterval, c.ExpireOffsets)
+	go c.runEvery("offsets-expiry", c.cfg.RetentionCheckInterval, c.ExpireOffsets)
 	// liveBytes, the bytes each partition's last compaction wrote, is
 	// owned by the compaction goroutine.
 	liveBytes := make(map[int32]int64)
-	go c.runEvery(c.cfg.CompactionCheckInterval, func() { c.compactDue(liveBytes) })
+	go c.runEvery("offsets-compaction", c.cfg.CompactionCheckInterval, func() { c.compactDue(liveBytes) })
 	return nil
 }
 
@@ -211,11 +212,11 @@ func (c *Coordinator) Close() {
 	close(c.stopRetention)
 	c.wg.Wait()
 	for _, g := range groups {
-		g.mu.Lock()
-		if g.timer != nil {
-			g.timer.Stop()
-		}
-		g.mu.Unlock()
+		locked(&g.mu, func() {
+			if g.timer != nil {
+				g.timer.Stop()
+			}
+		})
 	}
 }
 
@@ -291,16 +292,18 @@ func (c *Coordinator) withGroup(ctx context.Context, id string, create bool, fn 
 		if err != nil {
 			return err
 		}
-		g.mu.Lock()
-		if g.deleted {
-			g.mu.Unlock()
-			continue
+		var deleted bool
+		locked(&g.mu, func() {
+			if deleted = g.deleted; deleted {
+				return
+			}
+			now := c.now()
+			fn(g, now)
+			c.afterLocked(g, now)
+		})
+		if !deleted {
+			return nil
 		}
-		now := c.now()
-		fn(g, now)
-		c.afterLocked(g, now)
-		g.mu.Unlock()
-		return nil
 	}
 	return kerr.CoordinatorNotAvailable
 }
@@ -340,7 +343,7 @@ func (c *Coordinator) armLocked(g *group, now time.Time) {
 	g.timerAt = next
 	d := max(next.Sub(now), 0)
 	if g.timer == nil {
-		g.timer = time.AfterFunc(d, func() { c.fire(g) })
+		g.timer = time.AfterFunc(d, func() { safe.Run(c.log, "group timer", func() { c.fire(g) }) })
 		return
 	}
 	g.timer.Reset(d)
@@ -900,10 +903,9 @@ func (c *Coordinator) ListGroups(states, types []string) []GroupListing {
 	c.mu.Unlock()
 	var out []GroupListing
 	for _, g := range groups {
-		g.mu.Lock()
-		l := g.listing()
-		deleted := g.deleted
-		g.mu.Unlock()
+		var l GroupListing
+		var deleted bool
+		locked(&g.mu, func() { l, deleted = g.listing(), g.deleted })
 		if deleted {
 			continue
 		}
@@ -999,11 +1001,11 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, groupID string) *kerr.Err
 		if g.timer != nil {
 			g.timer.Stop()
 		}
-		c.mu.Lock()
-		if c.groups[g.id] == g {
-			delete(c.groups, g.id)
-		}
-		c.mu.Unlock()
+		locked(&c.mu, func() {
+			if c.groups[g.id] == g {
+				delete(c.groups, g.id)
+			}
+		})
 	})
 	if err != nil {
 		return err
@@ -1072,21 +1074,24 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, groupID string, topics 
 // runEvery calls fn every interval until Close (never, for an interval
 // <= 0). It is the body of one of the coordinator's background
 // goroutines, counted by c.wg.
-func (c *Coordinator) runEvery(interval time.Duration, fn func()) {
+// A panic in fn is logged and ends the loop (safe.Run).
+func (c *Coordinator) runEvery(name string, interval time.Duration, fn func()) {
 	defer c.wg.Done()
 	if interval <= 0 {
 		return
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stopRetention:
-			return
-		case <-t.C:
-			fn()
+	safe.Run(c.log, "coordinator "+name, func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stopRetention:
+				return
+			case <-t.C:
+				fn()
+			}
 		}
-	}
+	})
 }
 
 // ExpireOffsets removes the offsets of groups that have been empty for
@@ -1100,11 +1105,11 @@ func (c *Coordinator) ExpireOffsets() {
 	}
 	c.mu.Unlock()
 	for _, g := range groups {
-		g.mu.Lock()
-		if !g.deleted {
-			c.expireLocked(g, c.now())
-		}
-		g.mu.Unlock()
+		locked(&g.mu, func() {
+			if !g.deleted {
+				c.expireLocked(g, c.now())
+			}
+		})
 	}
 }
 

@@ -28,6 +28,9 @@ type memLogs struct {
 	epoch int32
 	// fail, when set, is what Append returns.
 	fail error
+	// panics is how many of the next Appends panic (a bug inside a
+	// group or transaction operation, under its lock).
+	panics int
 }
 
 // setFail makes every Append fail with err (nil: succeed again).
@@ -124,6 +127,10 @@ func (m *memLogs) Append(p int32, batch []byte) error {
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return m.fail
+	}
+	if m.panics > 0 {
+		m.panics--
+		panic("memLogs: injected panic in Append")
 	}
 	m.batches[p] = append(m.batches[p], append([]byte(nil), batch...))
 	return nil

@@ -78,9 +78,7 @@ func (c *Coordinator) loadOwned(p, partitions, epoch int32) *kerr.Error {
 	c.owned[p] = epoch
 	c.mu.Unlock()
 	for _, g := range groups {
-		g.mu.Lock()
-		c.armLocked(g, now)
-		g.mu.Unlock()
+		locked(&g.mu, func() { c.armLocked(g, now) })
 	}
 	return nil
 }
@@ -101,13 +99,13 @@ func (c *Coordinator) releaseLocked(p int32) {
 	delete(c.pending, p)
 	c.mu.Unlock()
 	for _, g := range doomed {
-		g.mu.Lock()
-		g.deleted = true
-		if g.timer != nil {
-			g.timer.Stop()
-		}
-		g.abandonWaitersLocked(kerr.NotCoordinator)
-		g.mu.Unlock()
+		locked(&g.mu, func() {
+			g.deleted = true
+			if g.timer != nil {
+				g.timer.Stop()
+			}
+			g.abandonWaitersLocked(kerr.NotCoordinator)
+		})
 	}
 	c.log.Info().Int32("partition", p).Int("groups", len(doomed)).Msg("released groups: this broker no longer leads their partition")
 }

@@ -50,6 +50,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/protocol"
 )
 
@@ -212,9 +213,7 @@ const ownershipScanInterval = time.Second
 // Start starts the loop that loads led partitions, finishes prepared
 // transactions, aborts timed-out ones, expires idle ids and compacts.
 func (c *TxnCoordinator) Start() {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	safe.Go(&c.wg, c.log, "transaction coordinator loop", func() {
 		scan := time.NewTicker(ownershipScanInterval)
 		defer scan.Stop()
 		abort := time.NewTicker(c.cfg.AbortInterval)
@@ -239,7 +238,7 @@ func (c *TxnCoordinator) Start() {
 				c.compactTxnsDue(liveBytes)
 			}
 		}
-	}()
+	})
 }
 
 // Close stops the loops and the marker goroutines.
@@ -266,11 +265,11 @@ func (c *TxnCoordinator) scanOwnership() {
 		}
 	}
 	for _, t := range c.ownedTxns() {
-		t.mu.Lock()
-		if !t.deleted && !t.finishing && (t.state == txnPrepareCommit || t.state == txnPrepareAbort) {
-			c.startFinishLocked(t)
-		}
-		t.mu.Unlock()
+		locked(&t.mu, func() {
+			if !t.deleted && !t.finishing && (t.state == txnPrepareCommit || t.state == txnPrepareAbort) {
+				c.startFinishLocked(t)
+			}
+		})
 	}
 }
 
@@ -328,11 +327,11 @@ func (c *TxnCoordinator) loadOwned(p, epoch int32) *kerr.Error {
 	c.owned[p] = epoch
 	c.mu.Unlock()
 	for _, t := range txns {
-		t.mu.Lock()
-		if t.state == txnPrepareCommit || t.state == txnPrepareAbort {
-			c.startFinishLocked(t)
-		}
-		t.mu.Unlock()
+		locked(&t.mu, func() {
+			if t.state == txnPrepareCommit || t.state == txnPrepareAbort {
+				c.startFinishLocked(t)
+			}
+		})
 	}
 	return nil
 }
@@ -350,9 +349,7 @@ func (c *TxnCoordinator) releaseLocked(p int32) {
 	delete(c.owned, p)
 	c.mu.Unlock()
 	for _, t := range doomed {
-		t.mu.Lock()
-		t.deleted = true
-		t.mu.Unlock()
+		locked(&t.mu, func() { t.deleted = true })
 	}
 	c.log.Info().Int32("partition", p).Int("transactions", len(doomed)).Msg("released transactions: this broker no longer leads their partition")
 }
@@ -454,14 +451,15 @@ func (c *TxnCoordinator) withTxn(ctx context.Context, id string, create bool, fn
 		if t == nil {
 			return fn(nil, c.now())
 		}
-		t.mu.Lock()
-		if t.deleted {
-			t.mu.Unlock()
-			continue
+		var deleted bool
+		locked(&t.mu, func() {
+			if deleted = t.deleted; !deleted {
+				err = fn(t, c.now())
+			}
+		})
+		if !deleted {
+			return err
 		}
-		err = fn(t, c.now())
-		t.mu.Unlock()
-		return err
 	}
 	return kerr.NotCoordinator
 }
@@ -768,11 +766,7 @@ func (c *TxnCoordinator) startFinishLocked(t *txn) {
 		a, b := m.Partitions[i], m.Partitions[j]
 		return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
 	})
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.finish(t, m)
-	}()
+	safe.Go(&c.wg, c.log, "transaction markers", func() { c.finish(t, m) })
 }
 
 // finish sends m until every partition has it, then stores t's
@@ -784,9 +778,7 @@ func (c *TxnCoordinator) finish(t *txn, m Marker) {
 	rounds := 0
 	for len(m.Partitions) > 0 {
 		if c.ctx.Err() != nil || !c.stillCoordinates(t.partition, m.CoordinatorEpoch) {
-			t.mu.Lock()
-			t.finishing = false
-			t.mu.Unlock()
+			locked(&t.mu, func() { t.finishing = false })
 			return
 		}
 		if rounds > 0 {
@@ -834,16 +826,16 @@ func (c *TxnCoordinator) stillCoordinates(p, epoch int32) bool {
 // than its timeout (transaction.timeout.ms).
 func (c *TxnCoordinator) abortTimedOut() {
 	for _, t := range c.ownedTxns() {
-		t.mu.Lock()
-		now := c.now()
-		if !t.deleted && t.state == txnOngoing && now.UnixMilli() > t.startMs+int64(t.timeoutMs) {
-			c.log.Info().Str("transactional_id", t.id).Int64("producer_id", t.producerID).Int16("epoch", t.epoch).
-				Int32("timeout_ms", t.timeoutMs).Msg("aborting a transaction open longer than its timeout")
-			if err := c.bumpAndAbortLocked(t, now, t.epoch); err != nil {
-				c.log.Warn().Str("transactional_id", t.id).Str("error", err.Error()).Msg("cannot abort a timed-out transaction")
+		locked(&t.mu, func() {
+			now := c.now()
+			if !t.deleted && t.state == txnOngoing && now.UnixMilli() > t.startMs+int64(t.timeoutMs) {
+				c.log.Info().Str("transactional_id", t.id).Int64("producer_id", t.producerID).Int16("epoch", t.epoch).
+					Int32("timeout_ms", t.timeoutMs).Msg("aborting a transaction open longer than its timeout")
+				if err := c.bumpAndAbortLocked(t, now, t.epoch); err != nil {
+					c.log.Warn().Str("transactional_id", t.id).Str("error", err.Error()).Msg("cannot abort a timed-out transaction")
+				}
 			}
-		}
-		t.mu.Unlock()
+		})
 	}
 }
 
@@ -931,14 +923,16 @@ func (c *TxnCoordinator) List(f ListFilter) (out []TxnListing, unknownStates []s
 	}
 	now := c.now().UnixMilli()
 	for _, t := range c.ownedTxns() {
-		t.mu.Lock()
-		l := TxnListing{TransactionalID: t.id, ProducerID: t.producerID, State: t.state.String()}
-		ok := !t.deleted && t.producerID >= 0 &&
-			(len(want) == 0 || want[l.State]) &&
-			(len(pids) == 0 || pids[t.producerID]) &&
-			(f.MinDurationMs < 0 || t.startMs >= 0 && now-t.startMs >= f.MinDurationMs) &&
-			(f.Pattern == nil || f.Pattern.MatchString(t.id))
-		t.mu.Unlock()
+		var l TxnListing
+		var ok bool
+		locked(&t.mu, func() {
+			l = TxnListing{TransactionalID: t.id, ProducerID: t.producerID, State: t.state.String()}
+			ok = !t.deleted && t.producerID >= 0 &&
+				(len(want) == 0 || want[l.State]) &&
+				(len(pids) == 0 || pids[t.producerID]) &&
+				(f.MinDurationMs < 0 || t.startMs >= 0 && now-t.startMs >= f.MinDurationMs) &&
+				(f.Pattern == nil || f.Pattern.MatchString(t.id))
+		})
 		if ok {
 			out = append(out, l)
 		}

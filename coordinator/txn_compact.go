@@ -71,26 +71,25 @@ func (c *TxnCoordinator) CompactPartition(p int32) (int64, error) {
 		txns = txns[len(chunk):]
 		// Each transaction's lock is held until the batch holding its
 		// record is written, so no newer record of it precedes this one.
-		var recs []kmsg.Record
-		for _, t := range chunk {
-			t.mu.Lock()
-			if !t.deleted && t.producerID >= 0 {
-				key, val := txnRecord(t.id, t.value())
-				recs = append(recs, kmsg.Record{Key: key, Value: val})
-			}
-		}
 		var size int
-		if len(recs) > 0 {
-			var batch []byte
-			batch, err = c.codecs.BuildBatch(protocol.CodecNone, c.now().UnixMilli(), recs)
-			if err == nil {
-				err = c.logs.Append(p, batch)
-				size = len(batch)
+		err = lockedAll(chunk, func() error {
+			var recs []kmsg.Record
+			for _, t := range chunk {
+				if !t.deleted && t.producerID >= 0 {
+					key, val := txnRecord(t.id, t.value())
+					recs = append(recs, kmsg.Record{Key: key, Value: val})
+				}
 			}
-		}
-		for _, t := range chunk {
-			t.mu.Unlock()
-		}
+			if len(recs) == 0 {
+				return nil
+			}
+			batch, err := c.codecs.BuildBatch(protocol.CodecNone, c.now().UnixMilli(), recs)
+			if err != nil {
+				return err
+			}
+			size = len(batch)
+			return c.logs.Append(p, batch)
+		})
 		if err != nil {
 			return written, fmt.Errorf("coordinator: compact %s-%d: rewrite: %w", TxnStateTopic, p, err)
 		}
@@ -113,27 +112,27 @@ func (c *TxnCoordinator) expireIdle() {
 	}
 	before := c.now().Add(-c.cfg.IDExpiration).UnixMilli()
 	for _, t := range c.ownedTxns() {
-		t.mu.Lock()
-		idle := !t.deleted && !t.finishing && t.producerID >= 0 && t.updateMs < before &&
-			(t.state == txnEmpty || t.state == txnCompleteCommit || t.state == txnCompleteAbort)
-		if idle {
-			key, _ := txnRecord(t.id, nil)
-			batch, err := c.codecs.BuildBatch(protocol.CodecNone, c.now().UnixMilli(), []kmsg.Record{{Key: key}})
-			if err == nil {
-				err = c.logs.Append(t.partition, batch)
-			}
-			if err != nil {
-				c.log.Warn().Err(err).Str("transactional_id", t.id).Msg("cannot expire an idle transactional id")
-			} else {
-				t.deleted = true
-				c.mu.Lock()
-				if c.txns[t.id] == t {
-					delete(c.txns, t.id)
+		locked(&t.mu, func() {
+			idle := !t.deleted && !t.finishing && t.producerID >= 0 && t.updateMs < before &&
+				(t.state == txnEmpty || t.state == txnCompleteCommit || t.state == txnCompleteAbort)
+			if idle {
+				key, _ := txnRecord(t.id, nil)
+				batch, err := c.codecs.BuildBatch(protocol.CodecNone, c.now().UnixMilli(), []kmsg.Record{{Key: key}})
+				if err == nil {
+					err = c.logs.Append(t.partition, batch)
 				}
-				c.mu.Unlock()
-				c.log.Info().Str("transactional_id", t.id).Msg("expired an idle transactional id")
+				if err != nil {
+					c.log.Warn().Err(err).Str("transactional_id", t.id).Msg("cannot expire an idle transactional id")
+				} else {
+					t.deleted = true
+					c.mu.Lock()
+					if c.txns[t.id] == t {
+						delete(c.txns, t.id)
+					}
+					c.mu.Unlock()
+					c.log.Info().Str("transactional_id", t.id).Msg("expired an idle transactional id")
+				}
 			}
-		}
-		t.mu.Unlock()
+		})
 	}
 }

@@ -160,9 +160,7 @@ func (c *Coordinator) CompleteTxn(p int32, producerID int64, commit bool) {
 	}
 	c.mu.Unlock()
 	for _, g := range gs {
-		g.mu.Lock()
-		g.completeTxnLocked(producerID, commit, c.now())
-		g.mu.Unlock()
+		locked(&g.mu, func() { g.completeTxnLocked(producerID, commit, c.now()) })
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/gregorbroker/gregor/protocol"
 )
 
@@ -86,5 +88,46 @@ func TestTxnOffsetsPendingUntilMarker(t *testing.T) {
 	}
 	if c3.hasPendingTxn(p) {
 		t.Fatalf("partition %d still has pending transactions after replay", p)
+	}
+}
+
+// TestCommitsOfAReplacedStaticMemberAreFenced: once a static member's
+// instance id is taken over by a new member id, OffsetCommit and
+// TxnOffsetCommit with the old member id and the instance id are
+// FENCED_INSTANCE_ID and store nothing.
+func TestCommitsOfAReplacedStaticMemberAreFenced(t *testing.T) {
+	ctx := context.Background()
+	logs := &memLogs{batches: map[int32][][]byte{}}
+	c := startCoordinator(t, logs, &clock{now: t0})
+	inst := "static-1"
+	a := joinArgs("")
+	a.InstanceID = &inst
+	old := c.Join(ctx, "g", a)
+	if old.Err != nil {
+		t.Fatalf("join: %v", old.Err)
+	}
+	if s := c.Sync(ctx, "g", SyncArgs{MemberID: old.MemberID, InstanceID: &inst, Generation: old.Generation}); s.Err != nil {
+		t.Fatalf("sync: %v", s.Err)
+	}
+	a.SupportsSkipAssignment = true
+	newer := c.Join(ctx, "g", a)
+	if newer.Err != nil || newer.MemberID == old.MemberID {
+		t.Fatalf("static rejoin: %+v", newer)
+	}
+	part := []CommitPartition{{Topic: "t", Partition: 0, Offset: 9, LeaderEpoch: -1}}
+	if errs := c.Commit(ctx, "g", CommitArgs{Version: 8, MemberID: old.MemberID, InstanceID: &inst, Generation: old.Generation}, part); errs[0] != kerr.FencedInstanceID {
+		t.Errorf("OffsetCommit of the replaced member id: %v, want FENCED_INSTANCE_ID", errs[0])
+	}
+	if errs := c.TxnCommit(ctx, "g", TxnCommitArgs{ProducerID: 7, MemberID: old.MemberID, InstanceID: &inst, Generation: old.Generation}, part); errs[0] != kerr.FencedInstanceID {
+		t.Errorf("TxnOffsetCommit of the replaced member id: %v, want FENCED_INSTANCE_ID", errs[0])
+	}
+	if err := c.Heartbeat(ctx, "g", old.MemberID, &inst, old.Generation); err != kerr.FencedInstanceID {
+		t.Errorf("Heartbeat of the replaced member id: %v, want FENCED_INSTANCE_ID", err)
+	}
+	if f := fetchOne(t, c, "g", 0); f.Offset != -1 || f.Unstable {
+		t.Errorf("fenced commits stored %+v", f)
+	}
+	if errs := c.Commit(ctx, "g", CommitArgs{Version: 8, MemberID: newer.MemberID, InstanceID: &inst, Generation: newer.Generation}, part); errs[0] != nil {
+		t.Errorf("OffsetCommit of the new member id: %v", errs[0])
 	}
 }

@@ -111,6 +111,7 @@ type brokerProc struct {
 	Peer    string // peer URL of its embedded etcd
 	DataDir string
 	args    []string
+	bin     string // the binary to run; "" is gregorBin
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -178,7 +179,11 @@ func (p *brokerProc) spawn() {
 	if err != nil {
 		p.t.Fatalf("log file: %v", err)
 	}
-	cmd := exec.Command(gregorBin, p.args...)
+	bin := gregorBin
+	if p.bin != "" {
+		bin = p.bin
+	}
+	cmd := exec.Command(bin, p.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start gregor: %v", err)

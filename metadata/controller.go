@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // Controller is one broker's candidacy for the controller role and, while
@@ -68,7 +70,10 @@ func StartController(store Store, nodeID int32, interval time.Duration, log zero
 		cancel:   cancel,
 		done:     make(chan struct{}),
 	}
-	go c.run(ctx)
+	go func() {
+		defer close(c.done)
+		safe.Run(c.log, "controller", func() { c.run(ctx) })
+	}()
 	return c
 }
 
@@ -80,7 +85,6 @@ func (c *Controller) Close() {
 }
 
 func (c *Controller) run(ctx context.Context) {
-	defer close(c.done)
 	for ctx.Err() == nil {
 		lost, resign, err := c.store.Campaign(ctx, c.nodeID)
 		if err != nil {
@@ -164,13 +168,11 @@ func (c *Controller) pass(ctx context.Context) {
 	next := make(chan pendingWrite)
 	var wg sync.WaitGroup
 	for range min(controllerWriters, len(writes)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		safe.Go(&wg, c.log, "controller writer", func() {
 			for w := range next {
 				c.write(ctx, w.st, w.what)
 			}
-		}()
+		})
 	}
 	for _, w := range writes {
 		next <- w

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/peer"
 	"github.com/gregorbroker/gregor/protocol"
 	"github.com/gregorbroker/gregor/storage"
@@ -138,8 +139,7 @@ func (m *Manager) Follow(r Replica, leader, epoch int32) {
 	if f == nil {
 		f = &fetcher{m: m, leader: leader, parts: make(map[tp]*followed), wake: make(chan struct{}, 1), stop: make(chan struct{})}
 		m.fetchers[leader] = f
-		m.wg.Add(1)
-		go f.run()
+		safe.Go(&m.wg, m.cfg.Log, "replica fetcher", f.run)
 	}
 	f.parts[key] = &followed{r: r, epoch: epoch}
 	m.mu.Unlock()
@@ -223,7 +223,6 @@ func (f *fetcher) snapshot() []*followed {
 }
 
 func (f *fetcher) run() {
-	defer f.m.wg.Done()
 	log := f.m.cfg.Log.With().Int32("leader", f.leader).Logger()
 	p := &peer.Conn{ClientID: "gregor-replica-fetcher"}
 	defer p.Close()

@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // deletedSuffix marks a segment file that was removed from its log but may
@@ -28,7 +30,7 @@ func (l *Log) Roll() (int64, error) {
 		return 0, ErrClosed
 	}
 	if err := l.failure(); err != nil {
-		return 0, fmt.Errorf("storage: roll %s: log failed earlier: %w", l.dir, err)
+		return 0, err
 	}
 	segs := l.segments()
 	active := segs[len(segs)-1]
@@ -66,10 +68,15 @@ func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 	var retired []*segment
 	var err error
 	for _, s := range segs[:n] {
-		if err = l.retireFilesLocked(s); err != nil {
+		var gone bool
+		if gone, err = l.retireFilesLocked(s); gone {
+			// Its .log is renamed: a reopen would not find the segment,
+			// so neither does anyone from now on.
+			retired = append(retired, s)
+		}
+		if err != nil {
 			break
 		}
-		retired = append(retired, s)
 	}
 	if len(retired) > 0 {
 		next := slices.Clone(segs[len(retired):])
@@ -85,35 +92,36 @@ func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 			Int64("log_start_offset", next[0].base).Msg("deleted old segments")
 		l.removeLater(retired, time.Duration(l.cfg.Load().FileDeleteDelayMs)*time.Millisecond)
 	}
-	l.mu.Unlock()
 	if err != nil {
-		return len(retired), fmt.Errorf("storage: delete segments of %s below %d: %w", l.dir, offset, err)
+		err = l.setFailed(fmt.Errorf("delete segments below %d: %w", offset, err))
 	}
-	return len(retired), nil
+	l.mu.Unlock()
+	return len(retired), err
 }
 
 // retireFilesLocked renames a segment's files to their deleted names, the
-// .log first, and makes the renames durable.
-func (l *Log) retireFilesLocked(s *segment) error {
+// .log first, and makes the renames durable. gone reports that the .log
+// was renamed (the segment is no longer part of the log on disk), even
+// when a later step failed.
+func (l *Log) retireFilesLocked(s *segment) (gone bool, err error) {
 	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 		p := segmentPath(l.dir, s.base, suffix)
 		if err := l.fs.Rename(p, p+deletedSuffix); err != nil && !(suffix != logSuffix && errors.Is(err, os.ErrNotExist)) {
-			return fmt.Errorf("segment %d: %w", s.base, err)
+			return gone, fmt.Errorf("segment %d: %w", s.base, err)
 		}
+		gone = true
 	}
 	if err := syncDir(l.fs, l.dir); err != nil {
-		return fmt.Errorf("segment %d: %w", s.base, err)
+		return true, fmt.Errorf("segment %d: %w", s.base, err)
 	}
-	return nil
+	return true, nil
 }
 
 // removeLater closes and removes retired segments after delay, or when
 // the log closes if that is sooner. Called with l.mu held, so Close's
 // l.bg.Wait sees the goroutine.
 func (l *Log) removeLater(retired []*segment, delay time.Duration) {
-	l.bg.Add(1)
-	go func() {
-		defer l.bg.Done()
+	safe.Go(&l.bg, l.log, "segment removal", func() {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -141,5 +149,5 @@ func (l *Log) removeLater(retired []*segment, delay time.Duration) {
 				}
 			}
 		}
-	}()
+	})
 }

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gregorbroker/gregor/internal/safe"
 )
 
 // flushState is the fsync side of a Log.
@@ -52,21 +54,34 @@ func (l *Log) failure() error {
 	return l.fl.err
 }
 
-// setFailed records a sticky failure.
-func (l *Log) setFailed(err error) {
+// Failed returns the sticky failure (errors.Is ErrStorage), or nil while
+// the log works. The broker polls it to hand off leadership.
+func (l *Log) Failed() error {
+	if !l.failed.Load() {
+		return nil
+	}
+	return l.failure()
+}
+
+// setFailed records a sticky failure and returns the log's failure.
+func (l *Log) setFailed(err error) error {
 	l.fl.mu.Lock()
 	defer l.fl.mu.Unlock()
 	l.setFailedLocked(err)
+	return l.fl.err
 }
 
-// setFailedLocked records a sticky failure; fl.mu held.
+// setFailedLocked records a sticky failure, wrapped in ErrStorage; the
+// first one stays. fl.mu held.
 func (l *Log) setFailedLocked(err error) {
 	if l.fl.err != nil {
 		return
 	}
-	l.fl.err = err
+	l.fl.err = fmt.Errorf("%w: %s: %w", ErrStorage, l.dir, err)
+	l.failed.Store(true)
 	l.fl.cond.Broadcast()
-	l.log.Error().Err(err).Int64("log_end_offset", l.leo.Load()).Msg("log failed; it refuses appends until reopened")
+	l.log.Error().Err(err).Str("dir", l.dir).Int64("log_end_offset", l.leo.Load()).
+		Msg("log failed; it refuses appends and reads until reopened")
 }
 
 // noteAppendLocked records an append, made at now, whose batch ends below
@@ -215,7 +230,7 @@ func (l *Log) armTimerLocked(d time.Duration, now time.Time) {
 	}
 	delay := max(d-now.Sub(f.oldest), time.Millisecond)
 	l.bg.Add(1) // before Close's bg.Wait: Close sets stopped under fl.mu first
-	f.timer = time.AfterFunc(delay, l.flushTimerFired)
+	f.timer = time.AfterFunc(delay, func() { safe.Run(l.log, "flush timer", l.flushTimerFired) })
 }
 
 // flushTimerFired fsyncs what is unflushed and re-arms if appends kept

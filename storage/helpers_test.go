@@ -328,7 +328,9 @@ func decodeTimeIndex(t testing.TB, b []byte) []timeEntry {
 }
 
 // faultFS wraps the OS filesystem: it counts fsyncs and can fail writes
-// and fsyncs of .log files.
+// and fsyncs of .log files, and, through inject, any operation on any
+// file: opens (EMFILE), writes of index files, renames, truncation,
+// fsyncs of the directory.
 type faultFS struct {
 	mu        sync.Mutex
 	logSyncs  int
@@ -336,18 +338,57 @@ type faultFS struct {
 	failWrite error  // when set, WriteAt of .log files writes half and returns it
 	noSync    bool   // Sync does nothing (fast crash tests; durability is not what they test)
 	onLogSync func() // called (without mu) before each .log fsync
+	// inject, when set, is asked before each operation: op is one of
+	// the fault* names, name the file's (or the directory's) path. A
+	// non-nil answer is the operation's error; a failing write writes
+	// half its bytes first, as a full disk may.
+	inject func(op, name string) error
+}
+
+// Operations faultFS.inject is asked about.
+const (
+	faultOpen     = "open"
+	faultWrite    = "write"
+	faultSync     = "sync" // of a file or, opened read-only, the directory
+	faultTruncate = "truncate"
+	faultRename   = "rename" // name is the old path
+	faultRemove   = "remove"
+)
+
+// injected returns inject's answer for op on name (nil when no inject).
+func (f *faultFS) injected(op, name string) error {
+	f.mu.Lock()
+	fn := f.inject
+	f.mu.Unlock()
+	if fn == nil {
+		return nil
+	}
+	return fn(op, name)
 }
 
 func (f *faultFS) OpenFile(name string, flag int, perm fs.FileMode) (storage.File, error) {
+	if err := f.injected(faultOpen, name); err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
 	file, err := storage.OSFS{}.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	return &faultFile{File: file, fs: f, isLog: strings.HasSuffix(name, ".log")}, nil
+	return &faultFile{File: file, fs: f, name: name, isLog: strings.HasSuffix(name, ".log")}, nil
 }
-func (f *faultFS) Remove(name string) error                   { return os.Remove(name) }
-func (f *faultFS) RemoveAll(path string) error                { return os.RemoveAll(path) }
-func (f *faultFS) Rename(o, n string) error                   { return os.Rename(o, n) }
+func (f *faultFS) Remove(name string) error {
+	if err := f.injected(faultRemove, name); err != nil {
+		return err
+	}
+	return os.Remove(name)
+}
+func (f *faultFS) RemoveAll(path string) error { return os.RemoveAll(path) }
+func (f *faultFS) Rename(o, n string) error {
+	if err := f.injected(faultRename, o); err != nil {
+		return &os.LinkError{Op: "rename", Old: o, New: n, Err: err}
+	}
+	return os.Rename(o, n)
+}
 func (f *faultFS) ReadDir(name string) ([]fs.DirEntry, error) { return os.ReadDir(name) }
 func (f *faultFS) MkdirAll(p string, perm fs.FileMode) error  { return os.MkdirAll(p, perm) }
 
@@ -366,10 +407,14 @@ func (f *faultFS) syncs() int {
 type faultFile struct {
 	storage.File
 	fs    *faultFS
+	name  string
 	isLog bool
 }
 
 func (f *faultFile) Sync() error {
+	if err := f.fs.injected(faultSync, f.name); err != nil {
+		return err
+	}
 	f.fs.mu.Lock()
 	if f.isLog {
 		f.fs.logSyncs++
@@ -389,14 +434,24 @@ func (f *faultFile) Sync() error {
 }
 
 func (f *faultFile) WriteAt(b []byte, off int64) (int, error) {
-	f.fs.mu.Lock()
-	err := f.fs.failWrite
-	f.fs.mu.Unlock()
-	if err != nil && f.isLog {
+	err := f.fs.injected(faultWrite, f.name)
+	if err == nil && f.isLog {
+		f.fs.mu.Lock()
+		err = f.fs.failWrite
+		f.fs.mu.Unlock()
+	}
+	if err != nil {
 		n, _ := f.File.WriteAt(b[:len(b)/2], off)
 		return n, err
 	}
 	return f.File.WriteAt(b, off)
+}
+
+func (f *faultFile) Truncate(size int64) error {
+	if err := f.fs.injected(faultTruncate, f.name); err != nil {
+		return err
+	}
+	return f.File.Truncate(size)
 }
 
 var errInjected = errors.New("injected fault")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/protocol"
 )
 
@@ -26,6 +27,15 @@ var (
 	// ErrCorrupt means bytes of a .log are not the batches the log
 	// expects; recovery cuts them off, a read reports them.
 	ErrCorrupt = errors.New("storage: corrupt log")
+	// ErrStorage means the log failed on a disk error (a write, fsync,
+	// truncation, file creation or rename that did not happen, or whose
+	// effect on the files is unknown): it is sticky, every later append,
+	// read, roll and truncation returns it, and only reopening the log
+	// (recovery) clears it. The broker answers KAFKA_STORAGE_ERROR and
+	// hands the partition's leadership to another in-sync replica, as
+	// Kafka does with a log directory that went offline. The error also
+	// wraps the disk error itself.
+	ErrStorage = errors.New("storage: log failed on a disk error")
 )
 
 // Log is one partition's log.
@@ -57,6 +67,7 @@ type Log struct {
 	firstUnstable atomic.Int64
 	abortedPub    atomic.Pointer[[]AbortedTxn]
 	closed        atomic.Bool // set with mu.closed, for readers
+	failed        atomic.Bool // set with fl.err, for readers
 
 	// segs is the segment list, oldest first, never empty. It is copied
 	// and replaced (under mu) when a segment is added; readers Load it.
@@ -243,7 +254,7 @@ func (l *Log) appendLocked(batch []byte, leaderEpoch int32, h *batchHeader) (res
 		return res, false, ErrClosed
 	}
 	if err := l.failure(); err != nil {
-		return res, false, fmt.Errorf("log failed earlier: %w", err)
+		return res, false, err
 	}
 	cfg := l.cfg.Load()
 	now := l.now()
@@ -261,11 +272,11 @@ func (l *Log) appendLocked(batch []byte, leaderEpoch int32, h *batchHeader) (res
 	}
 	protocol.SetBaseOffset(batch, base)
 	protocol.SetPartitionLeaderEpoch(batch, leaderEpoch)
-	if fatal, err := seg.appendLocked(batch, h, cfg.IndexIntervalBytes); err != nil {
-		if fatal {
-			l.setFailed(err)
-		}
-		return res, false, err
+	if _, err := seg.appendLocked(batch, h, cfg.IndexIntervalBytes); err != nil {
+		// The files were cut back where that worked (a reopen finds
+		// exactly the acknowledged batches); either way the disk is not
+		// taking writes, so the log fails, as Kafka fails its log dir.
+		return res, false, l.setFailed(err)
 	}
 	l.bytes.Add(int64(len(batch)))
 	if h.producerID >= 0 {
@@ -292,15 +303,12 @@ func (l *Log) appendLocked(batch []byte, leaderEpoch int32, h *batchHeader) (res
 func (l *Log) rollLocked(base int64, now time.Time, reason string) (*segment, error) {
 	segs := l.segments()
 	old := segs[len(segs)-1]
-	if fatal, err := old.finishLocked(); err != nil {
-		if fatal {
-			l.setFailed(err)
-		}
-		return nil, fmt.Errorf("roll: %w", err)
+	if _, err := old.finishLocked(); err != nil {
+		return nil, l.setFailed(fmt.Errorf("roll: %w", err))
 	}
 	seg, err := createSegment(l.fs, l.dir, base, now)
 	if err != nil {
-		return nil, fmt.Errorf("roll: %w", err)
+		return nil, l.setFailed(fmt.Errorf("roll: %w", err))
 	}
 	// The producer state as of the new segment's start, so that recovery
 	// reads at most the active segment's headers.
@@ -316,11 +324,9 @@ func (l *Log) rollLocked(base int64, now time.Time, reason string) (*segment, er
 		Int64("previous_bytes", old.size.Load()).Str("reason", reason).Msg("rolled segment")
 	// Kafka, too, flushes a segment when it stops being active, off the
 	// append path. Close waits for this through l.bg.
-	l.bg.Add(1)
-	go func() {
-		defer l.bg.Done()
+	safe.Go(&l.bg, l.log, "segment flush", func() {
 		_ = l.waitSynced(base) // an error is sticky and logged by the pass
-	}()
+	})
 	return seg, nil
 }
 
@@ -340,6 +346,9 @@ func (l *Log) Read(offset, maxBytes int64, minOneBatch bool, maxOffset int64) (R
 	var rr ReadResult
 	if l.closed.Load() {
 		return rr, ErrClosed
+	}
+	if l.failed.Load() {
+		return rr, l.failure()
 	}
 	leo := l.leo.Load() // before segs: see Log.leo
 	segs := l.segments()
@@ -640,11 +649,8 @@ func (l *Log) close(clean bool) error {
 	var errs []error
 	if clean && l.failure() == nil {
 		segs := l.segments()
-		if fatal, err := segs[len(segs)-1].finishLocked(); err != nil {
-			errs = append(errs, err)
-			if fatal {
-				l.setFailed(err)
-			}
+		if _, err := segs[len(segs)-1].finishLocked(); err != nil {
+			errs = append(errs, l.setFailed(err)) // no clean-shutdown marker
 		}
 		if err := l.writeProducerSnapshotLocked(l.leo.Load()); err != nil {
 			errs = append(errs, err)

@@ -68,7 +68,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		return 0, ErrClosed
 	}
 	if err := l.failure(); err != nil {
-		return 0, fmt.Errorf("storage: truncate %s: log failed earlier: %w", l.dir, err)
+		return 0, err
 	}
 	leo := l.leo.Load()
 	if offset >= leo {
@@ -90,7 +90,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	}
 	if err != nil {
 		l.setFailedLocked(fmt.Errorf("truncate to %d: %w", offset, err))
-		return 0, fmt.Errorf("storage: truncate %s to %d: %w", l.dir, offset, err)
+		return 0, f.err
 	}
 	f.synced = min(f.synced, newLEO)
 	if segs := l.segments(); f.syncedBelow > segs[len(segs)-1].base {
@@ -99,7 +99,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	l.truncateEpochsFrom(newLEO)
 	if err := l.resetProducersLocked(newLEO); err != nil {
 		l.setFailedLocked(fmt.Errorf("truncate to %d: %w", offset, err))
-		return 0, fmt.Errorf("storage: truncate %s to %d: %w", l.dir, offset, err)
+		return 0, f.err
 	}
 	l.hwMu.Lock()
 	if l.hw.Load() > newLEO {
@@ -195,10 +195,13 @@ func (l *Log) dropSegmentsAfterLocked(keep int) error {
 	var retired []*segment
 	var err error
 	for j := len(segs) - 1; j > keep; j-- {
-		if err = l.retireFilesLocked(segs[j]); err != nil {
+		var gone bool
+		if gone, err = l.retireFilesLocked(segs[j]); gone {
+			retired = append(retired, segs[j]) // not in the log on disk any more
+		}
+		if err != nil {
 			break
 		}
-		retired = append(retired, segs[j])
 	}
 	if len(retired) == 0 {
 		return err
@@ -236,13 +239,13 @@ func (l *Log) StartAt(offset int64) error {
 	defer f.mu.Unlock()
 	if _, err := l.resetLocked(offset); err != nil {
 		l.setFailedLocked(fmt.Errorf("start at %d: %w", offset, err))
-		return fmt.Errorf("storage: start %s at %d: %w", l.dir, offset, err)
+		return f.err
 	}
 	f.synced = offset
 	l.truncateEpochsFrom(-1)
 	if err := l.resetProducersLocked(offset); err != nil {
 		l.setFailedLocked(fmt.Errorf("start at %d: %w", offset, err))
-		return fmt.Errorf("storage: start %s at %d: %w", l.dir, offset, err)
+		return f.err
 	}
 	l.hwMu.Lock()
 	l.hw.Store(offset)

@@ -256,6 +256,7 @@ func serve(c *cli.Context) error {
 		DataDir:        dataDir,
 		StaticConfigs:  static,
 		Logger:         log,
+		LogFS:          logFS(),
 	}, store)
 	if err != nil {
 		return err
