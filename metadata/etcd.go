@@ -98,7 +98,17 @@ type EtcdStore struct {
 		deleted map[TopicID]DeletedTopic
 		// faults holds the values that cannot be read, by full key.
 		faults map[string]Fault
+		// ownCandidacies are the keys of this store's controller
+		// candidacies, each with a channel closed if the key is deleted
+		// while its session lives.
+		ownCandidacies map[string]chan struct{}
 	}
+	// ownNodeID is the registered broker's node id plus one (0: none
+	// registered), read by the watch goroutine; reregister wakes the
+	// keep-alive goroutine when that broker's key vanished under a live
+	// lease.
+	ownNodeID  atomic.Int32
+	reregister chan struct{}
 
 	// elect holds the leases of this store's controller candidacies
 	// (election.go), revoked by Close.
@@ -223,6 +233,8 @@ func newEtcdStore(log zerolog.Logger, cli *clientv3.Client, prefix string, ttl t
 	s.mu.controller = map[string]controllerCandidate{}
 	s.mu.deleted = map[TopicID]DeletedTopic{}
 	s.mu.faults = map[string]Fault{}
+	s.mu.ownCandidacies = map[string]chan struct{}{}
+	s.reregister = make(chan struct{}, 1)
 	return s
 }
 
@@ -506,6 +518,12 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 	case strings.HasPrefix(rel, controllerDir):
 		if deleted {
 			delete(s.mu.controller, rel)
+			if gone, ok := s.mu.ownCandidacies[key]; ok {
+				// Our candidacy's key went while its session lives
+				// (etcd emptied or restored): the role is lost.
+				delete(s.mu.ownCandidacies, key)
+				close(gone)
+			}
 			return out
 		}
 		id, err := parseNodeID(string(kv.Value))
@@ -527,6 +545,14 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 		if !deleted {
 			if b, err = decodeBroker(id, kv.Value); err != nil {
 				s.warnUndecodable(kv, err)
+			}
+		}
+		if deleted && id == s.ownNodeID.Load()-1 {
+			// Our registration's key went while its lease lives (etcd
+			// emptied or restored by hand): put it back.
+			select {
+			case s.reregister <- struct{}{}:
+			default:
 			}
 		}
 		if deleted || err != nil {
@@ -599,6 +625,12 @@ func (s *EtcdStore) replaceLocked(kvs []*mvccpb.KeyValue) []Event {
 		_ = s.applyLocked(nil, kv, false)
 	}
 	s.keepLastGoodLocked(oldTopics, oldParts, oldConfigs, oldDeleted)
+	for key, gone := range s.mu.ownCandidacies {
+		if _, ok := s.mu.controller[strings.TrimPrefix(key, s.prefix)]; !ok {
+			delete(s.mu.ownCandidacies, key)
+			close(gone)
+		}
+	}
 
 	var deleted, changed []Event
 	for name, old := range oldTopics {
@@ -1242,6 +1274,7 @@ func (s *EtcdStore) RegisterBroker(ctx context.Context, b Broker) error {
 		return s.opErr(op, err)
 	}
 	s.reg.registered = true
+	s.ownNodeID.Store(b.NodeID + 1)
 	s.noteRenewed(start)
 	if !s.reg.keeping {
 		s.reg.keeping = true
@@ -1296,12 +1329,21 @@ func (s *EtcdStore) keepAliveLoop() {
 		lease, nodeID := s.reg.lease, s.reg.broker.NodeID
 		s.reg.Unlock()
 		ch, err := s.cli.KeepAlive(s.ctx, lease)
-		if err == nil {
-			for range ch {
+	alive:
+		for err == nil {
+			select {
+			case _, ok := <-ch:
+				if !ok {
+					break alive
+				}
 				// A response says the lease lives. It is taken as sent
 				// now; clientv3 renews every third of the TTL.
 				s.noteRenewed(time.Now())
 				delay = retryMin
+			case <-s.reregister:
+				if err := s.restoreRegistration(lease); err != nil && s.ctx.Err() == nil {
+					s.log.Warn().Int32("node_id", nodeID).Err(err).Msg("putting back the vanished broker registration failed")
+				}
 			}
 		}
 		if s.ctx.Err() != nil {
@@ -1317,6 +1359,28 @@ func (s *EtcdStore) keepAliveLoop() {
 			s.log.Warn().Int32("node_id", nodeID).Err(err).Msg("registering broker again failed")
 		}
 	}
+}
+
+// restoreRegistration puts the registration back under its live lease
+// after its key vanished (etcd emptied or restored): the lease is fine,
+// only the key is gone. A lost lease is the keep-alive loop's business.
+func (s *EtcdStore) restoreRegistration(lease clientv3.LeaseID) error {
+	s.reg.Lock()
+	defer s.reg.Unlock()
+	if s.reg.closed || s.reg.lease != lease {
+		return nil
+	}
+	val, err := encodeBroker(s.reg.broker)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.ttl)
+	defer cancel()
+	if _, err := s.cli.Put(ctx, s.brokerKey(s.reg.broker.NodeID), string(val), clientv3.WithLease(lease)); err != nil {
+		return fmt.Errorf("metadata: put back registration of broker %d: %w", s.reg.broker.NodeID, err)
+	}
+	s.log.Warn().Int32("node_id", s.reg.broker.NodeID).Msg("broker registration vanished from etcd under a live lease; put it back")
+	return nil
 }
 
 // renewRegistration writes the registration under a new lease, unless

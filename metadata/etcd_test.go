@@ -627,3 +627,41 @@ func TestEtcdExpireBroker(t *testing.T) {
 		t.Errorf("controller %d %v, want 2", id, ok)
 	}
 }
+
+// TestEtcdEmptiedPrefixRegistersAgain: when the whole prefix is emptied
+// under live leases (etcd restored by hand), the store puts its broker
+// registration back and its controller role is reported lost, so the
+// controller campaigns again.
+func TestEtcdEmptiedPrefixRegistersAgain(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	cli := te.rawClient(t)
+	ctx := testCtx(t)
+	s := (&etcdHarness{endpoints: te.e.Endpoints()}).open(t)
+	if err := s.RegisterBroker(ctx, Broker{NodeID: 4, Host: "h", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	lost, resign, err := s.Campaign(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resign()
+	if _, err := cli.Delete(ctx, "/gregor/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("controller role not reported lost after its key vanished")
+	}
+	waitFor(t, "the registration to be put back", func() bool {
+		bs := s.Brokers()
+		return len(bs) == 1 && bs[0].NodeID == 4
+	})
+	resign()
+	if _, _, err := s.Campaign(ctx, 4); err != nil {
+		t.Fatalf("campaigning again: %v", err)
+	}
+	if id, ok := s.Controller(); !ok || id != 4 {
+		t.Fatalf("Controller = %d, %v", id, ok)
+	}
+}
