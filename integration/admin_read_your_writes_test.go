@@ -109,6 +109,7 @@ func TestAdminReadYourWritesCluster(t *testing.T) {
 		node := int32(i%3 + 1)
 		topic := fmt.Sprintf("ryw-cluster-%d", i)
 		create := kmsg.NewPtrCreateTopicsRequest()
+		create.TimeoutMillis = 0 // the answer must be enough, with no waiting asked for
 		rt := kmsg.NewCreateTopicsRequestTopic()
 		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 3, 3
 		create.Topics = append(create.Topics, rt)
@@ -119,6 +120,7 @@ func TestAdminReadYourWritesCluster(t *testing.T) {
 		rywWantPlaced(t, fmt.Sprintf("broker %d right after CreateTopics of %s", node, topic), rywMetadata(ctx, t, cl, node, topic), 3, 3)
 
 		grow := kmsg.NewPtrCreatePartitionsRequest()
+		grow.TimeoutMillis = 0
 		gt := kmsg.NewCreatePartitionsRequestTopic()
 		gt.Topic, gt.Count = topic, 5
 		grow.Topics = append(grow.Topics, gt)
