@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -92,13 +93,23 @@ func mfBarrier(ctx context.Context, t *testing.T, adm *kadm.Client, n int) {
 }
 
 func TestMetadataFaultsKeepData(t *testing.T) {
-	p := startBroker(t)
+	t.Run("one-broker", func(t *testing.T) { runMetadataFaults(t, []*brokerProc{startBroker(t)}, 1) })
+	t.Run("three-brokers", func(t *testing.T) { runMetadataFaults(t, startSharedEtcdCluster(t, 3), 3) })
+}
+
+// runMetadataFaults is TestMetadataFaultsKeepData on brokers (sharing the
+// first one's etcd), the topic with replication factor rf.
+func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
+	p := brokers[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	etcd := mfEtcd(t, p)
 	adm := fzAdmin(t, p.Addr)
+	raw := fzClient(t, p.Addr)
 	topic := "faults"
-	fzCreateTopic(ctx, t, adm, topic, 2, nil)
+	if resp, err := adm.CreateTopic(ctx, 2, rf, nil, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create %s: %v %v", topic, err, resp.Err)
+	}
 	md, err := adm.Metadata(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
@@ -113,13 +124,21 @@ func TestMetadataFaultsKeepData(t *testing.T) {
 	prod := fzClient(t, p.Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	fzProduceSync(ctx, t, prod, want...)
 	prod.Close()
-	before := map[int32]int64{}
-	for part := range int32(2) {
-		_, before[part] = mfSegmentBytes(t, p, topic, part, id)
-		if before[part] == 0 {
-			t.Fatalf("partition %d has no segment bytes after producing", part)
+	// Every replica has every record (acks=all) once its log end is the
+	// leader's; the bytes each holds then are what must never shrink.
+	before := map[*brokerProc]map[int32]int64{}
+	fzWaitFor(t, 20*time.Second, "every replica to hold every record", func() error {
+		for _, b := range brokers {
+			before[b] = map[int32]int64{}
+			for part := range int32(2) {
+				_, before[b][part] = mfSegmentBytes(t, b, topic, part, id)
+			}
+			if before[b][0] != before[p][0] || before[b][1] != before[p][1] || before[b][0] == 0 {
+				return fmt.Errorf("segment bytes %v on %s, %v on %s", before[b], b.Addr, before[p], p.Addr)
+			}
 		}
-	}
+		return nil
+	})
 
 	// The metadata as it was, to put back after each fault.
 	snap, err := etcd.Get(ctx, "/gregor/", clientv3.WithPrefix())
@@ -164,10 +183,12 @@ func TestMetadataFaultsKeepData(t *testing.T) {
 	}
 	checkKept := func(fault string) {
 		t.Helper()
-		for part := range int32(2) {
-			dir, got := mfSegmentBytes(t, p, topic, part, id)
-			if got < before[part] {
-				t.Fatalf("%s: %s holds %d segment bytes, had %d", fault, dir, got, before[part])
+		for _, b := range brokers {
+			for part := range int32(2) {
+				dir, got := mfSegmentBytes(t, b, topic, part, id)
+				if got < before[b][part] {
+					t.Fatalf("%s: %s holds %d segment bytes, had %d", fault, dir, got, before[b][part])
+				}
 			}
 		}
 	}
@@ -183,9 +204,11 @@ func TestMetadataFaultsKeepData(t *testing.T) {
 				t.Fatalf("%s: after the repair, %q is not served", fault, r.Value)
 			}
 		}
-		for part := range int32(2) {
-			if dir, _ := mfSegmentBytes(t, p, topic, part, id); dir != fzPartitionDir(p, topic, part) {
-				t.Fatalf("%s: after the repair partition %d is served from %s", fault, part, dir)
+		for _, b := range brokers {
+			for part := range int32(2) {
+				if dir, _ := mfSegmentBytes(t, b, topic, part, id); dir != fzPartitionDir(b, topic, part) {
+					t.Fatalf("%s: after the repair partition %d is in %s", fault, part, dir)
+				}
 			}
 		}
 	}
@@ -200,10 +223,35 @@ func TestMetadataFaultsKeepData(t *testing.T) {
 		}
 		return td.Err
 	}
+	// barrier returns once every broker has applied, and its partitions
+	// reacted to, every change committed before: a topic created after
+	// them shows in each broker's own Metadata.
 	barriers := 0
 	barrier := func() {
+		t.Helper()
 		barriers++
 		mfBarrier(ctx, t, adm, barriers)
+		name := fmt.Sprintf("barrier-%d", barriers)
+		for i := range brokers {
+			fzWaitFor(t, 10*time.Second, "broker to see "+name, func() error {
+				if mt := rywMetadata(ctx, t, raw, int32(i+1), name); mt.ErrorCode != 0 {
+					return kerr.ErrorForCode(mt.ErrorCode)
+				}
+				return nil
+			})
+		}
+	}
+	readyz := func(want int, body string) error {
+		for _, b := range brokers {
+			code, got, err := mfReadyz(b)
+			if err != nil {
+				return err
+			}
+			if code != want || !strings.Contains(got, body) {
+				return fmt.Errorf("/readyz of %s: %d %q", b.Addr, code, got)
+			}
+		}
+		return nil
 	}
 
 	t.Run("garbage", func(t *testing.T) {
@@ -211,14 +259,7 @@ func TestMetadataFaultsKeepData(t *testing.T) {
 			t.Fatal(err)
 		}
 		fzWaitFor(t, 10*time.Second, "/readyz to report the unreadable value", func() error {
-			code, body, err := mfReadyz(p)
-			if err != nil {
-				return err
-			}
-			if code != http.StatusServiceUnavailable || !strings.Contains(body, topicKey) {
-				return fmt.Errorf("/readyz %d %q", code, body)
-			}
-			return nil
+			return readyz(http.StatusServiceUnavailable, topicKey)
 		})
 		barrier()
 		checkKept("garbage")
@@ -227,12 +268,7 @@ func TestMetadataFaultsKeepData(t *testing.T) {
 			t.Fatalf("Metadata of the topic with a garbage value: %v, want served from the last good value", err)
 		}
 		repair()
-		fzWaitFor(t, 10*time.Second, "/readyz to recover", func() error {
-			if code, body, err := mfReadyz(p); err != nil || code != http.StatusOK {
-				return fmt.Errorf("/readyz %d %q %v", code, body, err)
-			}
-			return nil
-		})
+		fzWaitFor(t, 10*time.Second, "/readyz to recover", func() error { return readyz(http.StatusOK, "") })
 		checkServed("garbage")
 	})
 
@@ -246,9 +282,27 @@ func TestMetadataFaultsKeepData(t *testing.T) {
 			}
 			return nil
 		})
-		if !strings.Contains(p.Logs(), "upgrade Gregor") {
-			t.Fatal("no log line says to upgrade Gregor")
+		for _, b := range brokers {
+			if !strings.Contains(b.Logs(), "upgrade Gregor") {
+				t.Fatalf("no log line of %s says to upgrade Gregor", b.Addr)
+			}
 		}
+		rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+		if err != nil || len(rcs) != 1 || rcs[0].Err != kerr.LeaderNotAvailable {
+			t.Fatalf("DescribeConfigs of the unreadable topic: %+v, %v; want LEADER_NOT_AVAILABLE", rcs, err)
+		}
+		// Auto-creation does not create a topic over it.
+		auto := fzClient(t, p.Addr, kgo.AllowAutoTopicCreation())
+		areq := kmsg.NewPtrMetadataRequest()
+		areq.AllowAutoTopicCreation = true
+		art := kmsg.NewMetadataRequestTopic()
+		art.Topic = kmsg.StringPtr(topic)
+		areq.Topics = append(areq.Topics, art)
+		aresp, err := areq.RequestWith(ctx, auto)
+		if err != nil || len(aresp.Topics) != 1 || aresp.Topics[0].ErrorCode != kerr.LeaderNotAvailable.Code {
+			t.Fatalf("auto-creating Metadata of the unreadable topic: %+v, %v; want LEADER_NOT_AVAILABLE", aresp, err)
+		}
+		auto.Close()
 		barrier()
 		checkKept("newer-version")
 		repair()
@@ -294,13 +348,21 @@ func TestMetadataFaultsKeepData(t *testing.T) {
 		}
 		barrier()
 		checkKept("prefix-emptied")
-		if _, err := os.Stat(fzPartitionDir(p, topic, 0) + "." + mfID(id) + "-stray"); err != nil {
-			t.Fatalf("the old topic id's directory was not set aside as stray: %v", err)
+		strays := 0
+		for _, b := range brokers {
+			if _, err := os.Stat(fzPartitionDir(b, topic, 0) + "." + mfID(id) + "-stray"); err == nil {
+				strays++
+			}
+		}
+		if strays == 0 {
+			t.Fatal("the old topic id's directory was set aside as stray nowhere")
 		}
 		repair()
 		checkServed("prefix-emptied")
 	})
-	fzCheckLogs(t, p)
+	for _, b := range brokers {
+		fzCheckLogs(t, b)
+	}
 }
 
 // TestDeleteTopicsRemovesDataAfterDelay: an explicit DeleteTopics still
