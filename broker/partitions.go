@@ -86,9 +86,9 @@ func (s *partitionSet) partitionDir(topic string, p int32) string {
 // first use. A broker whose registration may have expired leads nothing
 // (NOT_LEADER_OR_FOLLOWER) until it is renewed. The error is a Kafka
 // error for the client:
-// UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (not placed yet, or no
-// live in-sync replica), NOT_LEADER_OR_FOLLOWER (another broker leads it)
-// or KAFKA_STORAGE_ERROR.
+// UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (not placed yet, no
+// live in-sync replica, or the topic's metadata value unreadable),
+// NOT_LEADER_OR_FOLLOWER (another broker leads it) or KAFKA_STORAGE_ERROR.
 func (s *partitionSet) get(topic string, p int32) (*partition, error) {
 	key := topicPartition{topic, p}
 	s.mu.RLock()
@@ -103,6 +103,10 @@ func (s *partitionSet) get(topic string, p int32) (*partition, error) {
 		return part, nil
 	}
 	t, ok := s.b.store.Topic(topic)
+	if !ok && s.b.store.TopicFault(topic) != nil {
+		// It exists, but its metadata cannot be read: retriable.
+		return nil, kerr.LeaderNotAvailable
+	}
 	if !ok || p < 0 || p >= t.Partitions {
 		return nil, kerr.UnknownTopicOrPartition
 	}

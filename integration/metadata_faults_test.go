@@ -406,3 +406,45 @@ func TestDeleteTopicsRemovesDataAfterDelay(t *testing.T) {
 	})
 	fzCheckLogs(t, p)
 }
+
+// TestNewerMetadataVersionRefusesStart: a broker that finds, when it
+// starts, a topic value of a newer format version than it reads refuses
+// to start, saying to upgrade Gregor, and removes nothing.
+func TestNewerMetadataVersionRefusesStart(t *testing.T) {
+	p := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := fzAdmin(t, p.Addr)
+	topic := "future"
+	fzCreateTopic(ctx, t, adm, topic, 1, nil)
+	prod := fzClient(t, p.Addr)
+	fzProduceSync(ctx, t, prod, &kgo.Record{Topic: topic, Value: []byte("kept")})
+	prod.Close()
+	etcd := mfEtcd(t, p)
+	key := "/gregor/topics/" + topic
+	got, err := etcd.Get(ctx, key)
+	if err != nil || len(got.Kvs) != 1 {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	if _, err := etcd.Put(ctx, key, strings.Replace(string(got.Kvs[0].Value), `"v":1`, `"v":2`, 1)); err != nil {
+		t.Fatal(err)
+	}
+	etcd.Close()
+	p.Stop()
+
+	p.spawn()
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("gregor started on a value of a newer format:\n%s", p.Logs())
+	}
+	if code := p.ExitCode(); code == 0 {
+		t.Fatalf("gregor exited with 0 on a value of a newer format")
+	}
+	if logs := p.Logs(); !strings.Contains(logs, "upgrade Gregor") || !strings.Contains(logs, key) {
+		t.Fatalf("the refusal does not say to upgrade Gregor naming %s:\n%s", key, logs)
+	}
+	if _, err := os.Stat(filepath.Join(fzPartitionDir(p, topic, 0), "partition.metadata")); err != nil {
+		t.Fatalf("the topic's data is gone: %v", err)
+	}
+}
