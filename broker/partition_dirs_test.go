@@ -221,3 +221,27 @@ func TestCreateTopicsPlacesAsAssigned(t *testing.T) {
 	}
 	check("manual", append(assignment, []int32{1, 2, 3}))
 }
+
+// TestParseAsideName reads the names partition_dirs.go writes, the topic
+// id's '-' and '_' and a counter included, and refuses others.
+func TestParseAsideName(t *testing.T) {
+	id := metadata.TopicID{0xfb, 0xef, 0xbe, 0xff} // "-----..." in base64url
+	for _, tc := range []struct {
+		name, suffix, topic string
+		part                int32
+		ok                  bool
+	}{
+		{"orders-2." + id.String() + "-stray", straySuffix, "orders", 2, true},
+		{"my-topic.v1-10." + id.String() + "-delete", deleteSuffix, "my-topic.v1", 10, true},
+		{"a-0." + id.String() + ".3-delete", deleteSuffix, "a", 0, true},
+		{"a-0." + id.String() + "-stray", deleteSuffix, "", 0, false},
+		{"a-0.short-delete", deleteSuffix, "", 0, false},
+		{"a-x." + id.String() + "-delete", deleteSuffix, "", 0, false},
+		{"-delete", deleteSuffix, "", 0, false},
+	} {
+		topic, part, got, ok := parseAsideName(tc.name, tc.suffix)
+		if ok != tc.ok || (ok && (topic != tc.topic || part != tc.part || got != id)) {
+			t.Errorf("parseAsideName(%q) = %q %d %v %v, want %q %d %v", tc.name, topic, part, got, ok, tc.topic, tc.part, tc.ok)
+		}
+	}
+}

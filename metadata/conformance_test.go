@@ -42,6 +42,7 @@ var conformanceTests = []struct {
 	{"ProducerIDs", testProducerIDs},
 	{"DeletionRecord", testDeletionRecord},
 	{"CreatePlaced", testCreatePlaced},
+	{"CreatePlacedLarge", testCreatePlacedLarge},
 }
 
 func runConformance(t *testing.T, newHarness func(t *testing.T) harness) {
@@ -709,5 +710,52 @@ func testCreatePlaced(t *testing.T, h harness) {
 	}
 	if got := mustTopic(t, s, "placed"); got.Partitions != 5 {
 		t.Fatalf("refused SetPartitionCount changed the count to %d", got.Partitions)
+	}
+}
+
+// testCreatePlacedLarge: a topic with more partitions than one etcd
+// transaction holds still appears with every partition's state at once,
+// and so do partitions added in bulk.
+func testCreatePlacedLarge(t *testing.T, h harness) {
+	s := h.open(t)
+	ctx := testCtx(t)
+	assign := func(n int) [][]int32 {
+		out := make([][]int32, n)
+		for p := range out {
+			out[p] = []int32{int32(p%3 + 1)}
+		}
+		return out
+	}
+	var atCreate, atUpdate int
+	defer s.Subscribe(func(ev Event) {
+		switch ev.Kind {
+		case TopicCreated:
+			atCreate = len(s.PartitionStates(ev.Topic.Name))
+		case TopicUpdated:
+			atUpdate = len(s.PartitionStates(ev.Topic.Name))
+		}
+	})()
+	if _, err := s.CreateTopic(ctx, Topic{Name: "large", Partitions: 300}, assign(300)...); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.PartitionStates("large")); n != 300 || atCreate != 300 {
+		t.Fatalf("%d partition states after CreateTopic, %d when the creation was delivered; want 300", n, atCreate)
+	}
+	if err := s.SetPartitionCount(ctx, "large", 600, assign(600)[300:]...); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.PartitionStates("large")); n != 600 || atUpdate != 600 {
+		t.Fatalf("%d partition states after SetPartitionCount, %d when the update was delivered; want 600", n, atUpdate)
+	}
+	if _, err := s.CreateTopic(ctx, Topic{Name: "large", Partitions: 300}, assign(300)...); !errors.Is(err, ErrTopicExists) {
+		t.Fatalf("second CreateTopic: %v, want ErrTopicExists", err)
+	}
+	if n := len(s.PartitionStates("large")); n != 600 {
+		t.Fatalf("a refused CreateTopic changed the partition states: %d", n)
+	}
+	for _, st := range s.PartitionStates("large") {
+		if want := int32(st.Partition%3 + 1); st.Leader != want {
+			t.Fatalf("partition %d led by %d, want %d", st.Partition, st.Leader, want)
+		}
 	}
 }
