@@ -7,11 +7,16 @@ package broker
 //     empty list (v1+) returns none, only brokers.
 //   - Unknown topics are created when the request allows it (v4+
 //     AllowAutoTopicCreation; always before v4) and auto.create.topics.enable
-//     is true; created topics get num.partitions and broker defaults, and are
-//     reported as LEADER_NOT_AVAILABLE-free right away since creation is
-//     synchronous. Otherwise UNKNOWN_TOPIC_OR_PARTITION. A creation that
+//     is true; created topics get num.partitions and broker defaults, their
+//     partitions placed in the creating transaction (as CreateTopics), so the
+//     answer already has every leader. Otherwise UNKNOWN_TOPIC_OR_PARTITION. A creation that
 //     would pass max.partitions or max.broker.partitions gets
 //     POLICY_VIOLATION (limits.go).
+//   - A topic whose metadata value this broker cannot read (undecodable, or
+//     of a newer format) and of which it has no last good state is
+//     LEADER_NOT_AVAILABLE, as Kafka answers for a topic it cannot serve
+//     yet, and is never auto-created over; with a last good state it is
+//     served from that.
 //   - Invalid names get INVALID_TOPIC_EXCEPTION.
 //   - v10+: topics carry their ids; v12+ lookups by id are answered, unknown
 //     ids get UNKNOWN_TOPIC_ID.
@@ -22,6 +27,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -75,6 +81,8 @@ func (b *Broker) handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Respon
 				errCode := kerr.UnknownTopicOrPartition.Code
 				if err := validateTopicName(name); err != nil {
 					errCode = kerr.InvalidTopicException.Code
+				} else if b.store.TopicFault(name) != nil {
+					errCode = kerr.LeaderNotAvailable.Code
 				} else if autoCreate && !isInternalTopic(name) { // the coordinator creates those with their own settings
 					created, err := b.autoCreateTopic(c, name)
 					switch {
@@ -115,18 +123,18 @@ func (b *Broker) autoCreateTopic(c *conn, name string) (metadata.Topic, error) {
 		b.log.Warn().Str("topic", name).Err(err).Msg("not auto-creating topic: over a partition limit")
 		return metadata.Topic{}, kerr.PolicyViolation
 	}
-	t, err := b.store.CreateTopic(c.ctx, metadata.Topic{Name: name, Partitions: parts})
+	t, err := b.store.CreateTopic(c.ctx, metadata.Topic{Name: name, Partitions: parts}, b.placement(0, parts, 1)...)
 	if err != nil {
-		if err == metadata.ErrTopicExists {
+		if errors.Is(err, metadata.ErrTopicExists) {
 			return t, kerr.TopicAlreadyExists
 		}
 		b.log.Error().Err(err).Str("topic", name).Msg("auto-create topic failed")
 		return t, kerr.UnknownServerError
 	}
 	b.log.Info().Str("topic", name).Int32("partitions", parts).Msg("auto-created topic")
-	// Give the controller a moment to place the partitions, so that the
-	// answer has leaders; past it, clients see LEADER_NOT_AVAILABLE and
-	// ask again.
+	// Placed by the creating write unless too few brokers were live: then
+	// give the controller a moment, so that the answer has leaders; past
+	// it, clients see LEADER_NOT_AVAILABLE and ask again.
 	ctx, cancel := context.WithTimeout(c.ctx, autoCreateWait)
 	defer cancel()
 	if err := b.waitPlaced(ctx, t); err != nil {

@@ -18,10 +18,15 @@ package broker
 //   - A manual ReplicaAssignment needs NumPartitions and ReplicationFactor at
 //     -1 (INVALID_REQUEST); its partitions must be 0..n-1, each exactly once,
 //     each with the same number of distinct live brokers
-//     (INVALID_REPLICA_ASSIGNMENT). The assignment is checked but not stored
-//     yet: the controller places the partitions (metadata.Controller).
-//   - With TimeoutMillis > 0 the answer waits until the controller has given
-//     every new partition a leader, so a client may produce at once.
+//     (INVALID_REPLICA_ASSIGNMENT). The partitions are placed as assigned,
+//     the first replica of each list its preferred leader, as in Kafka.
+//   - Otherwise the replicas are placed over the live brokers by
+//     metadata.AssignReplicas. Either way the partitions' states (leader the
+//     first replica, every replica in the ISR) are written in the etcd
+//     transaction that creates the topic, so no broker ever shows the topic
+//     without its partitions, and the answer waits until this broker's
+//     metadata cache has applied the write: every later request here sees
+//     the topic with a leader for every partition.
 //   - One request creates at most maxPartitionsPerRequest partitions in all,
 //     Kafka's bound on records per controller operation; topics beyond it get
 //     POLICY_VIOLATION.
@@ -127,7 +132,7 @@ func (op *createTopicsOp) create(rt *kmsg.CreateTopicsRequestTopic, st *kmsg.Cre
 	if err != nil {
 		return err
 	}
-	partitions, replication, err := b.creationLayout(rt, op.live)
+	partitions, replication, assignment, err := b.creationLayout(rt, op.live)
 	if err != nil {
 		return err
 	}
@@ -138,7 +143,10 @@ func (op *createTopicsOp) create(rt *kmsg.CreateTopicsRequestTopic, st *kmsg.Cre
 
 	var id metadata.TopicID
 	if !op.validateOnly {
-		t, err := b.store.CreateTopic(op.ctx, metadata.Topic{Name: name, Partitions: partitions, ReplicationFactor: replication, Configs: configs})
+		if assignment == nil {
+			assignment = b.placement(0, partitions, replication)
+		}
+		t, err := b.store.CreateTopic(op.ctx, metadata.Topic{Name: name, Partitions: partitions, ReplicationFactor: replication, Configs: configs}, assignment...)
 		if err != nil {
 			return b.metadataWriteError(err, "create topic", name)
 		}
@@ -184,44 +192,48 @@ func (b *Broker) creationConfigs(cfgs []kmsg.CreateTopicsRequestTopicConfig) (ma
 }
 
 // creationLayout returns the partition count and replication factor of a
-// topic to create, from its counts or its manual assignment.
-func (b *Broker) creationLayout(rt *kmsg.CreateTopicsRequestTopic, live map[int32]bool) (int32, int16, error) {
+// topic to create, from its counts or its manual assignment, and the
+// manual assignment by partition (nil without one).
+func (b *Broker) creationLayout(rt *kmsg.CreateTopicsRequestTopic, live map[int32]bool) (int32, int16, [][]int32, error) {
 	if len(rt.ReplicaAssignment) > 0 {
 		if rt.ReplicationFactor != -1 {
-			return 0, 0, adminErrorf(kerr.InvalidRequest, "A manual partition assignment was specified, but replication factor was not set to -1.")
+			return 0, 0, nil, adminErrorf(kerr.InvalidRequest, "A manual partition assignment was specified, but replication factor was not set to -1.")
 		}
 		if rt.NumPartitions != -1 {
-			return 0, 0, adminErrorf(kerr.InvalidRequest, "A manual partition assignment was specified, but numPartitions was not set to -1.")
+			return 0, 0, nil, adminErrorf(kerr.InvalidRequest, "A manual partition assignment was specified, but numPartitions was not set to -1.")
 		}
 		if len(rt.ReplicaAssignment) > maxPartitionsPerRequest {
-			return 0, 0, adminErrorf(kerr.PolicyViolation, "Creating %d partitions would exceed the limit of %d new partitions per request.", len(rt.ReplicaAssignment), maxPartitionsPerRequest)
+			return 0, 0, nil, adminErrorf(kerr.PolicyViolation, "Creating %d partitions would exceed the limit of %d new partitions per request.", len(rt.ReplicaAssignment), maxPartitionsPerRequest)
 		}
-		assigned := make(map[int32]bool, len(rt.ReplicaAssignment))
+		assigned := make(map[int32][]int32, len(rt.ReplicaAssignment))
 		replicas := -1
 		for _, a := range rt.ReplicaAssignment {
-			if assigned[a.Partition] {
-				return 0, 0, adminErrorf(kerr.InvalidReplicaAssignment, "Found multiple manual partition assignments for partition %d", a.Partition)
+			if _, dup := assigned[a.Partition]; dup {
+				return 0, 0, nil, adminErrorf(kerr.InvalidReplicaAssignment, "Found multiple manual partition assignments for partition %d", a.Partition)
 			}
-			assigned[a.Partition] = true
 			if err := checkManualReplicas(a.Replicas, live, replicas); err != nil {
-				return 0, 0, err
+				return 0, 0, nil, err
 			}
+			assigned[a.Partition] = slices.Clone(a.Replicas)
 			replicas = len(a.Replicas)
 		}
+		assignment := make([][]int32, len(assigned))
 		for p := range int32(len(assigned)) {
-			if !assigned[p] {
-				return 0, 0, adminErrorf(kerr.InvalidReplicaAssignment, "partitions should be a consecutive 0-based integer sequence")
+			r, ok := assigned[p]
+			if !ok {
+				return 0, 0, nil, adminErrorf(kerr.InvalidReplicaAssignment, "partitions should be a consecutive 0-based integer sequence")
 			}
+			assignment[p] = r
 		}
-		return int32(len(assigned)), int16(replicas), nil
+		return int32(len(assigned)), int16(replicas), assignment, nil
 	}
 
 	replication, partitions := rt.ReplicationFactor, rt.NumPartitions
 	if replication < -1 || replication == 0 {
-		return 0, 0, adminErrorf(kerr.InvalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value.")
+		return 0, 0, nil, adminErrorf(kerr.InvalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value.")
 	}
 	if partitions < -1 || partitions == 0 {
-		return 0, 0, adminErrorf(kerr.InvalidPartitions, "Number of partitions was set to an invalid non-positive value.")
+		return 0, 0, nil, adminErrorf(kerr.InvalidPartitions, "Number of partitions was set to an invalid non-positive value.")
 	}
 	if partitions == -1 {
 		partitions = int32(max(b.brokerConfigInt("num.partitions"), 1))
@@ -230,11 +242,24 @@ func (b *Broker) creationLayout(rt *kmsg.CreateTopicsRequestTopic, live map[int3
 		replication = int16(max(b.brokerConfigInt("default.replication.factor"), 1))
 	}
 	if int(replication) > len(live) {
-		return 0, 0, adminErrorf(kerr.InvalidReplicationFactor,
+		return 0, 0, nil, adminErrorf(kerr.InvalidReplicationFactor,
 			"Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only %d broker(s) are registered.",
 			replication, replication, len(live))
 	}
-	return partitions, replication, nil
+	return partitions, replication, nil, nil
+}
+
+// placement is where partitions first..first+count-1 of a topic with
+// replication factor rf (0 reads as 1) go over the live brokers
+// (metadata.AssignReplicas), for the store to write with the topic; nil
+// when too few brokers are live, and the controller places them later.
+func (b *Broker) placement(first, count int32, rf int16) [][]int32 {
+	assignment, err := metadata.AssignReplicas(b.liveBrokers(), first, count, max(int(rf), 1))
+	if err != nil {
+		b.log.Warn().Err(err).Int32("first_partition", first).Int32("partitions", count).Msg("cannot place new partitions now; the controller will")
+		return nil
+	}
+	return assignment
 }
 
 // checkManualReplicas checks the replica list of one manually assigned

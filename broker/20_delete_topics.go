@@ -14,8 +14,13 @@ package broker
 //     when deletion is disabled). Kafka's controller would delete them and
 //     lose every committed offset and transaction; Gregor's coordinator owns
 //     those logs, so they are kept.
-//   - A deleted topic's partition logs are closed and removed before the
-//     response is sent; the metadata event that follows finds nothing left.
+//   - The metadata write removes the topic and its partition states and
+//     records the deletion by topic id, in one etcd transaction; the answer
+//     waits until this broker's metadata cache has applied it, so every
+//     later request here sees the topic gone. Each broker then closes the
+//     topic's logs and renames their directories <topic>-<p>.<id>-delete,
+//     removed after file.delete.delay.ms (partition_dirs.go). Only such a
+//     deletion removes data; a topic that merely vanishes from etcd keeps it.
 //   - TimeoutMillis > 0 bounds the metadata write (REQUEST_TIMED_OUT).
 //   - Responses follow the request's order and carry the topic's name and,
 //     v6, its id whenever known; v5+ carry error messages.
@@ -153,7 +158,6 @@ func (b *Broker) deleteTopic(ctx context.Context, version int16, d *deleteTarget
 		}
 		return b.metadataWriteError(err, "delete topic", t.Name)
 	}
-	b.parts.remove(t)
 	b.log.Info().Str("topic", t.Name).Stringer("topic_id", t.ID).Int32("partitions", t.Partitions).Msg("deleted topic")
 	return nil
 }

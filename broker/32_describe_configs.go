@@ -8,7 +8,10 @@ package broker
 //     broker synonym's dynamic per-broker, dynamic cluster-default or static
 //     value, else Kafka's default (DEFAULT_CONFIG). Topic configs are never
 //     read-only. Invalid names get INVALID_TOPIC_EXCEPTION, unknown topics
-//     UNKNOWN_TOPIC_OR_PARTITION.
+//     UNKNOWN_TOPIC_OR_PARTITION. A topic whose metadata value cannot be
+//     read and of which the broker has no last good state gets the
+//     retriable LEADER_NOT_AVAILABLE, as in Metadata: it exists, but cannot
+//     be served until the value is repaired.
 //   - BROKER resources named with this broker's id list every broker config,
 //     read-only unless it can be changed at run time; the empty name lists
 //     only the cluster-wide dynamic defaults that are set, as Kafka does. Any
@@ -91,6 +94,9 @@ func (d *configDescriber) topic(name string) ([]kmsg.DescribeConfigsResponseReso
 	}
 	t, ok := d.b.store.Topic(name)
 	if !ok {
+		if err := d.b.store.TopicFault(name); err != nil {
+			return nil, adminErrorf(kerr.LeaderNotAvailable, "The metadata of topic '%s' cannot be read: %v", name, err)
+		}
 		return nil, adminErrorf(kerr.UnknownTopicOrPartition, "Topic '%s' does not exist.", name)
 	}
 	defs := d.b.configs.topic

@@ -9,20 +9,26 @@ package broker
 //     (INVALID_PARTITIONS, with Kafka's messages for equal and smaller).
 //   - A manual Assignment must have one replica list per new partition, each
 //     with distinct live brokers and all of one length
-//     (INVALID_REPLICA_ASSIGNMENT). It is checked but not stored: every
-//     partition is led by this broker.
+//     (INVALID_REPLICA_ASSIGNMENT); the new partitions are placed as
+//     assigned, the first replica of each its preferred leader. Without one
+//     they are placed over the live brokers (metadata.AssignReplicas) with
+//     the topic's replication factor.
+//   - The new partitions' states are written in the etcd transaction that
+//     raises the count, and the answer waits until this broker's metadata
+//     cache has applied it: every later request here sees them with leaders.
 //   - Internal topics keep their partition count (INVALID_TOPIC_EXCEPTION):
 //     the coordinators map groups and transactional ids onto their
 //     partitions, so adding some would move them. Kafka does not refuse this.
 //   - One request adds at most maxPartitionsPerRequest partitions in all;
 //     topics beyond it get POLICY_VIOLATION.
 //   - ValidateOnly checks everything and changes nothing. New partitions'
-//     logs are opened on first use.
+//     logs are opened by the brokers they are placed on.
 //   - TimeoutMillis > 0 bounds the metadata write (REQUEST_TIMED_OUT).
 //   - Responses follow the request's order and carry error messages.
 
 import (
 	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -84,6 +90,7 @@ func (b *Broker) createPartitions(ctx context.Context, rt *kmsg.CreatePartitions
 	if additional > *budget {
 		return adminErrorf(kerr.PolicyViolation, "Adding %d partitions would exceed the limit of %d new partitions per request.", additional, maxPartitionsPerRequest)
 	}
+	var assignment [][]int32
 	if rt.Assignment != nil {
 		if len(rt.Assignment) != additional {
 			return adminErrorf(kerr.InvalidReplicaAssignment, "Attempted to add %d additional partition(s), but only %d assignment(s) were specified.", additional, len(rt.Assignment))
@@ -94,13 +101,17 @@ func (b *Broker) createPartitions(ctx context.Context, rt *kmsg.CreatePartitions
 				return err
 			}
 			replicas = len(a.Replicas)
+			assignment = append(assignment, slices.Clone(a.Replicas))
 		}
 	}
 	*budget -= additional
 	if validateOnly {
 		return nil
 	}
-	if err := b.store.SetPartitionCount(ctx, t.Name, rt.Count); err != nil {
+	if assignment == nil {
+		assignment = b.placement(t.Partitions, int32(additional), t.ReplicationFactor)
+	}
+	if err := b.store.SetPartitionCount(ctx, t.Name, rt.Count, assignment...); err != nil {
 		return b.metadataWriteError(err, "create partitions of", t.Name)
 	}
 	if _, bounded := ctx.Deadline(); bounded {

@@ -473,14 +473,16 @@ type adminFailingStore struct {
 	err error
 }
 
-func (s adminFailingStore) CreateTopic(context.Context, metadata.Topic) (metadata.Topic, error) {
+func (s adminFailingStore) CreateTopic(context.Context, metadata.Topic, ...[]int32) (metadata.Topic, error) {
 	return metadata.Topic{}, s.err
 }
 func (s adminFailingStore) DeleteTopic(context.Context, string) error { return s.err }
 func (s adminFailingStore) SetTopicConfigs(context.Context, string, map[string]string) error {
 	return s.err
 }
-func (s adminFailingStore) SetPartitionCount(context.Context, string, int32) error { return s.err }
+func (s adminFailingStore) SetPartitionCount(context.Context, string, int32, ...[]int32) error {
+	return s.err
+}
 func (s adminFailingStore) SetBrokerConfigs(context.Context, int32, map[string]string) error {
 	return s.err
 }

@@ -483,16 +483,26 @@ func (b *Broker) Close() error {
 	return b.parts.closeAll()
 }
 
-// Ready reports whether the broker is serving: a listener is open and
-// Close has not begun. It backs /readyz.
+// Ready reports whether the broker is serving: a listener is open, Close
+// has not begun, and every metadata value reads well. It backs /readyz;
+// an unreadable value names its key (the broker goes on serving the last
+// good state it read, but an operator must repair the value).
 func (b *Broker) Ready() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	closed, listening := b.closed, len(b.listeners) > 0
+	b.mu.Unlock()
 	switch {
-	case b.closed:
+	case closed:
 		return errors.New("broker: shutting down")
-	case len(b.listeners) == 0:
+	case !listening:
 		return errors.New("broker: not listening yet")
+	}
+	if faults := b.store.Faults(); len(faults) > 0 {
+		var lines []string
+		for _, f := range faults {
+			lines = append(lines, f.Key+": "+f.Err.Error())
+		}
+		return fmt.Errorf("broker: unreadable metadata values (repair them in etcd):\n%s", strings.Join(lines, "\n"))
 	}
 	return nil
 }

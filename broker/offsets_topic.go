@@ -110,7 +110,8 @@ func (o internalLogs) ensure(ctx context.Context, partitions int32, rf, minISR i
 	if minISR > 0 {
 		configs["min.insync.replicas"] = strconv.Itoa(min(minISR, rf))
 	}
-	t, err := o.b.store.CreateTopic(ctx, metadata.Topic{Name: o.topic, Partitions: partitions, ReplicationFactor: int16(rf), Configs: configs})
+	t, err := o.b.store.CreateTopic(ctx, metadata.Topic{Name: o.topic, Partitions: partitions, ReplicationFactor: int16(rf), Configs: configs},
+		o.b.placement(0, partitions, int16(rf))...)
 	if errors.Is(err, metadata.ErrTopicExists) {
 		// Another request created it; our view of the store may lag the
 		// write by a moment.

@@ -54,12 +54,21 @@ func (p *partition) leaderEpoch() int32 { return p.epoch.Load() }
 // partitionSet holds the partitions this broker hosts: those whose
 // partition state (placed by the controller, see metadata.Controller)
 // lists it as a replica. Their logs are opened at start and when a state
-// naming this broker arrives (or, after a failure to open, on first use),
-// and closed and removed when their topic is deleted.
+// naming this broker arrives (or, after a failure to open, on first use).
+//
+// Data goes only on an explicit deletion of its topic id (a deletion
+// record, metadata.TopicDeleted) or when the replica is reassigned away:
+// the directory is renamed <topic>-<p>.<topic id>-delete at once and
+// removed file.delete.delay.ms later by a goroutine of its own, never
+// under mu. A topic that merely leaves the metadata (TopicUnavailable) is
+// closed and its directory kept, to be opened again when the same topic
+// id returns; a directory of a topic id the metadata does not know is set
+// aside as <topic>-<p>.<topic id>-stray (partition_dirs.go).
 type partitionSet struct {
 	b *Broker
-	// mu protects parts. Lookups take the read lock only; opening and
-	// removing take the write lock.
+	// mu protects parts and the renames of partition directories.
+	// Lookups take the read lock only; opening, closing and renaming take
+	// the write lock.
 	mu    sync.RWMutex
 	parts map[topicPartition]*partition
 }
@@ -77,9 +86,9 @@ func (s *partitionSet) partitionDir(topic string, p int32) string {
 // first use. A broker whose registration may have expired leads nothing
 // (NOT_LEADER_OR_FOLLOWER) until it is renewed. The error is a Kafka
 // error for the client:
-// UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (not placed yet, or no
-// live in-sync replica), NOT_LEADER_OR_FOLLOWER (another broker leads it)
-// or KAFKA_STORAGE_ERROR.
+// UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (not placed yet, no
+// live in-sync replica, or the topic's metadata value unreadable),
+// NOT_LEADER_OR_FOLLOWER (another broker leads it) or KAFKA_STORAGE_ERROR.
 func (s *partitionSet) get(topic string, p int32) (*partition, error) {
 	key := topicPartition{topic, p}
 	s.mu.RLock()
@@ -94,6 +103,10 @@ func (s *partitionSet) get(topic string, p int32) (*partition, error) {
 		return part, nil
 	}
 	t, ok := s.b.store.Topic(topic)
+	if !ok && s.b.store.TopicFault(topic) != nil {
+		// It exists, but its metadata cannot be read: retriable.
+		return nil, kerr.LeaderNotAvailable
+	}
 	if !ok || p < 0 || p >= t.Partitions {
 		return nil, kerr.UnknownTopicOrPartition
 	}
@@ -137,9 +150,10 @@ func (s *partitionSet) lookup(topic string, p int32) *partition {
 }
 
 // openLocked opens (creating if needed) the log of one partition, or
-// returns it when it is open already. A log of an earlier topic of the
-// same name (another topic id), open or left in the directory, is removed
-// first. s.mu must be held.
+// returns it when it is open already. A log of another topic id of the
+// same name, open or left in the directory, is first set aside: for
+// deletion if that id was deleted, else as stray. A stray directory of
+// this very topic id is moved back. s.mu must be held.
 func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error) {
 	key := topicPartition{t.Name, p}
 	if old := s.parts[key]; old != nil && old.topicID == t.ID {
@@ -147,15 +161,19 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 	} else if old != nil {
 		delete(s.parts, key)
 		s.b.repl.Unfollow(old.topic, old.index)
-		if err := old.log.Delete(); err != nil {
-			return nil, fmt.Errorf("remove log of replaced topic: %w", err)
+		if err := old.log.Close(); err != nil {
+			s.b.log.Warn().Err(err).Str("topic", old.topic).Int32("partition", old.index).Msg("closing the log of a replaced topic id")
 		}
 	}
 	dir := s.partitionDir(t.Name, p)
 	if id, err := readPartitionMetadata(dir); err == nil && id != t.ID {
-		s.b.log.Warn().Str("dir", dir).Msg("removing log of an earlier topic with the same name")
-		if err := os.RemoveAll(dir); err != nil {
-			return nil, fmt.Errorf("remove stale log: %w", err)
+		if err := s.setAsideLocked(t.Name, p, id); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := s.restoreStrayLocked(t.Name, p, t.ID); err != nil {
+			return nil, err
 		}
 	}
 	settings := s.b.configs.settings(t.Configs, s.b.layers())
@@ -179,10 +197,15 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 	return part, nil
 }
 
-// openAll opens, at start, every partition this broker hosts.
+// openAll opens, at start, every partition this broker hosts, after
+// setting aside the directories of topic ids the metadata does not know
+// and removing those left for deletion (scanDataDirLocked).
 func (s *partitionSet) openAll() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.scanDataDirLocked(); err != nil {
+		return err
+	}
 	for _, t := range s.b.store.Topics() {
 		for _, st := range s.b.store.PartitionStates(t.Name) {
 			if st.TopicID != t.ID || !s.hosts(st) {
@@ -198,22 +221,55 @@ func (s *partitionSet) openAll() error {
 	return nil
 }
 
-// remove closes and deletes the partitions of a deleted topic, if they
-// still belong to that topic id.
+// remove closes the partitions of an explicitly deleted topic id and
+// renames every directory of that id (open or not, stray or not) for
+// deletion, removed after the topic's file.delete.delay.ms.
 func (s *partitionSet) remove(t metadata.Topic) {
+	delay := s.deleteDelay(t)
 	s.mu.Lock()
-	var doomed []*partition
+	defer s.mu.Unlock()
 	for key, part := range s.parts {
 		if key.topic == t.Name && part.topicID == t.ID {
-			doomed = append(doomed, part)
 			delete(s.parts, key)
+			s.b.repl.Unfollow(part.topic, part.index)
+			if err := part.log.Discard(); err != nil {
+				s.b.log.Warn().Err(err).Str("topic", part.topic).Int32("partition", part.index).Msg("closing the log of a deleted topic")
+			}
 		}
 	}
-	s.mu.Unlock()
-	for _, part := range doomed {
-		s.b.repl.Unfollow(part.topic, part.index)
-		if err := part.log.Delete(); err != nil {
-			s.b.log.Error().Err(err).Str("topic", part.topic).Int32("partition", part.index).Msg("cannot delete partition log")
+	s.retireTopicLocked(t.Name, t.ID, delay)
+}
+
+// closeTopic closes, keeping their data, the open partitions of a topic
+// id that left the metadata without being deleted: they are opened again
+// if it returns.
+func (s *partitionSet) closeTopic(t metadata.Topic) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for key, part := range s.parts {
+		if key.topic == t.Name && part.topicID == t.ID {
+			delete(s.parts, key)
+			s.b.repl.Unfollow(part.topic, part.index)
+			if err := part.log.Close(); err != nil {
+				s.b.log.Warn().Err(err).Str("topic", part.topic).Int32("partition", part.index).Msg("closing the log of an unavailable topic")
+			}
+			n++
+		}
+	}
+	s.b.log.Error().Str("topic", t.Name).Stringer("topic_id", t.ID).Int("partitions_closed", n).Err(s.b.store.TopicFault(t.Name)).
+		Msg("topic left the metadata without being deleted: no longer served; its data is kept and served again if the metadata is repaired")
+}
+
+// openHosted opens the partitions of t that this broker hosts and has not
+// open yet, as a topic (back) in the metadata needs: a topic repaired, or
+// partitions added.
+func (s *partitionSet) openHosted(t metadata.Topic) {
+	for _, st := range s.b.store.PartitionStates(t.Name) {
+		if st.TopicID == t.ID && s.hosts(st) {
+			if part := s.lookup(t.Name, st.Partition); part == nil || part.topicID != t.ID {
+				s.applyState(st)
+			}
 		}
 	}
 }
@@ -249,8 +305,13 @@ func (s *partitionSet) onEvent(ev metadata.Event) {
 	switch ev.Kind {
 	case metadata.TopicDeleted:
 		s.remove(ev.Topic)
+	case metadata.TopicUnavailable:
+		s.closeTopic(ev.Topic)
+	case metadata.TopicCreated:
+		s.openHosted(ev.Topic)
 	case metadata.TopicUpdated:
 		s.refreshSettings()
+		s.openHosted(ev.Topic)
 	case metadata.PartitionChanged:
 		s.applyState(ev.Partition)
 	}
@@ -261,9 +322,10 @@ func (s *partitionSet) onEvent(ev metadata.Event) {
 // to open is logged; the partition is retried on first use.
 func (s *partitionSet) applyState(st metadata.PartitionState) {
 	t, ok := s.b.store.Topic(st.Topic)
-	if !ok || t.ID != st.TopicID {
+	if !ok || t.ID != st.TopicID || st.Partition >= t.Partitions {
 		return
 	}
+	delay := s.deleteDelay(t)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := topicPartition{st.Topic, st.Partition}
@@ -271,12 +333,16 @@ func (s *partitionSet) applyState(st metadata.PartitionState) {
 	if part != nil && part.topicID == t.ID {
 		s.setLeadership(part, st)
 		if !s.hosts(st) {
-			// Reassigned away: this replica's log goes, as in Kafka.
+			// Reassigned away: this replica's log goes, as in Kafka,
+			// renamed for deletion now and removed after the delay.
 			delete(s.parts, key)
-			if err := part.log.Delete(); err != nil {
-				s.b.log.Error().Err(err).Str("topic", st.Topic).Int32("partition", st.Partition).Msg("cannot delete the log of a replica moved away")
+			if err := part.log.Discard(); err != nil {
+				s.b.log.Warn().Err(err).Str("topic", st.Topic).Int32("partition", st.Partition).Msg("closing the log of a replica moved away")
+			}
+			if err := s.retireDirLocked(st.Topic, st.Partition, t.ID, delay); err != nil {
+				s.b.log.Error().Err(err).Str("topic", st.Topic).Int32("partition", st.Partition).Msg("cannot rename the log of a replica moved away for deletion")
 			} else {
-				s.b.log.Info().Str("topic", st.Topic).Int32("partition", st.Partition).Msg("deleted the log of a replica moved to other brokers")
+				s.b.log.Info().Str("topic", st.Topic).Int32("partition", st.Partition).Dur("delete_delay", delay).Msg("replica moved to other brokers: its log is renamed for deletion")
 			}
 		}
 		return

@@ -40,6 +40,9 @@ var conformanceTests = []struct {
 	{"ClusterIDStable", testClusterIDStable},
 	{"Closed", testClosed},
 	{"ProducerIDs", testProducerIDs},
+	{"DeletionRecord", testDeletionRecord},
+	{"CreatePlaced", testCreatePlaced},
+	{"CreatePlacedLarge", testCreatePlacedLarge},
 }
 
 func runConformance(t *testing.T, newHarness func(t *testing.T) harness) {
@@ -613,5 +616,146 @@ func testProducerIDs(t *testing.T, h harness) {
 	}
 	if _, err := stores[0].AllocateProducerIDs(ctx, 0); err == nil {
 		t.Error("a block of 0 ids was allocated")
+	}
+}
+
+// testDeletionRecord: DeleteTopic records the deletion by topic id, and
+// subscribers are told TopicDeleted (the one event that lets a broker
+// remove data); a topic never deleted has no record.
+func testDeletionRecord(t *testing.T, h harness) {
+	s := h.open(t)
+	ctx := testCtx(t)
+	doomed := mustCreate(t, s, "doomed", 2, nil)
+	kept := mustCreate(t, s, "kept", 1, nil)
+	var seen eventLog
+	defer s.Subscribe(seen.add)()
+	if s.Deleted(doomed.ID) {
+		t.Fatal("Deleted before DeleteTopic")
+	}
+	if err := s.DeleteTopic(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Deleted(doomed.ID) {
+		t.Fatal("no deletion record after DeleteTopic")
+	}
+	if s.Deleted(kept.ID) {
+		t.Fatal("deletion record for a topic never deleted")
+	}
+	evs := seen.get()
+	if len(evs) != 1 || evs[0].Kind != TopicDeleted || evs[0].Topic.ID != doomed.ID {
+		t.Fatalf("events = %s, want one TopicDeleted of doomed", describeEvents(evs))
+	}
+	if len(s.Faults()) != 0 {
+		t.Fatalf("faults %v", s.Faults())
+	}
+}
+
+// testCreatePlaced: a topic created with an assignment has every
+// partition's state, leader first replica, as soon as CreateTopic returns
+// (on this store and, once it has caught up, on another one); the same
+// for SetPartitionCount; assignments of the wrong length are refused.
+func testCreatePlaced(t *testing.T, h harness) {
+	s := h.open(t)
+	other := h.open(t)
+	ctx := testCtx(t)
+	assignment := [][]int32{{2, 1, 3}, {3, 2, 1}, {1, 3, 2}}
+	var atCreate []PartitionState
+	unsubscribe := s.Subscribe(func(ev Event) {
+		if ev.Kind == TopicCreated {
+			atCreate = s.PartitionStates(ev.Topic.Name)
+		}
+	})
+	topic, err := s.CreateTopic(ctx, Topic{Name: "placed", Partitions: 3, ReplicationFactor: 3}, assignment...)
+	unsubscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(s Store, n int) {
+		t.Helper()
+		states := s.PartitionStates("placed")
+		if len(states) != n {
+			t.Fatalf("%d partition states, want %d", len(states), n)
+		}
+		for p, st := range states {
+			want := assignment[p]
+			if st.TopicID != topic.ID || !slices.Equal(st.Replicas, want) || st.Leader != want[0] || !slices.Equal(st.ISR, want) || st.LeaderEpoch != 0 {
+				t.Fatalf("partition %d state %+v, want replicas and isr %v led by %d", p, st, want, want[0])
+			}
+		}
+	}
+	check(s, 3)
+	if len(atCreate) != 3 {
+		t.Fatalf("a subscriber told of the creation saw %d partition states, want all 3", len(atCreate))
+	}
+	waitFor(t, "the other store to see the placed topic", func() bool { return len(other.PartitionStates("placed")) == 3 })
+	check(other, 3)
+
+	assignment = append(assignment, []int32{2, 3, 1}, []int32{1, 2, 3})
+	if err := s.SetPartitionCount(ctx, "placed", 5, assignment[3:]...); err != nil {
+		t.Fatal(err)
+	}
+	check(s, 5)
+
+	if _, err := s.CreateTopic(ctx, Topic{Name: "short", Partitions: 2}, []int32{1}); !errors.Is(err, ErrInvalidPartitionState) {
+		t.Fatalf("CreateTopic with one replica list for two partitions: %v, want ErrInvalidPartitionState", err)
+	}
+	if _, ok := s.Topic("short"); ok {
+		t.Fatal("topic created despite a bad assignment")
+	}
+	if err := s.SetPartitionCount(ctx, "placed", 7, []int32{1}); !errors.Is(err, ErrInvalidPartitionState) {
+		t.Fatalf("SetPartitionCount with one replica list for two partitions: %v, want ErrInvalidPartitionState", err)
+	}
+	if err := s.SetPartitionCount(ctx, "placed", 6, []int32{1, 1}); !errors.Is(err, ErrInvalidPartitionState) {
+		t.Fatalf("SetPartitionCount with a repeated replica: %v, want ErrInvalidPartitionState", err)
+	}
+	if got := mustTopic(t, s, "placed"); got.Partitions != 5 {
+		t.Fatalf("refused SetPartitionCount changed the count to %d", got.Partitions)
+	}
+}
+
+// testCreatePlacedLarge: a topic with more partitions than one etcd
+// transaction holds still appears with every partition's state at once,
+// and so do partitions added in bulk.
+func testCreatePlacedLarge(t *testing.T, h harness) {
+	s := h.open(t)
+	ctx := testCtx(t)
+	assign := func(n int) [][]int32 {
+		out := make([][]int32, n)
+		for p := range out {
+			out[p] = []int32{int32(p%3 + 1)}
+		}
+		return out
+	}
+	var atCreate, atUpdate int
+	defer s.Subscribe(func(ev Event) {
+		switch ev.Kind {
+		case TopicCreated:
+			atCreate = len(s.PartitionStates(ev.Topic.Name))
+		case TopicUpdated:
+			atUpdate = len(s.PartitionStates(ev.Topic.Name))
+		}
+	})()
+	if _, err := s.CreateTopic(ctx, Topic{Name: "large", Partitions: 300}, assign(300)...); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.PartitionStates("large")); n != 300 || atCreate != 300 {
+		t.Fatalf("%d partition states after CreateTopic, %d when the creation was delivered; want 300", n, atCreate)
+	}
+	if err := s.SetPartitionCount(ctx, "large", 600, assign(600)[300:]...); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.PartitionStates("large")); n != 600 || atUpdate != 600 {
+		t.Fatalf("%d partition states after SetPartitionCount, %d when the update was delivered; want 600", n, atUpdate)
+	}
+	if _, err := s.CreateTopic(ctx, Topic{Name: "large", Partitions: 300}, assign(300)...); !errors.Is(err, ErrTopicExists) {
+		t.Fatalf("second CreateTopic: %v, want ErrTopicExists", err)
+	}
+	if n := len(s.PartitionStates("large")); n != 600 {
+		t.Fatalf("a refused CreateTopic changed the partition states: %d", n)
+	}
+	for _, st := range s.PartitionStates("large") {
+		if want := int32(st.Partition%3 + 1); st.Leader != want {
+			t.Fatalf("partition %d led by %d, want %d", st.Partition, st.Leader, want)
+		}
 	}
 }

@@ -19,8 +19,10 @@ import (
 // Controller is one broker's candidacy for the controller role and, while
 // it holds the role, the role's work, each pass:
 //
-//   - a partition with no state yet (a new topic, or partitions added to
-//     one) gets replicas from AssignReplicas with the topic's replication
+//   - a partition with no state yet (the broker normally places new
+//     partitions in the write that creates them, see Store.CreateTopic; a
+//     partition created unplaced, when too few brokers were live, is left
+//     to this) gets replicas from AssignReplicas with the topic's replication
 //     factor, its first replica as leader at epoch 0 and every replica in
 //     its ISR (they are all empty); it waits while fewer brokers are live
 //     than the factor, unless other partitions of the topic are placed

@@ -23,6 +23,8 @@
 //	                                   "leader":<n>,"leader_epoch":<e>,"isr":[...],
 //	                                   "adding_replicas":[...],"removing_replicas":[...]}
 //	<prefix>/producer-ids             {"v":1,"next":<n>}: ids below n are handed out     none
+//	<prefix>/deleted-topics/<id>      {"v":1,"name":"<name>","partitions":<n>,           a lease of one
+//	                                   "deleted_ms":<unix ms>}                            day (DeleteTopic's)
 //
 // Worked example, prefix "/gregor", one broker and one topic:
 //
@@ -31,6 +33,11 @@
 //	/gregor/brokers/1           {"v":1,"node_id":1,"host":"10.0.0.5","port":9092,"rack":""}
 //	/gregor/configs/brokers/1   {"v":1,"configs":{"log.retention.ms":"3600000"}}
 //	/gregor/partitions/orders/2 {"v":1,"topic_id":"nLtr0Hn1QCmqcSBvmXqTWA","replicas":[1],"leader":1,"leader_epoch":0,"isr":[1]}
+//
+// and, for a day after DeleteTopic("orders"), instead of the topic and
+// partition keys:
+//
+//	/gregor/deleted-topics/nLtr0Hn1QCmqcSBvmXqTWA {"v":1,"name":"orders","partitions":3,"deleted_ms":1796200000000}
 //
 // and the same partition while it is being reassigned from [1] to [2, 3]
 // (the target first, then the replicas being removed):
@@ -77,6 +84,21 @@
 //     swap on the key's mod revision (PartitionState.Version) and on the
 //     topic key's create revision, in one transaction; DeleteTopic deletes
 //     the topic's partition keys in the transaction that deletes the topic.
+//     CreateTopic and SetPartitionCount write the new partitions' first
+//     states (leader the first replica, epoch 0, every replica in the ISR)
+//     in the transaction that writes the topic key, so no reader sees a
+//     topic without them. When they do not fit one transaction (etcd's
+//     default --max-txn-ops, 128), the partition keys go first, in
+//     transactions that require the topic key unchanged (absent, for a
+//     create), and the topic key last: a reader ignores partition keys of
+//     a topic it does not know, or beyond its partition count.
+//   - A deletion record <prefix>/deleted-topics/<id> (<id> the topic id) is
+//     written by DeleteTopic in the transaction that deletes the topic key
+//     and its partition keys, on a lease of one day (deletionRecordTTL). It
+//     is the only thing that lets a broker remove a topic's data: a topic
+//     key that disappears without a record for its id (deleted by hand,
+//     etcd emptied or restored, another id put under the name) is reported
+//     as TopicUnavailable, and brokers keep its data.
 //   - Keys under the prefix that Gregor does not know are ignored, so a newer
 //     Gregor may add key kinds without breaking an older one.
 //
@@ -84,10 +106,26 @@
 //
 // Every value has "v". Writers always write the current version (1). The
 // rule for reading: a Gregor whose current version is N reads versions N and
-// N−1 (here only 1, as there is no version 0); a value with any other
-// version, a missing "v", JSON that does not parse, or fields that fail
-// their checks is skipped with one Warn log line naming the key, and is
-// treated as absent (a newer Gregor in a rolling upgrade may have written it).
+// N−1 (here only 1, as there is no version 0).
+//
+// A value of a newer version (ErrNewerVersion) is never guessed at. Found
+// when the store opens (a topic, partition state, dynamic config or
+// deletion record), OpenEtcd fails with an error that names the keys and
+// says to upgrade Gregor. Seen later on the watch, a topic value of a newer
+// version takes the topic out of the cache (TopicUnavailable: not served,
+// data kept); other kinds keep their last good value. Broker registrations
+// of a newer version are skipped, as below, so that an older broker can
+// still start beside newer ones in a rolling upgrade.
+//
+// A topic, partition state, dynamic config or deletion record value that
+// does not parse, lacks "v", or has fields that fail their checks is a
+// fault: logged at error with its key, reported by Faults (and /readyz)
+// until a readable value replaces it or the key goes, and the store keeps
+// the last good value it read for that key (none, if it never read one:
+// then TopicFault names the topic, which the broker answers as
+// LEADER_NOT_AVAILABLE). It is never taken as a deletion. A broker
+// registration or controller candidacy that does not read is skipped with
+// one Warn log line and treated as absent (its owner writes it again).
 // Unknown JSON fields are ignored, so a field may be added without a version
 // bump only where an older reader may safely ignore it, and a field so added
 // is left out when empty, so that values without it read as before. The
@@ -109,5 +147,10 @@
 // returns only once the applied revision has reached the write's own, so a
 // caller reads its own writes and every subscriber has already been told of
 // them. If etcd compacts away revisions the watch has not yet seen, the
-// store reads the prefix again and reports the difference as events.
+// store reads the prefix again and reports the difference as events; a key
+// that reads badly keeps its last good value through that too.
+//
+// A store's own broker registration, or its controller candidacy, whose
+// key vanishes while its lease lives (etcd emptied by hand) is written
+// again under the same lease, or the controller role reported lost.
 package metadata

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,9 +63,34 @@ func (s *EtcdStore) Campaign(ctx context.Context, nodeID int32) (<-chan struct{}
 		return nil, nil, s.opErr(op, err)
 	}
 	s.log.Info().Int32("node_id", nodeID).Msg("elected controller")
+	// The role is lost with the session, or with our candidacy's key if
+	// that goes under a live session (etcd emptied or restored).
+	gone := make(chan struct{})
+	key := e.Key()
+	s.mu.Lock()
+	if _, still := s.mu.controller[strings.TrimPrefix(key, s.prefix)]; still {
+		s.mu.ownCandidacies[key] = gone
+	} else {
+		close(gone)
+	}
+	s.mu.Unlock()
+	lost := make(chan struct{})
+	// Owned by the session and the store: it ends with either.
+	go func() {
+		defer close(lost)
+		select {
+		case <-session.Done():
+		case <-gone:
+			s.log.Warn().Int32("node_id", nodeID).Str("key", key).Msg("controller candidacy key vanished from etcd; campaigning again")
+		case <-s.ctx.Done():
+		}
+		s.mu.Lock()
+		delete(s.mu.ownCandidacies, key)
+		s.mu.Unlock()
+	}()
 	var once sync.Once
 	resign := func() { once.Do(func() { s.dropElectionLease(session.Lease()) }) }
-	return session.Done(), resign, nil
+	return lost, resign, nil
 }
 
 // waitController waits until the cache holds the candidate key created at

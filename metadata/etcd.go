@@ -94,7 +94,21 @@ type EtcdStore struct {
 		partitions map[string]map[int32]PartitionState
 		// controller holds the election's candidates by key.
 		controller map[string]controllerCandidate
+		// deleted holds the deletion records by topic id.
+		deleted map[TopicID]DeletedTopic
+		// faults holds the values that cannot be read, by full key.
+		faults map[string]Fault
+		// ownCandidacies are the keys of this store's controller
+		// candidacies, each with a channel closed if the key is deleted
+		// while its session lives.
+		ownCandidacies map[string]chan struct{}
 	}
+	// ownNodeID is the registered broker's node id plus one (0: none
+	// registered), read by the watch goroutine; reregister wakes the
+	// keep-alive goroutine when that broker's key vanished under a live
+	// lease.
+	ownNodeID  atomic.Int32
+	reregister chan struct{}
 
 	// elect holds the leases of this store's controller candidacies
 	// (election.go), revoked by Close.
@@ -231,6 +245,10 @@ func newEtcdStore(log zerolog.Logger, cli *clientv3.Client, prefix string, ttl t
 	s.mu.brokerConfigs = map[int32]map[string]string{}
 	s.mu.partitions = map[string]map[int32]PartitionState{}
 	s.mu.controller = map[string]controllerCandidate{}
+	s.mu.deleted = map[TopicID]DeletedTopic{}
+	s.mu.faults = map[string]Fault{}
+	s.mu.ownCandidacies = map[string]chan struct{}{}
+	s.reregister = make(chan struct{}, 1)
 	return s
 }
 
@@ -248,7 +266,18 @@ func (s *EtcdStore) load(ctx context.Context) error {
 	s.mu.Lock()
 	_ = s.replaceLocked(resp.Kvs) // no subscriber can exist yet
 	s.mu.rev = resp.Header.Revision
+	var newer []string
+	for key, f := range s.mu.faults {
+		if f.Newer {
+			newer = append(newer, key)
+		}
+	}
 	s.mu.Unlock()
+	if len(newer) > 0 {
+		slices.Sort(newer)
+		return fmt.Errorf("metadata: %s hold values of a newer format than this Gregor reads (a newer Gregor wrote them): upgrade Gregor: %w",
+			strings.Join(newer, ", "), ErrNewerVersion)
+	}
 	return nil
 }
 
@@ -360,7 +389,7 @@ func (s *EtcdStore) resync() error {
 		return fmt.Errorf("metadata: read %s: %w", s.prefix, err)
 	}
 	s.mu.Lock()
-	events := s.replaceLocked(resp.Kvs)
+	events := s.classifyLocked(s.replaceLocked(resp.Kvs))
 	s.mu.Unlock()
 	s.subs.publish(events)
 	s.advance(resp.Header.Revision)
@@ -382,6 +411,9 @@ func (s *EtcdStore) applyEvents(evs []*clientv3.Event) {
 		out = s.applyLocked(out, ev.Kv, ev.Type == clientv3.EventTypeDelete)
 		rev = max(rev, ev.Kv.ModRevision)
 	}
+	// A deletion record and the deletion it records are one transaction,
+	// so one response: classify once all of it is applied.
+	out = s.classifyLocked(out)
 	s.mu.Unlock()
 	s.subs.publish(out)
 	s.advance(rev)
@@ -422,33 +454,58 @@ func (s *EtcdStore) advance(rev int64) {
 	s.mu.advanced = make(chan struct{})
 }
 
+// classifyLocked turns each TopicDeleted of evs whose topic id has no
+// deletion record into TopicUnavailable: only an explicit deletion lets a
+// broker remove data. s.mu must be held.
+func (s *EtcdStore) classifyLocked(evs []Event) []Event {
+	for i := range evs {
+		if evs[i].Kind == TopicDeleted {
+			if _, ok := s.mu.deleted[evs[i].Topic.ID]; !ok {
+				evs[i].Kind = TopicUnavailable
+			}
+		}
+	}
+	return evs
+}
+
 // applyLocked applies one key's new value (or its deletion) to the cache,
-// appending the topic events it makes to out. A value that does not decode
-// is treated as absent, with one warning. s.mu must be held.
+// appending the topic events it makes to out; a topic's removal is
+// reported as TopicDeleted, which classifyLocked then checks against the
+// deletion records. A topic, partition state or dynamic config value that
+// does not decode is a fault (logged at error, reported by Faults) and
+// leaves the last good value in place; a topic value of a newer format
+// takes the topic out of the cache (TopicUnavailable): this Gregor cannot
+// know what it means. Other undecodable values are treated as absent, with
+// one warning. s.mu must be held.
 func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) []Event {
 	key := string(kv.Key)
 	rel := strings.TrimPrefix(key, s.prefix)
+	if deleted || !strings.HasPrefix(rel, controllerDir) {
+		delete(s.mu.faults, key) // set again below if the new value is bad too
+	}
 	switch {
 	case strings.HasPrefix(rel, topicsDir):
 		name := rel[len(topicsDir):]
-		var (
-			t   Topic
-			err error
-		)
-		if !deleted {
-			if err = checkTopicName(name); err == nil {
-				t, err = decodeTopic(name, kv.Value)
-			}
-			if err != nil {
-				s.warnUndecodable(kv, err)
-			}
+		if err := checkTopicName(name); err != nil {
+			s.warnUndecodable(kv, err)
+			return out
 		}
 		old, had := s.mu.topics[name]
-		if deleted || err != nil {
+		if deleted {
 			if had {
 				delete(s.mu.topics, name)
 				delete(s.mu.byID, old.t.ID)
 				out = append(out, Event{Kind: TopicDeleted, Topic: old.t})
+			}
+			return out
+		}
+		t, err := decodeTopic(name, kv.Value)
+		if err != nil {
+			newer := s.noteFaultLocked(kv, err)
+			if newer && had {
+				delete(s.mu.topics, name)
+				delete(s.mu.byID, old.t.ID)
+				out = append(out, Event{Kind: TopicUnavailable, Topic: old.t})
 			}
 			return out
 		}
@@ -474,10 +531,11 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 		var st PartitionState
 		if !deleted {
 			if st, err = decodePartition(topic, part, kv.ModRevision, kv.Value); err != nil {
-				s.warnUndecodable(kv, err)
+				s.noteFaultLocked(kv, err)
+				return out // the last good state stays
 			}
 		}
-		if deleted || err != nil {
+		if deleted {
 			if ps := s.mu.partitions[topic]; ps != nil {
 				delete(ps, part)
 				if len(ps) == 0 {
@@ -497,6 +555,12 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 	case strings.HasPrefix(rel, controllerDir):
 		if deleted {
 			delete(s.mu.controller, rel)
+			if gone, ok := s.mu.ownCandidacies[key]; ok {
+				// Our candidacy's key went while its session lives
+				// (etcd emptied or restored): the role is lost.
+				delete(s.mu.ownCandidacies, key)
+				close(gone)
+			}
 			return out
 		}
 		id, err := parseNodeID(string(kv.Value))
@@ -520,6 +584,14 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 				s.warnUndecodable(kv, err)
 			}
 		}
+		if deleted && id == s.ownNodeID.Load()-1 {
+			// Our registration's key went while its lease lives (etcd
+			// emptied or restored by hand): put it back.
+			select {
+			case s.reregister <- struct{}{}:
+			default:
+			}
+		}
 		if deleted || err != nil {
 			delete(s.mu.brokers, id)
 			delete(s.mu.incarnations, id)
@@ -538,14 +610,31 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 		var configs map[string]string
 		if !deleted {
 			if configs, err = decodeBrokerConfigs(kv.Value); err != nil {
-				s.warnUndecodable(kv, err)
+				s.noteFaultLocked(kv, err)
+				return out // the last good configs stay
 			}
 		}
-		if deleted || err != nil {
+		if deleted {
 			delete(s.mu.brokerConfigs, id)
 		} else {
 			s.mu.brokerConfigs[id] = configs
 		}
+		return out
+
+	case strings.HasPrefix(rel, deletedTopicsDir):
+		idText := rel[len(deletedTopicsDir):]
+		if deleted {
+			if id, err := ParseTopicID(idText); err == nil {
+				delete(s.mu.deleted, id)
+			}
+			return out
+		}
+		d, err := decodeDeletedTopic(idText, kv.Value)
+		if err != nil {
+			s.noteFaultLocked(kv, err)
+			return out
+		}
+		s.mu.deleted[d.ID] = d
 		return out
 	}
 	// The cluster id never changes after it is written; other keys belong
@@ -557,7 +646,9 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 // prefix) and returns, as events, how the topics changed: deletions first,
 // then creations and updates, each in name order. s.mu must be held.
 func (s *EtcdStore) replaceLocked(kvs []*mvccpb.KeyValue) []Event {
-	oldTopics, oldParts := s.mu.topics, s.mu.partitions
+	oldTopics, oldParts, oldConfigs, oldDeleted := s.mu.topics, s.mu.partitions, s.mu.brokerConfigs, s.mu.deleted
+	s.mu.deleted = map[TopicID]DeletedTopic{}
+	s.mu.faults = map[string]Fault{}
 	s.mu.topics = map[string]cachedTopic{}
 	s.mu.byID = map[TopicID]string{}
 	s.mu.brokers = map[int32]Broker{}
@@ -569,6 +660,13 @@ func (s *EtcdStore) replaceLocked(kvs []*mvccpb.KeyValue) []Event {
 		// Topic events from a fresh cache are all creations; the
 		// comparison with oldTopics below makes the real ones.
 		_ = s.applyLocked(nil, kv, false)
+	}
+	s.keepLastGoodLocked(oldTopics, oldParts, oldConfigs, oldDeleted)
+	for key, gone := range s.mu.ownCandidacies {
+		if _, ok := s.mu.controller[strings.TrimPrefix(key, s.prefix)]; !ok {
+			delete(s.mu.ownCandidacies, key)
+			close(gone)
+		}
 	}
 
 	var deleted, changed []Event
@@ -607,6 +705,96 @@ func (s *EtcdStore) replaceLocked(kvs []*mvccpb.KeyValue) []Event {
 	})
 	out := append(deleted, changed...)
 	return append(out, parts...)
+}
+
+// keepLastGoodLocked puts back, after a read of the whole prefix, the last
+// good value of every key whose value is now unreadable (but not of a
+// newer format: see applyLocked). s.mu must be held.
+func (s *EtcdStore) keepLastGoodLocked(oldTopics map[string]cachedTopic, oldParts map[string]map[int32]PartitionState,
+	oldConfigs map[int32]map[string]string, oldDeleted map[TopicID]DeletedTopic) {
+	for key, f := range s.mu.faults {
+		if f.Newer {
+			continue
+		}
+		rel := strings.TrimPrefix(key, s.prefix)
+		switch {
+		case strings.HasPrefix(rel, topicsDir):
+			name := rel[len(topicsDir):]
+			if old, ok := oldTopics[name]; ok {
+				if _, taken := s.mu.byID[old.t.ID]; !taken {
+					s.mu.topics[name] = old
+					s.mu.byID[old.t.ID] = name
+				}
+			}
+		case strings.HasPrefix(rel, partitionsDir):
+			topic, part, err := parsePartitionRel(rel[len(partitionsDir):])
+			if old, ok := oldParts[topic][part]; err == nil && ok {
+				ps := s.mu.partitions[topic]
+				if ps == nil {
+					ps = map[int32]PartitionState{}
+					s.mu.partitions[topic] = ps
+				}
+				ps[part] = old
+			}
+		case strings.HasPrefix(rel, brokerConfigsDir):
+			if id, err := parseNodeID(rel[len(brokerConfigsDir):]); err == nil {
+				if old, ok := oldConfigs[id]; ok {
+					s.mu.brokerConfigs[id] = old
+				}
+			}
+		case strings.HasPrefix(rel, deletedTopicsDir):
+			if id, err := ParseTopicID(rel[len(deletedTopicsDir):]); err == nil {
+				if old, ok := oldDeleted[id]; ok {
+					s.mu.deleted[id] = old
+				}
+			}
+		}
+	}
+}
+
+// noteFaultLocked records an unreadable value and logs it at error (a
+// value of a newer format says to upgrade); it reports whether the value
+// is of a newer format. s.mu must be held.
+func (s *EtcdStore) noteFaultLocked(kv *mvccpb.KeyValue, err error) bool {
+	newer := errors.Is(err, ErrNewerVersion)
+	key := string(kv.Key)
+	s.mu.faults[key] = Fault{Key: key, Err: err, Newer: newer}
+	msg := "unreadable metadata value: serving the last good value, if any, until it is repaired"
+	if newer {
+		msg = "metadata value of a newer format than this Gregor reads: upgrade Gregor; a topic so written is not served (its data is kept)"
+	}
+	s.log.Error().Str("key", key).Int64("mod_revision", kv.ModRevision).Err(err).Msg(msg)
+	return newer
+}
+
+// Faults implements Store.
+func (s *EtcdStore) Faults() []Fault {
+	s.mu.Lock()
+	out := make([]Fault, 0, len(s.mu.faults))
+	for _, f := range s.mu.faults {
+		out = append(out, f)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b Fault) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// TopicFault implements Store.
+func (s *EtcdStore) TopicFault(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.mu.faults[s.topicKey(name)]; ok {
+		return f.Err
+	}
+	return nil
+}
+
+// Deleted implements Store.
+func (s *EtcdStore) Deleted(id TopicID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.mu.deleted[id]
+	return ok
 }
 
 func (s *EtcdStore) warnUndecodable(kv *mvccpb.KeyValue, err error) {
@@ -724,9 +912,20 @@ func (s *EtcdStore) TopicByID(id TopicID) (Topic, bool) {
 	return copyTopic(s.mu.topics[name].t), true
 }
 
-// CreateTopic implements Store. It also returns ErrInvalidTopicName, and
-// ErrInvalidPartitions for a count below 1.
-func (s *EtcdStore) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
+// maxTxnOps is how many operations one etcd transaction may hold: etcd's
+// default --max-txn-ops. Writes with more are split (see putChunked).
+const maxTxnOps = 128
+
+// CreateTopic implements Store. It also returns ErrInvalidTopicName,
+// ErrInvalidPartitions for a count below 1, and ErrInvalidPartitionState
+// for an assignment that is not one valid replica list per partition.
+//
+// The topic key and its partition keys go in one transaction when they
+// fit in one (maxTxnOps); a larger topic's partition keys are written
+// first, in transactions that each require the topic key to be absent,
+// and the topic key last: readers ignore partition keys of a topic they do
+// not know, so the topic still appears with all its partitions at once.
+func (s *EtcdStore) CreateTopic(ctx context.Context, t Topic, assignment ...[]int32) (Topic, error) {
 	op := "create topic " + strconv.Quote(t.Name)
 	if s.isClosed() {
 		return Topic{}, s.opErr(op, ErrClosed)
@@ -746,12 +945,27 @@ func (s *EtcdStore) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
 	if err != nil {
 		return Topic{}, err
 	}
+	parts, err := s.partitionPuts(t, 0, assignment)
+	if err != nil {
+		return Topic{}, err
+	}
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	key := s.topicKey(t.Name)
+	absent := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+	ok, err := s.putChunked(ctx, absent, parts)
+	if err != nil {
+		return Topic{}, s.opErr(op, err)
+	}
+	if !ok {
+		return Topic{}, fmt.Errorf("%w: %q", ErrTopicExists, t.Name)
+	}
+	if len(parts) >= maxTxnOps {
+		parts = nil // written already
+	}
 	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(val))).
+		If(absent).
+		Then(append([]clientv3.Op{clientv3.OpPut(key, string(val))}, parts...)...).
 		Commit()
 	if err != nil {
 		return Topic{}, s.opErr(op, err)
@@ -762,8 +976,55 @@ func (s *EtcdStore) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
 	if err := s.waitApplied(ctx, resp.Header.Revision); err != nil {
 		return Topic{}, s.opErr(op, err)
 	}
-	s.log.Info().Str("topic", t.Name).Stringer("topic_id", t.ID).Int32("partitions", t.Partitions).Msg("created topic")
+	s.log.Info().Str("topic", t.Name).Stringer("topic_id", t.ID).Int32("partitions", t.Partitions).Bool("placed", len(assignment) > 0).Msg("created topic")
 	return copyTopic(t), nil
+}
+
+// partitionPuts are the puts of the first states of partitions first..
+// of t as assignment places them (none without one). The assignment must
+// cover exactly partitions first..t.Partitions-1.
+func (s *EtcdStore) partitionPuts(t Topic, first int32, assignment [][]int32) ([]clientv3.Op, error) {
+	if len(assignment) == 0 {
+		return nil, nil
+	}
+	if int64(first)+int64(len(assignment)) != int64(t.Partitions) {
+		return nil, fmt.Errorf("%w: topic %q: %d replica lists for partitions %d..%d", ErrInvalidPartitionState, t.Name, len(assignment), first, t.Partitions-1)
+	}
+	states, err := placedStates(t, first, assignment)
+	if err != nil {
+		return nil, err
+	}
+	ops := make([]clientv3.Op, 0, len(states))
+	for _, st := range states {
+		val, err := encodePartition(st)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, clientv3.OpPut(s.prefix+partitionRel(t.Name, st.Partition), string(val)))
+	}
+	return ops, nil
+}
+
+// putChunked writes ops ahead of a final write that will not fit them
+// (maxTxnOps with the final write's own op), in transactions of at most
+// maxTxnOps that each require cond; false when cond failed. With few
+// enough ops it writes nothing: the final write carries them.
+func (s *EtcdStore) putChunked(ctx context.Context, cond clientv3.Cmp, ops []clientv3.Op) (bool, error) {
+	if len(ops) < maxTxnOps {
+		return true, nil
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), maxTxnOps)
+		resp, err := s.cli.Txn(ctx).If(cond).Then(ops[:n]...).Commit()
+		if err != nil {
+			return false, err
+		}
+		if !resp.Succeeded {
+			return false, nil
+		}
+		ops = ops[n:]
+	}
+	return true, nil
 }
 
 // DeleteTopic implements Store.
@@ -778,46 +1039,80 @@ func (s *EtcdStore) DeleteTopic(ctx context.Context, name string) error {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	key := s.topicKey(name)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
-		Then(clientv3.OpDelete(key), clientv3.OpDelete(s.prefix+partitionsDir+name+"/", clientv3.WithPrefix())).
-		Commit()
-	if err != nil {
-		return s.opErr(op, err)
+	var lease clientv3.LeaseID
+	for attempt := 1; ; attempt++ {
+		got, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return s.opErr(op, err)
+		}
+		if len(got.Kvs) == 0 {
+			return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+		}
+		kv := got.Kvs[0]
+		t, err := decodeTopic(name, kv.Value)
+		if err != nil {
+			// Without the id there is nothing to record the deletion of,
+			// and no broker would remove the data: repair the value first.
+			return fmt.Errorf("metadata: %s: stored value at %s is unreadable: %w", op, key, err)
+		}
+		rec, err := encodeDeletedTopic(DeletedTopic{ID: t.ID, Name: name, Partitions: t.Partitions, DeletedMs: time.Now().UnixMilli()})
+		if err != nil {
+			return err
+		}
+		if lease == 0 {
+			g, err := s.cli.Grant(ctx, int64(deletionRecordTTL/time.Second))
+			if err != nil {
+				return s.opErr(op, fmt.Errorf("grant deletion record lease: %w", err))
+			}
+			lease = g.ID
+		}
+		resp, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+			Then(clientv3.OpPut(s.prefix+deletedTopicsDir+t.ID.String(), string(rec), clientv3.WithLease(lease)),
+				clientv3.OpDelete(key),
+				clientv3.OpDelete(s.prefix+partitionsDir+name+"/", clientv3.WithPrefix())).
+			Commit()
+		if err != nil {
+			return s.opErr(op, err)
+		}
+		if !resp.Succeeded {
+			s.log.Debug().Str("topic", name).Int("attempt", attempt).Msg("topic changed concurrently; retrying delete")
+			continue
+		}
+		if err := s.waitApplied(ctx, resp.Header.Revision); err != nil {
+			return s.opErr(op, err)
+		}
+		s.log.Info().Str("topic", name).Stringer("topic_id", t.ID).Msg("deleted topic")
+		return nil
 	}
-	if !resp.Succeeded {
-		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
-	}
-	if err := s.waitApplied(ctx, resp.Header.Revision); err != nil {
-		return s.opErr(op, err)
-	}
-	s.log.Info().Str("topic", name).Msg("deleted topic")
-	return nil
 }
 
 // SetTopicConfigs implements Store.
 func (s *EtcdStore) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
 	configs = copyConfigs(configs)
-	return s.updateTopic(ctx, name, "set configs of topic", func(t *Topic) error {
+	return s.updateTopic(ctx, name, "set configs of topic", func(t *Topic) ([]clientv3.Op, error) {
 		t.Configs = configs
-		return nil
+		return nil, nil
 	})
 }
 
-// SetPartitionCount implements Store.
-func (s *EtcdStore) SetPartitionCount(ctx context.Context, name string, n int32) error {
-	return s.updateTopic(ctx, name, "set partition count of topic", func(t *Topic) error {
+// SetPartitionCount implements Store. The new partitions' states, when
+// assigned, are written with the count as CreateTopic writes a topic's.
+func (s *EtcdStore) SetPartitionCount(ctx context.Context, name string, n int32, assignment ...[]int32) error {
+	return s.updateTopic(ctx, name, "set partition count of topic", func(t *Topic) ([]clientv3.Op, error) {
 		if n <= t.Partitions {
-			return fmt.Errorf("%w: topic %q has %d partitions, asked for %d", ErrInvalidPartitions, name, t.Partitions, n)
+			return nil, fmt.Errorf("%w: topic %q has %d partitions, asked for %d", ErrInvalidPartitions, name, t.Partitions, n)
 		}
+		first := t.Partitions
 		t.Partitions = n
-		return nil
+		return s.partitionPuts(*t, first, assignment)
 	})
 }
 
 // updateTopic changes a topic by read, change, compare-and-put, reading
-// again when another writer got in between.
-func (s *EtcdStore) updateTopic(ctx context.Context, name, what string, change func(*Topic) error) error {
+// again when another writer got in between. change may return further
+// puts, written with the topic (see CreateTopic for when there are many).
+func (s *EtcdStore) updateTopic(ctx context.Context, name, what string, change func(*Topic) ([]clientv3.Op, error)) error {
 	op := what + " " + strconv.Quote(name)
 	if s.isClosed() {
 		return s.opErr(op, ErrClosed)
@@ -841,16 +1136,29 @@ func (s *EtcdStore) updateTopic(ctx context.Context, name, what string, change f
 		if err != nil {
 			return fmt.Errorf("metadata: %s: stored value at %s: %w", op, key, err)
 		}
-		if err := change(&t); err != nil {
+		extra, err := change(&t)
+		if err != nil {
 			return err
 		}
 		val, err := encodeTopic(t)
 		if err != nil {
 			return err
 		}
+		unchanged := clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)
+		ok, err := s.putChunked(ctx, unchanged, extra)
+		if err != nil {
+			return s.opErr(op, err)
+		}
+		if !ok {
+			s.log.Debug().Str("topic", name).Int("attempt", attempt).Msg("topic changed concurrently; retrying update")
+			continue
+		}
+		if len(extra) >= maxTxnOps {
+			extra = nil // written already
+		}
 		resp, err := s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-			Then(clientv3.OpPut(key, string(val))).
+			If(unchanged).
+			Then(append([]clientv3.Op{clientv3.OpPut(key, string(val))}, extra...)...).
 			Commit()
 		if err != nil {
 			return s.opErr(op, err)
@@ -1003,6 +1311,7 @@ func (s *EtcdStore) RegisterBroker(ctx context.Context, b Broker) error {
 		return s.opErr(op, err)
 	}
 	s.reg.registered = true
+	s.ownNodeID.Store(b.NodeID + 1)
 	s.noteRenewed(start)
 	if !s.reg.keeping {
 		s.reg.keeping = true
@@ -1091,6 +1400,10 @@ func (s *EtcdStore) keepAliveLoop() {
 					why = "broker registration gone while its lease lives; registering again"
 					break recv
 				}
+			case <-s.reregister:
+				if err := s.restoreRegistration(lease); err != nil && s.ctx.Err() == nil {
+					s.log.Warn().Int32("node_id", nodeID).Err(err).Msg("putting back the vanished broker registration failed")
+				}
 			}
 		}
 		kcancel()
@@ -1119,6 +1432,28 @@ func (s *EtcdStore) registrationMissing(lease clientv3.LeaseID) bool {
 	}
 	inc, ok := s.BrokerIncarnation(s.reg.broker.NodeID)
 	return !ok || inc.lease != int64(lease)
+}
+
+// restoreRegistration puts the registration back under its live lease
+// after its key vanished (etcd emptied or restored): the lease is fine,
+// only the key is gone. A lost lease is the keep-alive loop's business.
+func (s *EtcdStore) restoreRegistration(lease clientv3.LeaseID) error {
+	s.reg.Lock()
+	defer s.reg.Unlock()
+	if s.reg.closed || s.reg.lease != lease {
+		return nil
+	}
+	val, err := encodeBroker(s.reg.broker)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.ttl)
+	defer cancel()
+	if _, err := s.cli.Put(ctx, s.brokerKey(s.reg.broker.NodeID), string(val), clientv3.WithLease(lease)); err != nil {
+		return fmt.Errorf("metadata: put back registration of broker %d: %w", s.reg.broker.NodeID, err)
+	}
+	s.log.Warn().Int32("node_id", s.reg.broker.NodeID).Msg("broker registration vanished from etcd under a live lease; put it back")
+	return nil
 }
 
 // renewRegistration writes the registration under a new lease, unless

@@ -3,6 +3,7 @@ package metadata
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -159,7 +160,6 @@ func TestEtcdSkipsUndecodableValues(t *testing.T) {
 	for key, val := range map[string]string{
 		"/gregor/topics/good":           string(goodVal),
 		"/gregor/topics/bad":            "not json",
-		"/gregor/topics/future":         `{"v":2,"id":"AAAAAAAAAAAAAAAAAAAAAA","partitions":1}`,
 		"/gregor/topics/zero":           `{"v":1,"id":"AAAAAAAAAAAAAAAAAAAAAA","partitions":1,"configs":{}}`,
 		"/gregor/brokers/7":             `{"v":1,"node_id":8,"host":"h","port":1,"rack":""}`,
 		"/gregor/brokers/x":             `{"v":1,"node_id":8,"host":"h","port":1,"rack":""}`,
@@ -178,8 +178,9 @@ func TestEtcdSkipsUndecodableValues(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	const warning = "skipping undecodable metadata value"
-	if n := logs.count(warning); n != 6 {
-		t.Fatalf("%d warnings about undecodable values, want 6:\n%s", n, logs.buf.String())
+	const unreadable = "unreadable metadata value"
+	if n, m := logs.count(warning), logs.count(unreadable); n != 2 || m != 3 {
+		t.Fatalf("%d warnings about undecodable values (want 2, the brokers) and %d errors about unreadable ones (want 3):\n%s", n, m, logs.buf.String())
 	}
 	if got := s.Topics(); !reflect.DeepEqual(got, []Topic{good}) {
 		t.Fatalf("Topics = %+v, want only the good one", got)
@@ -187,25 +188,181 @@ func TestEtcdSkipsUndecodableValues(t *testing.T) {
 	if got := s.Brokers(); len(got) != 0 {
 		t.Fatalf("Brokers = %v, want none", got)
 	}
+	var keys []string
+	for _, f := range s.Faults() {
+		keys = append(keys, f.Key)
+	}
+	if want := []string{"/gregor/configs/brokers/3", "/gregor/topics/bad", "/gregor/topics/zero"}; !slices.Equal(keys, want) {
+		t.Fatalf("Faults = %v, want %v", keys, want)
+	}
+	if s.TopicFault("bad") == nil || s.TopicFault("good") != nil {
+		t.Fatalf("TopicFault(bad) = %v, TopicFault(good) = %v", s.TopicFault("bad"), s.TopicFault("good"))
+	}
 
-	// A value that turns bad under the watch counts as gone.
+	// A value that turns bad under the watch: the last good one stays,
+	// with no event, and the key is reported until it is repaired.
 	var seen eventLog
 	defer s.Subscribe(seen.add)()
 	if _, err := cli.Put(ctx, "/gregor/topics/good", `{"v":1}`); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the store to drop the topic whose value broke", func() bool {
-		evs := seen.get()
-		return len(evs) == 1 && evs[0].Kind == TopicDeleted && evs[0].Topic.Name == "good"
-	})
-	if n := logs.count(warning); n != 7 {
-		t.Fatalf("%d warnings, want 7", n)
+	waitFor(t, "the store to report the broken value", func() bool { return s.TopicFault("good") != nil })
+	if got := mustTopic(t, s, "good"); !reflect.DeepEqual(got, good) {
+		t.Fatalf("topic with a broken value = %+v, want the last good %+v", got, good)
 	}
-	if _, ok := s.Topic("good"); ok {
-		t.Fatal("topic with a broken value still listed")
+	if _, err := cli.Put(ctx, "/gregor/topics/good", string(goodVal)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the repair to clear the fault", func() bool { return s.TopicFault("good") == nil })
+	if evs := seen.get(); len(evs) != 1 || evs[0].Kind != TopicUpdated {
+		t.Fatalf("events = %s, want only the repair's TopicUpdated", describeEvents(evs))
+	}
+
+	// A value of a newer format under the watch: the topic is no longer
+	// served (TopicUnavailable, never TopicDeleted), and comes back with
+	// the same id once the value is put back.
+	if _, err := cli.Put(ctx, "/gregor/topics/good", strings.Replace(string(goodVal), `"v":1`, `"v":2`, 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the store to stop serving the topic of a newer format", func() bool {
+		_, ok := s.Topic("good")
+		return !ok
+	})
+	if err := s.TopicFault("good"); !errors.Is(err, ErrNewerVersion) {
+		t.Fatalf("TopicFault = %v, want ErrNewerVersion", err)
+	}
+	if logs.count("upgrade Gregor") == 0 {
+		t.Fatalf("no log line says to upgrade:\n%s", logs.buf.String())
+	}
+	if _, err := cli.Put(ctx, "/gregor/topics/good", string(goodVal)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the topic to come back", func() bool {
+		got, ok := s.Topic("good")
+		return ok && got.ID == good.ID
+	})
+	evs := seen.get()
+	if len(evs) != 3 || evs[1].Kind != TopicUnavailable || evs[2].Kind != TopicCreated || evs[2].Topic.ID != good.ID {
+		t.Fatalf("events = %s, want TopicUpdated, TopicUnavailable, TopicCreated", describeEvents(evs))
 	}
 	// The watch goes on.
 	mustCreate(t, s, "after", 1, nil)
+}
+
+// TestEtcdRefusesNewerVersionAtLoad: a store that finds a value of a
+// newer format when it opens refuses to open, saying to upgrade.
+func TestEtcdRefusesNewerVersionAtLoad(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	cli := te.rawClient(t)
+	ctx := testCtx(t)
+	if _, err := cli.Put(ctx, "/gregor/topics/future", `{"v":2,"id":"AAAAAAAAAAAAAAAAAAAAAA","partitions":1}`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenEtcd(ctx, EtcdConfig{Endpoints: te.e.Endpoints(), Logger: zerolog.Nop()})
+	if !errors.Is(err, ErrNewerVersion) || !strings.Contains(err.Error(), "upgrade Gregor") || !strings.Contains(err.Error(), "/gregor/topics/future") {
+		t.Fatalf("OpenEtcd = %v, want ErrNewerVersion naming the key and saying to upgrade", err)
+	}
+}
+
+// TestEtcdVanishedTopicIsNotDeleted: a topic key removed behind the store
+// (no deletion record), or its whole prefix emptied, is TopicUnavailable;
+// DeleteTopic is TopicDeleted, with a deletion record on a lease.
+func TestEtcdVanishedTopicIsNotDeleted(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	cli := te.rawClient(t)
+	ctx := testCtx(t)
+	s := (&etcdHarness{endpoints: te.e.Endpoints()}).open(t)
+	a := mustCreate(t, s, "a", 1, nil)
+	b := mustCreate(t, s, "b", 1, nil)
+	var seen eventLog
+	defer s.Subscribe(seen.add)()
+
+	if _, err := cli.Delete(ctx, "/gregor/topics/a"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the store to drop a", func() bool { _, ok := s.Topic("a"); return !ok })
+	if evs := seen.get(); len(evs) != 1 || evs[0].Kind != TopicUnavailable || evs[0].Topic.ID != a.ID {
+		t.Fatalf("events = %s, want TopicUnavailable of a", describeEvents(evs))
+	}
+	if s.Deleted(a.ID) {
+		t.Fatal("a vanished key counts as deleted")
+	}
+
+	if err := s.DeleteTopic(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if evs := seen.get(); len(evs) != 2 || evs[1].Kind != TopicDeleted || evs[1].Topic.ID != b.ID {
+		t.Fatalf("events = %s, want TopicDeleted of b", describeEvents(evs))
+	}
+	got, err := cli.Get(ctx, "/gregor/deleted-topics/"+b.ID.String())
+	if err != nil || len(got.Kvs) != 1 || got.Kvs[0].Lease == 0 {
+		t.Fatalf("deletion record: %v %v, want one key on a lease", got, err)
+	}
+	ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(got.Kvs[0].Lease))
+	if err != nil || ttl.GrantedTTL != int64(deletionRecordTTL/time.Second) {
+		t.Fatalf("deletion record lease %+v, %v: want a TTL of %v", ttl, err, deletionRecordTTL)
+	}
+
+	// The whole prefix emptied, as an etcd restored from nothing.
+	c := mustCreate(t, s, "c", 1, nil)
+	if _, err := cli.Delete(ctx, "/gregor/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the store to drop c", func() bool { _, ok := s.Topic("c"); return !ok })
+	evs := seen.get()
+	if last := evs[len(evs)-1]; last.Kind != TopicUnavailable || last.Topic.ID != c.ID {
+		t.Fatalf("events = %s, want TopicUnavailable of c last", describeEvents(evs))
+	}
+}
+
+// TestEtcdResyncKeepsLastGood: a value broken while the watch was away
+// (and compacted past) keeps its last good value through the resync.
+func TestEtcdResyncKeepsLastGood(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	ctx := testCtx(t)
+	cli := te.rawClient(t)
+	other := (&etcdHarness{endpoints: te.e.Endpoints()}).open(t)
+	keep := mustCreate(t, other, "keep", 1, nil)
+	if _, err := other.SetPartitionState(ctx, PartitionState{Topic: "keep", TopicID: keep.ID, Replicas: []int32{1}, Leader: 1, ISR: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+
+	s := newEtcdStore(zerolog.Nop(), te.rawClient(t), "/gregor/", 3*time.Second)
+	if err := s.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	var seen eventLog
+	s.Subscribe(seen.add)
+	for _, key := range []string{"/gregor/topics/keep", "/gregor/partitions/keep/0"} {
+		if _, err := cli.Put(ctx, key, "garbage"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCreate(t, other, "marker", 1, nil)
+	resp, err := cli.Get(ctx, "/gregor/cluster/id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	waitFor(t, "the resync", func() bool { _, ok := s.Topic("marker"); return ok })
+	if got, ok := s.Topic("keep"); !ok || got.ID != keep.ID {
+		t.Fatalf("Topic(keep) after the resync = %+v, %v: want the last good", got, ok)
+	}
+	if st, ok := s.Partition("keep", 0); !ok || st.Leader != 1 {
+		t.Fatalf("Partition(keep, 0) after the resync = %+v, %v: want the last good", st, ok)
+	}
+	if n := len(s.Faults()); n != 2 {
+		t.Fatalf("%d faults, want 2", n)
+	}
+	for _, ev := range seen.get() {
+		if ev.Topic.Name == "keep" {
+			t.Fatalf("event %s for the topic whose value broke", describeEvents([]Event{ev}))
+		}
+	}
 }
 
 // TestEtcdResyncAfterCompaction lets changes pile up before the watch
@@ -471,5 +628,43 @@ func TestEtcdExpireBroker(t *testing.T) {
 	}
 	if id, ok := b.Controller(); !ok || id != 2 {
 		t.Errorf("controller %d %v, want 2", id, ok)
+	}
+}
+
+// TestEtcdEmptiedPrefixRegistersAgain: when the whole prefix is emptied
+// under live leases (etcd restored by hand), the store puts its broker
+// registration back and its controller role is reported lost, so the
+// controller campaigns again.
+func TestEtcdEmptiedPrefixRegistersAgain(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	cli := te.rawClient(t)
+	ctx := testCtx(t)
+	s := (&etcdHarness{endpoints: te.e.Endpoints()}).open(t)
+	if err := s.RegisterBroker(ctx, Broker{NodeID: 4, Host: "h", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	lost, resign, err := s.Campaign(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resign()
+	if _, err := cli.Delete(ctx, "/gregor/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("controller role not reported lost after its key vanished")
+	}
+	waitFor(t, "the registration to be put back", func() bool {
+		bs := s.Brokers()
+		return len(bs) == 1 && bs[0].NodeID == 4
+	})
+	resign()
+	if _, _, err := s.Campaign(ctx, 4); err != nil {
+		t.Fatalf("campaigning again: %v", err)
+	}
+	if id, ok := s.Controller(); !ok || id != 4 {
+		t.Fatalf("Controller = %d, %v", id, ok)
 	}
 }

@@ -53,6 +53,9 @@ type memCluster struct {
 		// candidates are the controller candidacies in campaign order;
 		// the first is the controller (election.go).
 		candidates []*memCandidate
+		// deleted holds the deletion records DeleteTopic made, by id
+		// (kept for the store's life: tests are shorter than a day).
+		deleted map[TopicID]DeletedTopic
 	}
 }
 
@@ -72,6 +75,7 @@ func NewMemoryStore(clusterID string) *MemoryStore {
 	c.mu.brokers = map[int32]memBroker{}
 	c.mu.brokerConfigs = map[int32]map[string]string{}
 	c.mu.partitions = map[string]map[int32]PartitionState{}
+	c.mu.deleted = map[TopicID]DeletedTopic{}
 	return c.newStore()
 }
 
@@ -167,7 +171,7 @@ func (m *MemoryStore) TopicByID(id TopicID) (Topic, bool) {
 }
 
 // CreateTopic implements Store, with EtcdStore's extra errors.
-func (m *MemoryStore) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
+func (m *MemoryStore) CreateTopic(ctx context.Context, t Topic, assignment ...[]int32) (Topic, error) {
 	if err := checkTopicName(t.Name); err != nil {
 		return Topic{}, err
 	}
@@ -175,6 +179,12 @@ func (m *MemoryStore) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
 		return Topic{}, fmt.Errorf("%w: topic %q with %d partitions", ErrInvalidPartitions, t.Name, t.Partitions)
 	}
 	t = Topic{Name: t.Name, Partitions: t.Partitions, Configs: copyConfigs(t.Configs), ReplicationFactor: t.ReplicationFactor}
+	if len(assignment) != 0 && len(assignment) != int(t.Partitions) {
+		return Topic{}, fmt.Errorf("%w: topic %q: %d replica lists for %d partitions", ErrInvalidPartitionState, t.Name, len(assignment), t.Partitions)
+	}
+	if _, err := placedStates(t, 0, assignment); err != nil {
+		return Topic{}, err
+	}
 	err := m.write(ctx, fmt.Sprintf("create topic %q", t.Name), func() ([]Event, error) {
 		if _, ok := m.c.mu.topics[t.Name]; ok {
 			return nil, fmt.Errorf("%w: %q", ErrTopicExists, t.Name)
@@ -191,7 +201,10 @@ func (m *MemoryStore) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
 		}
 		m.c.mu.topics[t.Name] = t
 		m.c.mu.byID[t.ID] = t.Name
-		return []Event{{Kind: TopicCreated, Topic: t}}, nil
+		delete(m.c.mu.partitions, t.Name) // left by a topic of the same name that vanished
+		events := []Event{{Kind: TopicCreated, Topic: t}}
+		states, _ := placedStates(t, 0, assignment) // checked above
+		return append(events, m.storePlacedLocked(states)...), nil
 	})
 	if err != nil {
 		return Topic{}, err
@@ -209,43 +222,82 @@ func (m *MemoryStore) DeleteTopic(ctx context.Context, name string) error {
 		delete(m.c.mu.topics, name)
 		delete(m.c.mu.byID, t.ID)
 		delete(m.c.mu.partitions, name)
+		m.c.mu.deleted[t.ID] = DeletedTopic{ID: t.ID, Name: name, Partitions: t.Partitions}
 		return []Event{{Kind: TopicDeleted, Topic: t}}, nil
 	})
 }
 
+// storePlacedLocked stores new partitions' first states, each with a
+// version of its own, and returns their events. c.mu must be held.
+func (m *MemoryStore) storePlacedLocked(states []PartitionState) []Event {
+	var out []Event
+	for _, st := range states {
+		m.c.mu.version++
+		st.Version = m.c.mu.version
+		ps := m.c.mu.partitions[st.Topic]
+		if ps == nil {
+			ps = map[int32]PartitionState{}
+			m.c.mu.partitions[st.Topic] = ps
+		}
+		ps[st.Partition] = st
+		out = append(out, Event{Kind: PartitionChanged, Partition: copyPartition(st)})
+	}
+	return out
+}
+
+// Deleted implements Store.
+func (m *MemoryStore) Deleted(id TopicID) bool {
+	m.c.mu.Lock()
+	defer m.c.mu.Unlock()
+	_, ok := m.c.mu.deleted[id]
+	return ok
+}
+
+// Faults implements Store: a MemoryStore holds no encoded values, so none.
+func (m *MemoryStore) Faults() []Fault { return nil }
+
+// TopicFault implements Store: always nil (see Faults).
+func (m *MemoryStore) TopicFault(string) error { return nil }
+
 // SetTopicConfigs implements Store.
 func (m *MemoryStore) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
 	configs = copyConfigs(configs)
-	return m.updateTopic(ctx, name, "set configs of topic", func(t *Topic) error {
+	return m.updateTopic(ctx, name, "set configs of topic", func(t *Topic) ([]PartitionState, error) {
 		t.Configs = configs
-		return nil
+		return nil, nil
 	})
 }
 
 // SetPartitionCount implements Store.
-func (m *MemoryStore) SetPartitionCount(ctx context.Context, name string, n int32) error {
-	return m.updateTopic(ctx, name, "set partition count of topic", func(t *Topic) error {
+func (m *MemoryStore) SetPartitionCount(ctx context.Context, name string, n int32, assignment ...[]int32) error {
+	return m.updateTopic(ctx, name, "set partition count of topic", func(t *Topic) ([]PartitionState, error) {
 		if n <= t.Partitions {
-			return fmt.Errorf("%w: topic %q has %d partitions, asked for %d", ErrInvalidPartitions, name, t.Partitions, n)
+			return nil, fmt.Errorf("%w: topic %q has %d partitions, asked for %d", ErrInvalidPartitions, name, t.Partitions, n)
 		}
+		first := t.Partitions
 		t.Partitions = n
-		return nil
+		if len(assignment) != 0 && int64(first)+int64(len(assignment)) != int64(n) {
+			return nil, fmt.Errorf("%w: topic %q: %d replica lists for partitions %d..%d", ErrInvalidPartitionState, name, len(assignment), first, n-1)
+		}
+		return placedStates(*t, first, assignment)
 	})
 }
 
-// updateTopic replaces a topic with change applied to a copy of it.
-func (m *MemoryStore) updateTopic(ctx context.Context, name, what string, change func(*Topic) error) error {
+// updateTopic replaces a topic with change applied to a copy of it, and
+// stores the partition states change returns with it.
+func (m *MemoryStore) updateTopic(ctx context.Context, name, what string, change func(*Topic) ([]PartitionState, error)) error {
 	return m.write(ctx, fmt.Sprintf("%s %q", what, name), func() ([]Event, error) {
 		old, ok := m.c.mu.topics[name]
 		if !ok {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 		}
 		t := copyTopic(old)
-		if err := change(&t); err != nil {
+		states, err := change(&t)
+		if err != nil {
 			return nil, err
 		}
 		m.c.mu.topics[name] = t
-		return []Event{{Kind: TopicUpdated, Topic: t}}, nil
+		return append([]Event{{Kind: TopicUpdated, Topic: t}}, m.storePlacedLocked(states)...), nil
 	})
 }
 

@@ -72,18 +72,39 @@ type EventKind int
 const (
 	TopicCreated EventKind = iota + 1
 	TopicUpdated           // configs or partition count changed
+	// TopicDeleted: the topic was deleted explicitly (DeleteTopic): a
+	// deletion record names its id (see doc.go), so its data may go.
 	TopicDeleted
 	// PartitionChanged: a partition's state was written (Event.Partition).
 	// Removing a topic removes its partition states with no event of
 	// their own: TopicDeleted says it.
 	PartitionChanged
+	// TopicUnavailable: the topic left the cache without an explicit
+	// deletion: its key vanished with no deletion record for its id (etcd
+	// emptied or restored, a hand-made delete), another topic id took its
+	// name, or its value became one of a newer format than this Gregor
+	// reads. Its data must be kept: the metadata may be repaired, and the
+	// same topic id then comes back with TopicCreated.
+	TopicUnavailable
 )
+
+// Fault is a metadata value the store cannot read. For a topic, partition
+// state or dynamic config the store keeps serving the last value it read
+// well (if any) and reports the key until a readable value replaces it or
+// the key goes.
+type Fault struct {
+	Key string
+	Err error
+	// Newer: the value is of a newer format version than this Gregor
+	// reads (written by a newer release): upgrade Gregor.
+	Newer bool
+}
 
 // Event is one change to cluster metadata, delivered to listeners in the
 // order the changes were committed.
 type Event struct {
 	Kind  EventKind
-	Topic Topic // for TopicDeleted, the topic as it was before deletion; unset for PartitionChanged
+	Topic Topic // for TopicDeleted and TopicUnavailable, the topic as it was before; unset for PartitionChanged
 	// Partition is the new state, for PartitionChanged.
 	Partition PartitionState
 }
@@ -107,15 +128,33 @@ type Store interface {
 	// TopicByID returns one topic by id.
 	TopicByID(id TopicID) (Topic, bool)
 	// CreateTopic creates a topic with a fresh random ID (t.ID is ignored)
-	// and returns it; ErrTopicExists if the name is taken.
-	CreateTopic(ctx context.Context, t Topic) (Topic, error)
-	// DeleteTopic removes a topic; ErrUnknownTopic if absent.
+	// and returns it; ErrTopicExists if the name is taken. With an
+	// assignment (one replica list per partition, partition 0 first, the
+	// preferred leader first in each), the partitions' states are written
+	// with the topic, atomically as readers see it: the first replica
+	// leads at epoch 0 and every replica is in the ISR. Without one the
+	// controller places them later.
+	CreateTopic(ctx context.Context, t Topic, assignment ...[]int32) (Topic, error)
+	// DeleteTopic removes a topic and its partition states, and records
+	// its deletion by id (Deleted) in the same write; ErrUnknownTopic if
+	// absent.
 	DeleteTopic(ctx context.Context, name string) error
+	// Deleted reports whether a deletion record names the topic id: only
+	// then may a broker remove that topic's data.
+	Deleted(id TopicID) bool
 	// SetTopicConfigs replaces the set of explicitly set configs of a topic.
 	SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error
 	// SetPartitionCount raises a topic's partition count; ErrInvalidPartitions
-	// if n is not larger than the current count.
-	SetPartitionCount(ctx context.Context, name string, n int32) error
+	// if n is not larger than the current count. An assignment (one
+	// replica list per new partition, as for CreateTopic) writes the new
+	// partitions' states with the count.
+	SetPartitionCount(ctx context.Context, name string, n int32, assignment ...[]int32) error
+
+	// Faults returns the values the store cannot read, by key.
+	Faults() []Fault
+	// TopicFault returns why the named topic's value cannot be read, or
+	// nil when it reads well (or is absent).
+	TopicFault(name string) error
 
 	// Partition returns the recorded state of one partition of a topic;
 	// false when none is recorded or the topic does not exist.

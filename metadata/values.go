@@ -8,14 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrInvalidTopicName: a topic name the key layout cannot hold (empty, or
 // containing '/'). The broker checks Kafka's own name rules before calling
 // the store; this is the store guarding its keys.
 var ErrInvalidTopicName = errors.New("metadata: invalid topic name")
+
+// ErrNewerVersion: a stored value of a newer format version than this
+// Gregor reads, written by a newer release. Gregor never guesses at such a
+// value: it refuses to start on one, and stops serving a topic whose value
+// turns into one (keeping its data). Upgrade Gregor.
+var ErrNewerVersion = errors.New("metadata: value of a newer format version; upgrade Gregor")
 
 // valueVersion is the version every value is written with; see doc.go for
 // the rule on reading other versions.
@@ -84,7 +92,15 @@ const (
 	topicsDir        = "topics/"
 	brokersDir       = "brokers/"
 	brokerConfigsDir = "configs/brokers/"
+	deletedTopicsDir = "deleted-topics/"
 )
+
+// deletionRecordTTL is how long a deletion record outlives DeleteTopic:
+// long enough for every broker, even one down for hours, to see it and
+// remove the topic's data; a broker that comes back later finds the
+// topic's directories of an id etcd does not know, and sets them aside
+// as stray rather than removing them.
+const deletionRecordTTL = 24 * time.Hour
 
 func parseNodeID(s string) (int32, error) {
 	n, err := strconv.ParseInt(s, 10, 32)
@@ -130,7 +146,60 @@ type (
 		V       int               `json:"v"`
 		Configs map[string]string `json:"configs"`
 	}
+	deletedTopicValue struct {
+		V          int    `json:"v"`
+		Name       string `json:"name"`
+		Partitions int32  `json:"partitions"`
+		DeletedMs  int64  `json:"deleted_ms"`
+	}
 )
+
+// DeletedTopic is a deletion record: a topic DeleteTopic removed.
+type DeletedTopic struct {
+	ID         TopicID
+	Name       string
+	Partitions int32
+	DeletedMs  int64 // unix milliseconds
+}
+
+func encodeDeletedTopic(d DeletedTopic) ([]byte, error) {
+	return marshal(deletedTopicValue{V: valueVersion, Name: d.Name, Partitions: d.Partitions, DeletedMs: d.DeletedMs})
+}
+
+// decodeDeletedTopic reads a deletion record; the id comes from the key.
+func decodeDeletedTopic(idText string, b []byte) (DeletedTopic, error) {
+	id, err := ParseTopicID(idText)
+	if err != nil {
+		return DeletedTopic{}, err
+	}
+	var v deletedTopicValue
+	if err := decodeStrict(b, &v, &v.V); err != nil {
+		return DeletedTopic{}, err
+	}
+	if err := checkTopicName(v.Name); err != nil {
+		return DeletedTopic{}, err
+	}
+	return DeletedTopic{ID: id, Name: v.Name, Partitions: v.Partitions, DeletedMs: v.DeletedMs}, nil
+}
+
+// placedStates are the first states of partitions first.. of topic t as
+// assignment places them: the first replica leads at epoch 0, every
+// replica in the ISR (all are empty). Each is checked.
+func placedStates(t Topic, first int32, assignment [][]int32) ([]PartitionState, error) {
+	out := make([]PartitionState, 0, len(assignment))
+	for i, replicas := range assignment {
+		if len(replicas) == 0 {
+			return nil, fmt.Errorf("%w: %s-%d: empty replica list", ErrInvalidPartitionState, t.Name, first+int32(i))
+		}
+		st := PartitionState{Topic: t.Name, TopicID: t.ID, Partition: first + int32(i),
+			Replicas: slices.Clone(replicas), Leader: replicas[0], ISR: slices.Clone(replicas)}
+		if err := st.Check(); err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
 
 // decodeStrict parses b into v and checks the version field through ver.
 func decodeStrict(b []byte, v any, ver *int) error {
@@ -140,6 +209,9 @@ func decodeStrict(b []byte, v any, ver *int) error {
 	}
 	if dec.More() {
 		return errors.New("decode: trailing data after value")
+	}
+	if *ver > valueVersion {
+		return fmt.Errorf("%w: value version %d, this Gregor reads up to %d", ErrNewerVersion, *ver, valueVersion)
 	}
 	if *ver != valueVersion {
 		return fmt.Errorf("value version %d, this Gregor reads %d", *ver, valueVersion)

@@ -626,6 +626,17 @@ func (l *Log) Close() error {
 	return nil
 }
 
+// Discard closes the log without making it durable and without writing
+// anything more into its directory (no producer snapshot, no clean-shutdown
+// marker), for a log whose directory is about to be renamed aside and
+// removed. Readers of ranges handed out before see the files closed.
+func (l *Log) Discard() error {
+	if err := l.close(false); err != nil {
+		return fmt.Errorf("storage: discard %s: %w", l.dir, err)
+	}
+	return nil
+}
+
 // Delete closes the log, without fsyncing it, and removes its directory.
 func (l *Log) Delete() error {
 	_ = l.close(false) // the files are going away
