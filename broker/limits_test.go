@@ -49,8 +49,11 @@ func TestByteBudget(t *testing.T) {
 		t.Fatal("an oversized claim on an idle budget: want taken alone")
 	}
 	bb.give(500)
-	if unbounded := newByteBudget(-1); !unbounded.tryTake(1<<40) || !unbounded.tryTake(1<<40) {
-		t.Fatal("an unbounded budget refused")
+	unbounded := newByteBudget(-1)
+	for i := 0; i < 2; i++ {
+		if !unbounded.tryTake(1 << 40) {
+			t.Fatal("an unbounded budget refused")
+		}
 	}
 }
 
