@@ -104,11 +104,10 @@ type EtcdStore struct {
 		ownCandidacies map[string]chan struct{}
 	}
 	// ownNodeID is the registered broker's node id plus one (0: none
-	// registered), read by the watch goroutine; reregister wakes the
-	// keep-alive goroutine when that broker's key vanished under a live
-	// lease.
-	ownNodeID  atomic.Int32
-	reregister chan struct{}
+	// registered), read by the watch goroutine. A registration key that
+	// vanishes under a live lease is written again by the keep-alive loop
+	// (regCheck, registrationMissing).
+	ownNodeID atomic.Int32
 
 	// elect holds the leases of this store's controller candidacies
 	// (election.go), revoked by Close.
@@ -248,7 +247,6 @@ func newEtcdStore(log zerolog.Logger, cli *clientv3.Client, prefix string, ttl t
 	s.mu.deleted = map[TopicID]DeletedTopic{}
 	s.mu.faults = map[string]Fault{}
 	s.mu.ownCandidacies = map[string]chan struct{}{}
-	s.reregister = make(chan struct{}, 1)
 	return s
 }
 
@@ -582,14 +580,6 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 		if !deleted {
 			if b, err = decodeBroker(id, kv.Value); err != nil {
 				s.warnUndecodable(kv, err)
-			}
-		}
-		if deleted && id == s.ownNodeID.Load()-1 {
-			// Our registration's key went while its lease lives (etcd
-			// emptied or restored by hand): put it back.
-			select {
-			case s.reregister <- struct{}{}:
-			default:
 			}
 		}
 		if deleted || err != nil {
@@ -1400,10 +1390,6 @@ func (s *EtcdStore) keepAliveLoop() {
 					why = "broker registration gone while its lease lives; registering again"
 					break recv
 				}
-			case <-s.reregister:
-				if err := s.restoreRegistration(lease); err != nil && s.ctx.Err() == nil {
-					s.log.Warn().Int32("node_id", nodeID).Err(err).Msg("putting back the vanished broker registration failed")
-				}
 			}
 		}
 		kcancel()
@@ -1432,28 +1418,6 @@ func (s *EtcdStore) registrationMissing(lease clientv3.LeaseID) bool {
 	}
 	inc, ok := s.BrokerIncarnation(s.reg.broker.NodeID)
 	return !ok || inc.lease != int64(lease)
-}
-
-// restoreRegistration puts the registration back under its live lease
-// after its key vanished (etcd emptied or restored): the lease is fine,
-// only the key is gone. A lost lease is the keep-alive loop's business.
-func (s *EtcdStore) restoreRegistration(lease clientv3.LeaseID) error {
-	s.reg.Lock()
-	defer s.reg.Unlock()
-	if s.reg.closed || s.reg.lease != lease {
-		return nil
-	}
-	val, err := encodeBroker(s.reg.broker)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.ttl)
-	defer cancel()
-	if _, err := s.cli.Put(ctx, s.brokerKey(s.reg.broker.NodeID), string(val), clientv3.WithLease(lease)); err != nil {
-		return fmt.Errorf("metadata: put back registration of broker %d: %w", s.reg.broker.NodeID, err)
-	}
-	s.log.Warn().Int32("node_id", s.reg.broker.NodeID).Msg("broker registration vanished from etcd under a live lease; put it back")
-	return nil
 }
 
 // renewRegistration writes the registration under a new lease, unless
