@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/gregorbroker/gregor/protocol"
 )
 
@@ -131,7 +132,9 @@ func (c *conn) serve() {
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		c.readLoop()
+		// A panic in reading ends the connection (c.in closes as it
+		// unwinds), logged once; the broker goes on.
+		safe.Run(c.log, "connection reader", c.readLoop)
 	}()
 	c.processLoop()
 	// The processor has stopped (the reader is done, or a request closed
@@ -171,6 +174,11 @@ func (c *conn) readLoop() {
 		// useful rate, so that a client that declares a large frame and
 		// sends little of it does not hold them for long.
 		c.nc.SetReadDeadline(time.Now().Add(min(c.b.cfg.IdleTimeout, frameBodyTimeout(size))))
+		if c.ctx.Err() != nil { // ended meanwhile: see awaitFrame
+			c.b.reqBudget.give(charge)
+			c.endReading(errConnEnded)
+			return
+		}
 		frame, err := protocol.ReadFrameBody(r, size)
 		if err != nil {
 			c.b.reqBudget.give(charge)
@@ -200,6 +208,15 @@ func (c *conn) awaitFrame(r *bufio.Reader) error {
 			return errStopping
 		}
 		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
+		// Whoever ends the connection (stop, stopReading) sets its flag
+		// and then a past deadline; checked after ours is set, one of
+		// the two always reaches this read.
+		if c.stopping.Load() {
+			return errStopping
+		}
+		if c.ctx.Err() != nil {
+			return errConnEnded
+		}
 		_, err := r.Peek(4)
 		if err == nil {
 			return nil
@@ -213,6 +230,10 @@ func (c *conn) awaitFrame(r *bufio.Reader) error {
 
 // errStopping ends the reader when Broker.Close asked it to stop.
 var errStopping = errors.New("broker: connection stopping")
+
+// errConnEnded ends the reader of a connection that ended otherwise (its
+// writer failed, or a request closed it).
+var errConnEnded = errors.New("broker: connection ended")
 
 // endReading logs why reading ended and, unless the broker is stopping
 // (which answers what was read), cancels the connection's context so that
@@ -301,7 +322,7 @@ func (c *conn) dispatchSafely(hdr protocol.RequestHeader, req kmsg.Request) (res
 
 func (c *conn) logReadError(err error) {
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errStopping):
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errStopping), errors.Is(err, errConnEnded):
 	case c.stopping.Load():
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.log.Debug().Msg("closing idle connection")
@@ -349,47 +370,68 @@ func (c *conn) sendFrame(f outFrame) bool {
 	}
 }
 
+// writeLoop is the writer goroutine: it writes the responses of c.out in
+// order until c.out closes. After a failed write (or a panic while making
+// or writing a response, which is logged once) it only drains c.out, so
+// the processor never blocks, and the connection ends.
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.nc, connBufferSize)
 	failed := false
 	fail := func() {
+		if failed {
+			return
+		}
 		failed = true
 		close(c.writeFailed)
 		c.stop()
 		c.nc.SetReadDeadline(time.Now())
 	}
 	for of := range c.out {
-		queued := int64(len(of.frame))
 		if failed {
 			// Drain so the processor never blocks; what is left is dropped.
-			c.done(queued, of.charge, of.frame)
+			c.done(int64(len(of.frame)), of.charge, of.frame)
 			continue
 		}
-		frame := of.frame
-		if of.deferred != nil {
-			c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
-			if err := w.Flush(); err != nil { // what is ready goes out before the wait
-				fail()
-				c.done(0, 0, nil)
-				continue
+		accounted := false
+		if safe.Run(c.log, "connection writer", func() { accounted = c.writeOne(w, of, fail) }) {
+			if !accounted {
+				c.done(int64(len(of.frame)), of.charge, nil)
 			}
-			frame = of.deferred()
-		}
-		// A client that reads nothing for connections.max.idle.ms while
-		// a response waits for it is as idle as one that sends nothing.
-		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
-		_, err := w.Write(frame)
-		if err == nil && len(c.out) == 0 {
-			err = w.Flush()
-		}
-		c.done(queued, of.charge, frame) // written or copied into w; see buffers.go
-		if err != nil {
 			fail()
 		}
 	}
 	if !failed {
 		w.Flush()
 	}
+}
+
+// writeOne writes one response (making it first if it is deferred) and
+// accounts for it; it returns true once accounted, so that a panic before
+// that can be accounted for by the caller.
+func (c *conn) writeOne(w *bufio.Writer, of outFrame, fail func()) (accounted bool) {
+	queued := int64(len(of.frame))
+	frame := of.frame
+	if of.deferred != nil {
+		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
+		if err := w.Flush(); err != nil { // what is ready goes out before the wait
+			fail()
+			c.done(0, 0, nil)
+			return true
+		}
+		frame = of.deferred()
+	}
+	// A client that reads nothing for connections.max.idle.ms while
+	// a response waits for it is as idle as one that sends nothing.
+	c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
+	_, err := w.Write(frame)
+	if err == nil && len(c.out) == 0 {
+		err = w.Flush()
+	}
+	c.done(queued, of.charge, frame) // written or copied into w; see buffers.go
+	if err != nil {
+		fail()
+	}
+	return true
 }
 
 // done accounts for one response leaving the writer: its bytes stop

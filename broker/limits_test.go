@@ -3,9 +3,11 @@ package broker
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -204,5 +206,41 @@ func TestParseIPOverrides(t *testing.T) {
 	}
 	if checkIPOverrides("") != nil || checkIPOverrides("10.0.0.1:3") != nil {
 		t.Error("valid overrides refused")
+	}
+}
+
+// TestConnWriterPanicEndsOnlyTheConnection: a panic while the writer makes
+// a deferred response is logged, ends that connection, and gives back what
+// the response held; the responses queued behind it are drained.
+func TestConnWriterPanicEndsOnlyTheConnection(t *testing.T) {
+	b := newTestBroker(t)
+	client, server := net.Pipe()
+	defer client.Close()
+	c := newConn(b, server, "")
+	go io.Copy(io.Discard, client) // the client reads whatever comes
+
+	// Queued before the connection starts (only its processor sends once
+	// it runs): a response whose making panics, and one behind it that
+	// must be drained with its charge given back.
+	if !b.respBudget.take(nil, 300) {
+		t.Fatal("response budget refused 300 bytes")
+	}
+	c.inFlight.Add(2)
+	c.pending.Add(16)
+	c.out <- outFrame{deferred: func() []byte { panic("response maker bug") }, charge: 100}
+	c.out <- outFrame{frame: make([]byte, 16), charge: 200}
+	served := make(chan struct{})
+	go func() { defer close(served); c.serve() }()
+	select {
+	case <-served:
+	case <-time.After(5 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("the connection did not end after its writer panicked:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+	if n := b.respBudget.inUse(); n != 0 {
+		t.Fatalf("%d response bytes still taken after the connection ended", n)
+	}
+	if n, p := c.inFlight.Load(), c.pending.Load(); n != 0 || p != 0 {
+		t.Fatalf("%d requests in flight and %d bytes pending after the connection ended", n, p)
 	}
 }

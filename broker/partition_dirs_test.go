@@ -50,7 +50,8 @@ func exists(path string) bool {
 // without a deletion (TopicUnavailable) is closed with its directory
 // kept, and opened again when the same topic id comes back.
 func TestPartitionsKeptWhenTopicVanishes(t *testing.T) {
-	b := newTestBroker(t)
+	store := &hidingStore{Store: metadata.NewMemoryStore("test-cluster")}
+	b := newTestBrokerOn(t, store)
 	tp := createPlaced(t, b, metadata.Topic{Name: "kept", Partitions: 2})
 	if _, err := b.parts.get("kept", 1); err != nil {
 		t.Fatal(err)
@@ -58,12 +59,19 @@ func TestPartitionsKeptWhenTopicVanishes(t *testing.T) {
 	dir := b.parts.partitionDir("kept", 1)
 	markDir(t, dir)
 
+	// The store's cache loses the topic, then says so; a partition state
+	// written meanwhile (the controller's) must not reopen it.
+	store.hide("kept", true)
 	b.parts.onEvent(metadata.Event{Kind: metadata.TopicUnavailable, Topic: tp})
+	if st, ok := store.Partition("kept", 1); ok {
+		b.parts.onEvent(metadata.Event{Kind: metadata.PartitionChanged, Partition: st})
+	}
 	if b.parts.lookup("kept", 1) != nil {
 		t.Fatal("a topic that left the metadata is still open")
 	}
 	wantMarked(t, dir)
 
+	store.hide("kept", false)
 	b.parts.onEvent(metadata.Event{Kind: metadata.TopicCreated, Topic: tp})
 	if p := b.parts.lookup("kept", 1); p == nil || p.topicID != tp.ID {
 		t.Fatal("the topic back in the metadata was not opened again")

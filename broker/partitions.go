@@ -121,6 +121,11 @@ func (s *partitionSet) get(topic string, p int32) (*partition, error) {
 	defer s.mu.Unlock()
 	part = s.parts[key]
 	if part == nil || part.topicID != t.ID {
+		if !s.stillKnownLocked(t) {
+			// The topic left the metadata since it was read: its
+			// event closes what is open, so nothing opens after it.
+			return nil, kerr.LeaderNotAvailable
+		}
 		var err error
 		if part, err = s.openLocked(t, p); err != nil {
 			s.b.log.Error().Err(err).Str("topic", topic).Int32("partition", p).Msg("cannot open partition log")
@@ -195,6 +200,16 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 	part.settings.Store(&settings)
 	s.parts[key] = part
 	return part, nil
+}
+
+// stillKnownLocked reports whether the store still has topic id t.ID
+// under t.Name. The store drops a topic before it publishes the event that
+// closes the topic's partitions (which takes s.mu), so a partition opened
+// under s.mu after this check is closed by that event, never left open.
+// s.mu must be held.
+func (s *partitionSet) stillKnownLocked(t metadata.Topic) bool {
+	cur, ok := s.b.store.Topic(t.Name)
+	return ok && cur.ID == t.ID
 }
 
 // openAll opens, at start, every partition this broker hosts, after
@@ -328,6 +343,9 @@ func (s *partitionSet) applyState(st metadata.PartitionState) {
 	delay := s.deleteDelay(t)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.stillKnownLocked(t) {
+		return
+	}
 	key := topicPartition{st.Topic, st.Partition}
 	part := s.parts[key]
 	if part != nil && part.topicID == t.ID {

@@ -111,9 +111,11 @@
 // A value of a newer version (ErrNewerVersion) is never guessed at. Found
 // when the store opens (a topic, partition state, dynamic config or
 // deletion record), OpenEtcd fails with an error that names the keys and
-// says to upgrade Gregor. Seen later on the watch, a topic value of a newer
-// version takes the topic out of the cache (TopicUnavailable: not served,
-// data kept); other kinds keep their last good value. Broker registrations
+// says to upgrade Gregor. Seen later on the watch (or by a resync), a topic
+// value or a partition state of a newer version takes the topic out of the
+// cache (TopicUnavailable: not served, data kept; TopicFault names the
+// reason) until every such value is readable again; dynamic configs and
+// deletion records of a newer version keep their last good value. Broker registrations
 // of a newer version are skipped, as below, so that an older broker can
 // still start beside newer ones in a rolling upgrade.
 //

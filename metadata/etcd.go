@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gregorbroker/gregor/internal/safe"
 	"github.com/rs/zerolog"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -98,6 +99,10 @@ type EtcdStore struct {
 		deleted map[TopicID]DeletedTopic
 		// faults holds the values that cannot be read, by full key.
 		faults map[string]Fault
+		// suspended holds, by name, the topics taken out of topics
+		// because a partition state of theirs is of a newer format
+		// (never guessed at); each returns when no such state is left.
+		suspended map[string]cachedTopic
 		// ownCandidacies are the keys of this store's controller
 		// candidacies, each with a channel closed if the key is deleted
 		// while its session lives.
@@ -228,6 +233,7 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*EtcdStore, error) {
 func newEtcdStore(log zerolog.Logger, cli *clientv3.Client, prefix string, ttl time.Duration) *EtcdStore {
 	s := &EtcdStore{
 		log:    log,
+		subs:   subscribers{log: log},
 		cli:    cli,
 		prefix: prefix,
 		ttl:    ttl,
@@ -246,6 +252,7 @@ func newEtcdStore(log zerolog.Logger, cli *clientv3.Client, prefix string, ttl t
 	s.mu.controller = map[string]controllerCandidate{}
 	s.mu.deleted = map[TopicID]DeletedTopic{}
 	s.mu.faults = map[string]Fault{}
+	s.mu.suspended = map[string]cachedTopic{}
 	s.mu.ownCandidacies = map[string]chan struct{}{}
 	return s
 }
@@ -323,12 +330,20 @@ func (s *EtcdStore) start() {
 // the watch has lost its place. It is the only writer of the cache.
 func (s *EtcdStore) watchLoop() {
 	defer s.wg.Done()
+	// A panic in applying or publishing is recovered per watch (safe.Run
+	// below), and the cache is read whole again.
 	delay := retryMin
 	for {
 		s.mu.Lock()
 		from := s.mu.rev + 1
 		s.mu.Unlock()
-		compacted, progressed, err := s.follow(from)
+		var compacted, progressed bool
+		var err error
+		if safe.Run(s.log, "metadata watch", func() { compacted, progressed, err = s.follow(from) }) {
+			// Whatever the watch was applying may be half done: read
+			// everything again.
+			compacted, err = true, errors.New("metadata watch panicked")
+		}
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -337,7 +352,9 @@ func (s *EtcdStore) watchLoop() {
 		}
 		if compacted {
 			s.log.Warn().Int64("from_revision", from).Err(err).Msg("metadata watch fell behind compaction; reading all metadata again")
-			if err := s.resync(); err != nil {
+			err := errors.New("reading all metadata panicked")
+			safe.Run(s.log, "metadata resync", func() { err = s.resync() })
+			if err != nil {
 				if s.ctx.Err() != nil {
 					return
 				}
@@ -386,9 +403,11 @@ func (s *EtcdStore) resync() error {
 	if err != nil {
 		return fmt.Errorf("metadata: read %s: %w", s.prefix, err)
 	}
-	s.mu.Lock()
-	events := s.classifyLocked(s.replaceLocked(resp.Kvs))
-	s.mu.Unlock()
+	events := func() []Event {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.classifyLocked(s.replaceLocked(resp.Kvs))
+	}()
 	s.subs.publish(events)
 	s.advance(resp.Header.Revision)
 	s.checkRegistration()
@@ -398,8 +417,18 @@ func (s *EtcdStore) resync() error {
 // applyEvents applies one watch response, delivers its events and then
 // publishes its revision.
 func (s *EtcdStore) applyEvents(evs []*clientv3.Event) {
+	out, rev := s.applyEventsToCache(evs)
+	s.subs.publish(out)
+	s.advance(rev)
+	s.checkRegistration()
+}
+
+// applyEventsToCache applies one watch response to the cache and returns
+// its topic events and highest revision.
+func (s *EtcdStore) applyEventsToCache(evs []*clientv3.Event) ([]Event, int64) {
 	var out []Event
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	applied := s.mu.rev
 	rev := applied
 	for _, ev := range evs {
@@ -411,11 +440,7 @@ func (s *EtcdStore) applyEvents(evs []*clientv3.Event) {
 	}
 	// A deletion record and the deletion it records are one transaction,
 	// so one response: classify once all of it is applied.
-	out = s.classifyLocked(out)
-	s.mu.Unlock()
-	s.subs.publish(out)
-	s.advance(rev)
-	s.checkRegistration()
+	return s.classifyLocked(out), rev
 }
 
 // checkRegistration signals the keep-alive loop when the cache does not
@@ -488,6 +513,27 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 			s.warnUndecodable(kv, err)
 			return out
 		}
+		if sus, ok := s.mu.suspended[name]; ok {
+			// Out of service already (a newer partition state): it
+			// stays out, holding the latest readable topic value.
+			delete(s.mu.suspended, name)
+			if deleted {
+				return append(out, Event{Kind: TopicDeleted, Topic: sus.t})
+			}
+			t, err := decodeTopic(name, kv.Value)
+			if err != nil {
+				s.noteFaultLocked(kv, err)
+				if errors.Is(err, ErrNewerVersion) {
+					return out
+				}
+				t = sus.t
+			}
+			if t.ID != sus.t.ID {
+				out = append(out, Event{Kind: TopicDeleted, Topic: sus.t})
+			}
+			s.mu.suspended[name] = cachedTopic{t: t, modRev: kv.ModRevision, createRev: kv.CreateRevision}
+			return out
+		}
 		old, had := s.mu.topics[name]
 		if deleted {
 			if had {
@@ -505,6 +551,15 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 				delete(s.mu.byID, old.t.ID)
 				out = append(out, Event{Kind: TopicUnavailable, Topic: old.t})
 			}
+			return out
+		}
+		if s.newerPartitionFaultLocked(name) != nil {
+			if had {
+				delete(s.mu.topics, name)
+				delete(s.mu.byID, old.t.ID)
+				out = append(out, Event{Kind: TopicUnavailable, Topic: old.t})
+			}
+			s.mu.suspended[name] = cachedTopic{t: t, modRev: kv.ModRevision, createRev: kv.CreateRevision}
 			return out
 		}
 		kind := TopicCreated
@@ -529,10 +584,13 @@ func (s *EtcdStore) applyLocked(out []Event, kv *mvccpb.KeyValue, deleted bool) 
 		var st PartitionState
 		if !deleted {
 			if st, err = decodePartition(topic, part, kv.ModRevision, kv.Value); err != nil {
-				s.noteFaultLocked(kv, err)
+				if s.noteFaultLocked(kv, err) {
+					return s.suspendLocked(out, topic)
+				}
 				return out // the last good state stays
 			}
 		}
+		out = s.resumeLocked(out, topic)
 		if deleted {
 			if ps := s.mu.partitions[topic]; ps != nil {
 				delete(ps, part)
@@ -639,6 +697,7 @@ func (s *EtcdStore) replaceLocked(kvs []*mvccpb.KeyValue) []Event {
 	oldTopics, oldParts, oldConfigs, oldDeleted := s.mu.topics, s.mu.partitions, s.mu.brokerConfigs, s.mu.deleted
 	s.mu.deleted = map[TopicID]DeletedTopic{}
 	s.mu.faults = map[string]Fault{}
+	s.mu.suspended = map[string]cachedTopic{}
 	s.mu.topics = map[string]cachedTopic{}
 	s.mu.byID = map[TopicID]string{}
 	s.mu.brokers = map[int32]Broker{}
@@ -652,6 +711,13 @@ func (s *EtcdStore) replaceLocked(kvs []*mvccpb.KeyValue) []Event {
 		_ = s.applyLocked(nil, kv, false)
 	}
 	s.keepLastGoodLocked(oldTopics, oldParts, oldConfigs, oldDeleted)
+	// Partition keys sort before topic keys, so a topic whose partition
+	// state is of a newer format was cached after its fault was noted.
+	for name := range s.mu.topics {
+		if s.newerPartitionFaultLocked(name) != nil {
+			_ = s.suspendLocked(nil, name)
+		}
+	}
 	for key, gone := range s.mu.ownCandidacies {
 		if _, ok := s.mu.controller[strings.TrimPrefix(key, s.prefix)]; !ok {
 			delete(s.mu.ownCandidacies, key)
@@ -742,6 +808,53 @@ func (s *EtcdStore) keepLastGoodLocked(oldTopics map[string]cachedTopic, oldPart
 	}
 }
 
+// suspendLocked takes a topic out of service because one of its partition
+// states is of a newer format: leading or following on a state this
+// Gregor cannot read would be a guess. The topic keeps its data and
+// returns (resumeLocked) once no such state is left. s.mu must be held.
+func (s *EtcdStore) suspendLocked(out []Event, topic string) []Event {
+	cur, ok := s.mu.topics[topic]
+	if !ok {
+		return out
+	}
+	delete(s.mu.topics, topic)
+	delete(s.mu.byID, cur.t.ID)
+	s.mu.suspended[topic] = cur
+	return append(out, Event{Kind: TopicUnavailable, Topic: cur.t})
+}
+
+// resumeLocked puts a suspended topic back once none of its partition
+// states is of a newer format, reporting it as created so brokers open its
+// logs again. s.mu must be held.
+func (s *EtcdStore) resumeLocked(out []Event, topic string) []Event {
+	sus, ok := s.mu.suspended[topic]
+	if !ok || s.newerPartitionFaultLocked(topic) != nil {
+		return out
+	}
+	delete(s.mu.suspended, topic)
+	if _, taken := s.mu.byID[sus.t.ID]; taken {
+		return out
+	}
+	s.mu.topics[topic] = sus
+	s.mu.byID[sus.t.ID] = topic
+	return append(out, Event{Kind: TopicCreated, Topic: sus.t})
+}
+
+// newerPartitionFaultLocked returns the fault of a partition state of the
+// topic that is of a newer format, or nil. s.mu must be held.
+func (s *EtcdStore) newerPartitionFaultLocked(topic string) error {
+	dir := s.prefix + partitionsDir
+	for key, f := range s.mu.faults {
+		if !f.Newer || !strings.HasPrefix(key, dir) {
+			continue
+		}
+		if t, _, err := parsePartitionRel(key[len(dir):]); err == nil && t == topic {
+			return f.Err
+		}
+	}
+	return nil
+}
+
 // noteFaultLocked records an unreadable value and logs it at error (a
 // value of a newer format says to upgrade); it reports whether the value
 // is of a newer format. s.mu must be held.
@@ -776,7 +889,7 @@ func (s *EtcdStore) TopicFault(name string) error {
 	if f, ok := s.mu.faults[s.topicKey(name)]; ok {
 		return f.Err
 	}
-	return nil
+	return s.newerPartitionFaultLocked(name)
 }
 
 // Deleted implements Store.
@@ -1306,7 +1419,12 @@ func (s *EtcdStore) RegisterBroker(ctx context.Context, b Broker) error {
 	if !s.reg.keeping {
 		s.reg.keeping = true
 		s.wg.Add(1)
-		go s.keepAliveLoop()
+		go func() {
+			// A panic here stops renewals: the lease lapses and the
+			// cluster counts this broker dead, as it would a crash.
+			defer s.wg.Done()
+			safe.Run(s.log, "broker registration keep-alive", s.keepAliveLoop)
+		}()
 	}
 	s.reg.Unlock()
 
@@ -1362,7 +1480,6 @@ func (s *EtcdStore) putRegistrationLocked(ctx context.Context, fresh bool) (int6
 // registration is gone while the lease lives (a write of it whose answer
 // was lost may have put it under a lease nobody renews).
 func (s *EtcdStore) keepAliveLoop() {
-	defer s.wg.Done()
 	delay := retryMin
 	for {
 		s.reg.Lock()

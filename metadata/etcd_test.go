@@ -668,3 +668,150 @@ func TestEtcdEmptiedPrefixRegistersAgain(t *testing.T) {
 		t.Fatalf("Controller = %d, %v", id, ok)
 	}
 }
+
+// TestEtcdNewerPartitionStateSuspendsTopic: a partition state of a newer
+// format seen on the watch, or found by a resync, takes its topic out of
+// service (TopicUnavailable, never TopicDeleted; TopicFault says why) and
+// the topic comes back with the same id once the state is readable again.
+func TestEtcdNewerPartitionStateSuspendsTopic(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	cli := te.rawClient(t)
+	ctx := testCtx(t)
+	other := (&etcdHarness{endpoints: te.e.Endpoints()}).open(t)
+	top := mustCreate(t, other, "t", 2, nil)
+	if _, err := other.SetPartitionState(ctx, PartitionState{Topic: "t", TopicID: top.ID, Partition: 1, Replicas: []int32{1}, Leader: 1, ISR: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+	const key = "/gregor/partitions/t/1"
+	got, err := cli.Get(ctx, key)
+	if err != nil || len(got.Kvs) != 1 {
+		t.Fatalf("get %s: %v %v", key, got, err)
+	}
+	good := string(got.Kvs[0].Value)
+	newer := strings.Replace(good, `"v":1`, `"v":2`, 1)
+	if newer == good {
+		t.Fatalf("partition value %s has no version 1 to bump", good)
+	}
+
+	s := newEtcdStore(zerolog.Nop(), te.rawClient(t), "/gregor/", 3*time.Second)
+	if err := s.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	var seen eventLog
+	s.Subscribe(seen.add)
+	s.start()
+
+	// On the watch.
+	if _, err := cli.Put(ctx, key, newer); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the store to stop serving t", func() bool { _, ok := s.Topic("t"); return !ok })
+	if err := s.TopicFault("t"); !errors.Is(err, ErrNewerVersion) {
+		t.Fatalf("TopicFault = %v, want ErrNewerVersion", err)
+	}
+	// A rewrite of the topic key meanwhile does not bring it back.
+	if err := other.SetTopicConfigs(ctx, "t", map[string]string{"retention.ms": "1000"}); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, other, "marker1", 1, nil)
+	waitFor(t, "the marker", func() bool { _, ok := s.Topic("marker1"); return ok })
+	if _, ok := s.Topic("t"); ok {
+		t.Fatal("a topic write brought back a topic with a partition state of a newer format")
+	}
+	if _, err := cli.Put(ctx, key, good); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "t to come back", func() bool { got, ok := s.Topic("t"); return ok && got.ID == top.ID })
+	if got := mustTopic(t, s, "t"); got.Configs["retention.ms"] != "1000" {
+		t.Fatalf("topic came back with configs %v, want the write made while it was out", got.Configs)
+	}
+	if s.TopicFault("t") != nil {
+		t.Fatalf("TopicFault after the repair = %v", s.TopicFault("t"))
+	}
+	var kinds []EventKind
+	for _, ev := range seen.get() {
+		if ev.Topic.Name == "t" {
+			kinds = append(kinds, ev.Kind)
+		}
+	}
+	if !slices.Equal(kinds, []EventKind{TopicUnavailable, TopicCreated}) {
+		t.Fatalf("events for t = %v, want TopicUnavailable then TopicCreated", kinds)
+	}
+
+	// Through a resync: the watch is away while the state turns newer.
+	s.Close()
+	if _, err := cli.Put(ctx, key, newer); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newEtcdStore(zerolog.Nop(), te.rawClient(t), "/gregor/", 3*time.Second)
+	t.Cleanup(func() { _ = s2.Close() })
+	if err := s2.load(ctx); !errors.Is(err, ErrNewerVersion) {
+		t.Fatalf("load with a newer partition state = %v, want ErrNewerVersion", err)
+	}
+	if _, err := cli.Put(ctx, key, good); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var seen2 eventLog
+	s2.Subscribe(seen2.add)
+	if _, err := cli.Put(ctx, key, newer); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cli.Get(ctx, "/gregor/cluster/id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, other, "marker2", 1, nil)
+	s2.start()
+	waitFor(t, "the resync", func() bool { _, ok := s2.Topic("marker2"); return ok })
+	if _, ok := s2.Topic("t"); ok {
+		t.Fatal("a resync served a topic with a partition state of a newer format")
+	}
+	for _, ev := range seen2.get() {
+		if ev.Topic.Name == "t" && ev.Kind != TopicUnavailable {
+			t.Fatalf("event %s for t, want only TopicUnavailable", describeEvents([]Event{ev}))
+		}
+	}
+}
+
+// TestEtcdSubscriberPanicKeepsWatch: a subscriber that panics is logged
+// once per panic and misses only that event; the watch, and the other
+// subscribers, go on.
+func TestEtcdSubscriberPanicKeepsWatch(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	var logs syncBuffer
+	s, err := OpenEtcd(testCtx(t), EtcdConfig{Endpoints: te.e.Endpoints(), Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	other := (&etcdHarness{endpoints: te.e.Endpoints()}).open(t)
+	var panics atomic.Int32
+	defer s.Subscribe(func(ev Event) {
+		if ev.Topic.Name == "boom" {
+			panics.Add(1)
+			panic("subscriber bug")
+		}
+	})()
+	var seen eventLog
+	defer s.Subscribe(seen.add)()
+	mustCreate(t, other, "boom", 1, nil)
+	mustCreate(t, other, "after", 1, nil)
+	waitFor(t, "the watch to apply the topic after the panic", func() bool { _, ok := s.Topic("after"); return ok })
+	var names []string
+	for _, ev := range seen.get() {
+		names = append(names, ev.Topic.Name)
+	}
+	if !slices.Contains(names, "boom") || !slices.Contains(names, "after") {
+		t.Fatalf("the other subscriber saw %v, want boom and after", names)
+	}
+	if panics.Load() != 1 || logs.count("background task panicked") != 1 {
+		t.Fatalf("%d panics, %d log lines about them, want 1 and 1:\n%s", panics.Load(), logs.count("background task panicked"), logs.buf.String())
+	}
+}

@@ -3,10 +3,14 @@ package metadata
 import (
 	"slices"
 	"sync"
+
+	"github.com/gregorbroker/gregor/internal/safe"
+	"github.com/rs/zerolog"
 )
 
 // subscribers is the list of Subscribe callbacks of one store.
 type subscribers struct {
+	log    zerolog.Logger // where a subscriber's panic is logged; set before use
 	mu     sync.Mutex
 	next   uint64         // protected by mu
 	list   []subscription // protected by mu; in subscription order
@@ -40,7 +44,9 @@ func (ss *subscribers) add(fn func(Event)) func() {
 
 // publish calls every subscriber with every event, in order; each call gets
 // its own copy of the topic. A subscriber removed while publish runs may
-// still be called for the events already under way.
+// still be called for the events already under way. A subscriber that
+// panics is logged (safe.Run) and misses only that event: the watch that
+// publishes goes on.
 func (ss *subscribers) publish(events []Event) {
 	if len(events) == 0 {
 		return
@@ -50,7 +56,8 @@ func (ss *subscribers) publish(events []Event) {
 	ss.mu.Unlock()
 	for _, ev := range events {
 		for _, sub := range list {
-			sub.fn(Event{Kind: ev.Kind, Topic: copyTopic(ev.Topic), Partition: copyPartition(ev.Partition)})
+			e := Event{Kind: ev.Kind, Topic: copyTopic(ev.Topic), Partition: copyPartition(ev.Partition)}
+			safe.Run(ss.log, "metadata subscriber", func() { sub.fn(e) })
 		}
 	}
 }
