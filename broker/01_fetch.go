@@ -80,6 +80,7 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 		defer t.Stop()
 		deadline = t.C
 	}
+	budget := b.fetchBudget(req)
 	for {
 		resp, size, hasErr, wake := b.fetchOnce(c, req)
 		if hasErr || size >= int64(req.MinBytes) || deadline == nil {
@@ -87,7 +88,7 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 		}
 		// Not enough: this read is dropped (its bytes go back to the
 		// response budget) and made again once something moves.
-		b.respBudget.give(b.recycleFetch(resp))
+		budget.give(b.recycleFetch(resp))
 		// Wait for any partition to move, the deadline, or shutdown.
 		cases := make([]reflect.SelectCase, 0, len(wake)+2)
 		cases = append(cases,
@@ -102,6 +103,24 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 			return resp, nil
 		}
 	}
+}
+
+// fetchReplica is the id of the follower that sends req, -1 for a consumer.
+func fetchReplica(req *kmsg.FetchRequest) int32 {
+	if req.Version >= 15 {
+		return req.ReplicaState.ID
+	}
+	return req.ReplicaID
+}
+
+// fetchBudget is the budget req's record bytes are held on until written:
+// followers' (queued.max.replica.response.bytes) or consumers'
+// (queued.max.response.bytes).
+func (b *Broker) fetchBudget(req *kmsg.FetchRequest) *byteBudget {
+	if fetchReplica(req) >= 0 {
+		return b.replicaBudget
+	}
+	return b.respBudget
 }
 
 // fetchOnce reads what every requested partition has now. wake holds the
@@ -123,10 +142,7 @@ func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 	}
 	served := make(map[servedKey]struct{})
 	readCommitted := req.IsolationLevel == 1
-	replica := req.ReplicaID
-	if req.Version >= 15 {
-		replica = req.ReplicaState.ID
-	}
+	replica := fetchReplica(req)
 	hints := leaderHints{listener: c.listener}
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -241,7 +257,11 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	// The bytes are held until the response is written (conn.go); when
 	// the broker holds queued.max.response.bytes already, this partition
 	// returns nothing now and the client asks again.
-	if !b.respBudget.tryTake(rr.Size) {
+	budget := b.respBudget
+	if replica >= 0 {
+		budget = b.replicaBudget
+	}
+	if !budget.tryTake(rr.Size) {
 		return 0, wake, nil
 	}
 	if readCommitted && replica < 0 {
@@ -259,14 +279,14 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	buf := b.bufs.get(int(rr.Size)) // back to the pool once encoded; see buffers.go
 	for _, r := range rr.Ranges {
 		if buf, err = r.AppendTo(buf); err != nil {
-			b.respBudget.give(rr.Size)
+			budget.give(rr.Size)
 			b.bufs.put(buf)
 			b.log.Error().Err(err).Str("topic", topic).Int32("partition", rp.Partition).Msg("fetch read failed")
 			return 0, nil, kerr.KafkaStorageError
 		}
 	}
 	if n := int64(len(buf)); n != rr.Size { // the charge must equal what recycleFetch gives back
-		b.respBudget.give(rr.Size - n)
+		budget.give(rr.Size - n)
 	}
 	sp.RecordBatches = buf
 	return int64(len(buf)), wake, nil

@@ -75,9 +75,11 @@ type Broker struct {
 	codecs *protocol.Codecs // safe for concurrent use
 	bufs   bufferPool       // Fetch buffers (buffers.go); safe for concurrent use
 	// reqBudget is queued.max.request.bytes: request frames read and not
-	// yet handled; respBudget is queued.max.response.bytes: fetched record
-	// bytes not yet written. Both safe for concurrent use.
-	reqBudget, respBudget *byteBudget
+	// yet handled; respBudget is queued.max.response.bytes: record bytes
+	// fetched for consumers and not yet written; replicaBudget is
+	// queued.max.replica.response.bytes, the same for followers, apart so
+	// that consumers cannot starve replication. All safe for concurrent use.
+	reqBudget, respBudget, replicaBudget *byteBudget
 	// fetchMaxBytes is fetch.max.bytes, immutable after New.
 	fetchMaxBytes int32
 	handlers      *registry
@@ -160,6 +162,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.fetchMaxBytes = int32(b.brokerConfigInt("fetch.max.bytes"))
 	b.reqBudget = newByteBudget(b.brokerConfigInt("queued.max.request.bytes"))
 	b.respBudget = newByteBudget(b.brokerConfigInt("queued.max.response.bytes"))
+	b.replicaBudget = newByteBudget(b.brokerConfigInt("queued.max.replica.response.bytes"))
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.verifyTxns = b.brokerConfig("transaction.partition.verification.enable") == "true"
 

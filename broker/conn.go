@@ -271,7 +271,7 @@ func (c *conn) process(frame []byte) bool {
 	hdr, req, err := protocol.ParseRequest(frame)
 	if err != nil {
 		if resp := c.b.answerUnparsable(hdr, err); resp != nil {
-			return c.send(protocol.AppendResponse(nil, hdr.CorrelationID, resp), 0)
+			return c.sendFrame(outFrame{frame: protocol.AppendResponse(nil, hdr.CorrelationID, resp)})
 		}
 		c.log.Warn().Err(err).Int16("api_key", hdr.Key).Int16("api_version", hdr.Version).Msg("closing connection: request does not parse")
 		return false
@@ -297,14 +297,14 @@ func (c *conn) process(frame []byte) bool {
 	}
 	resp.SetVersion(hdr.Version)
 	out := protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(resp)), hdr.CorrelationID, resp)
-	var charge int64
+	of := outFrame{frame: out}
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
 		// The batches are copied into the frame: their buffers go back to
 		// the pool, and their charge on the response budget is carried by
 		// the frame until it is written.
-		charge = c.b.recycleFetch(fr)
+		of.charge, of.budget = c.b.recycleFetch(fr), c.b.fetchBudget(req.(*kmsg.FetchRequest))
 	}
-	return c.send(out, charge)
+	return c.sendFrame(of)
 }
 
 // dispatchSafely runs the handler; a panic in it (a bug) closes only this
@@ -341,6 +341,7 @@ type outFrame struct {
 	frame    []byte
 	deferred func() []byte
 	charge   int64
+	budget   *byteBudget // what charge is held on; nil when charge is 0
 }
 
 // deferredResponse is a response that is complete only once wait returns
@@ -351,11 +352,15 @@ type deferredResponse struct {
 	wait func()
 }
 
-// send queues an encoded response; false if the writer has gone away.
-func (c *conn) send(frame []byte, charge int64) bool {
-	return c.sendFrame(outFrame{frame: frame, charge: charge})
+// release gives the frame's charge back to its budget.
+func (f outFrame) release() {
+	if f.budget != nil {
+		f.budget.give(f.charge)
+	}
 }
 
+// sendFrame queues a response for the writer; false if the writer has gone
+// away (the frame is then dropped and its charge given back).
 func (c *conn) sendFrame(f outFrame) bool {
 	n := int64(len(f.frame))
 	c.pending.Add(n)
@@ -364,7 +369,7 @@ func (c *conn) sendFrame(f outFrame) bool {
 		return true
 	case <-c.writeFailed:
 		c.pending.Add(-n)
-		c.b.respBudget.give(f.charge)
+		f.release()
 		c.b.bufs.put(f.frame)
 		return false
 	}
@@ -389,13 +394,13 @@ func (c *conn) writeLoop() {
 	for of := range c.out {
 		if failed {
 			// Drain so the processor never blocks; what is left is dropped.
-			c.done(int64(len(of.frame)), of.charge, of.frame)
+			c.done(int64(len(of.frame)), of, of.frame)
 			continue
 		}
 		accounted := false
 		if safe.Run(c.log, "connection writer", func() { accounted = c.writeOne(w, of, fail) }) {
 			if !accounted {
-				c.done(int64(len(of.frame)), of.charge, nil)
+				c.done(int64(len(of.frame)), of, nil)
 			}
 			fail()
 		}
@@ -415,7 +420,7 @@ func (c *conn) writeOne(w *bufio.Writer, of outFrame, fail func()) (accounted bo
 		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
 		if err := w.Flush(); err != nil { // what is ready goes out before the wait
 			fail()
-			c.done(0, 0, nil)
+			c.done(0, outFrame{}, nil)
 			return true
 		}
 		frame = of.deferred()
@@ -427,7 +432,7 @@ func (c *conn) writeOne(w *bufio.Writer, of outFrame, fail func()) (accounted bo
 	if err == nil && len(c.out) == 0 {
 		err = w.Flush()
 	}
-	c.done(queued, of.charge, frame) // written or copied into w; see buffers.go
+	c.done(queued, of, frame) // written or copied into w; see buffers.go
 	if err != nil {
 		fail()
 	}
@@ -436,11 +441,11 @@ func (c *conn) writeOne(w *bufio.Writer, of outFrame, fail func()) (accounted bo
 
 // done accounts for one response leaving the writer: its bytes stop
 // counting as pending (waking a processor waiting on backpressure), its
-// charge goes back to the response budget and its frame to the pool.
-func (c *conn) done(queued, charge int64, frame []byte) {
+// charge goes back to its budget and frame to the pool.
+func (c *conn) done(queued int64, of outFrame, frame []byte) {
 	c.pending.Add(-queued)
 	c.inFlight.Add(-1)
-	c.b.respBudget.give(charge)
+	of.release()
 	c.b.bufs.put(frame)
 	select {
 	case c.written <- struct{}{}:

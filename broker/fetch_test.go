@@ -54,3 +54,55 @@ func TestFetchEmptyPartitionSendsEmptyRecordSet(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerFetchBudgetApart: with queued.max.response.bytes all held
+// (consumers' responses not yet written), a consumer fetch returns no
+// records but a follower fetch still does: followers are charged to
+// queued.max.replica.response.bytes, and each charge is given back to the
+// budget it was taken from.
+func TestFollowerFetchBudgetApart(t *testing.T) {
+	b := newTestBroker(t)
+	createPlaced(t, b, metadata.Topic{Name: "apart", Partitions: 1})
+	if code := produceOne(t, b, newTestConn(b), "apart", 0); code != 0 {
+		t.Fatalf("produce: error %d", code)
+	}
+	fetch := func(replica int32) (*kmsg.FetchResponse, int) {
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(12)
+		req.ReplicaID, req.MaxBytes = replica, 1<<20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "apart"
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = 1<<20, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := b.handleFetch(newTestConn(b), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr := resp.(*kmsg.FetchResponse)
+		return fr, len(fr.Topics[0].Partitions[0].RecordBatches)
+	}
+	consumerLimit := b.brokerConfigInt("queued.max.response.bytes")
+	if !b.respBudget.tryTake(consumerLimit) {
+		t.Fatal("could not take the whole consumer budget")
+	}
+	if _, n := fetch(-1); n != 0 {
+		t.Fatalf("consumer fetch with the consumer budget held returned %d bytes", n)
+	}
+	fr, n := fetch(2)
+	if n == 0 {
+		t.Fatal("follower fetch with the consumer budget held returned nothing")
+	}
+	if got := b.replicaBudget.inUse(); got != int64(n) {
+		t.Fatalf("follower budget holds %d bytes, want the %d fetched", got, n)
+	}
+	b.replicaBudget.give(b.recycleFetch(fr))
+	b.respBudget.give(consumerLimit)
+	if b.respBudget.inUse() != 0 || b.replicaBudget.inUse() != 0 {
+		t.Fatalf("budgets in use after giving back: consumers %d, followers %d", b.respBudget.inUse(), b.replicaBudget.inUse())
+	}
+	if _, n := fetch(-1); n == 0 {
+		t.Fatal("consumer fetch returned nothing once its budget was free")
+	}
+}

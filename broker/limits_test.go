@@ -227,8 +227,8 @@ func TestConnWriterPanicEndsOnlyTheConnection(t *testing.T) {
 	}
 	c.inFlight.Add(2)
 	c.pending.Add(16)
-	c.out <- outFrame{deferred: func() []byte { panic("response maker bug") }, charge: 100}
-	c.out <- outFrame{frame: make([]byte, 16), charge: 200}
+	c.out <- outFrame{deferred: func() []byte { panic("response maker bug") }, charge: 100, budget: b.respBudget}
+	c.out <- outFrame{frame: make([]byte, 16), charge: 200, budget: b.respBudget}
 	served := make(chan struct{})
 	go func() { defer close(served); c.serve() }()
 	select {

@@ -158,7 +158,7 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 	// repair puts every topic, partition and cluster id value back:
 	// partition states first (ignored while their topic is another id),
 	// then, in one transaction, the topics.
-	repair := func() {
+	repair := func(t *testing.T) {
 		t.Helper()
 		var parts, rest []clientv3.Op
 		for _, kv := range snap.Kvs {
@@ -181,7 +181,7 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 			t.Fatal(err)
 		}
 	}
-	checkKept := func(fault string) {
+	checkKept := func(t *testing.T, fault string) {
 		t.Helper()
 		for _, b := range brokers {
 			for part := range int32(2) {
@@ -192,7 +192,7 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 			}
 		}
 	}
-	checkServed := func(fault string) {
+	checkServed := func(t *testing.T, fault string) {
 		t.Helper()
 		got := fzConsume(ctx, t, p.Addr, topic, n)
 		seen := map[string]bool{}
@@ -227,7 +227,7 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 	// reacted to, every change committed before: a topic created after
 	// them shows in each broker's own Metadata.
 	barriers := 0
-	barrier := func() {
+	barrier := func(t *testing.T) {
 		t.Helper()
 		barriers++
 		mfBarrier(ctx, t, adm, barriers)
@@ -261,15 +261,15 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 		fzWaitFor(t, 10*time.Second, "/readyz to report the unreadable value", func() error {
 			return readyz(http.StatusServiceUnavailable, topicKey)
 		})
-		barrier()
-		checkKept("garbage")
+		barrier(t)
+		checkKept(t, "garbage")
 		// The last good value is served meanwhile.
 		if err := topicErr(); err != nil {
 			t.Fatalf("Metadata of the topic with a garbage value: %v, want served from the last good value", err)
 		}
-		repair()
+		repair(t)
 		fzWaitFor(t, 10*time.Second, "/readyz to recover", func() error { return readyz(http.StatusOK, "") })
-		checkServed("garbage")
+		checkServed(t, "garbage")
 	})
 
 	t.Run("newer-version", func(t *testing.T) {
@@ -303,10 +303,11 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 			t.Fatalf("auto-creating Metadata of the unreadable topic: %+v, %v; want LEADER_NOT_AVAILABLE", aresp, err)
 		}
 		auto.Close()
-		barrier()
-		checkKept("newer-version")
-		repair()
-		checkServed("newer-version")
+		barrier(t)
+		checkKept(t, "newer-version")
+		repair(t)
+		barrier(t)
+		checkServed(t, "newer-version")
 	})
 
 	t.Run("key-deleted", func(t *testing.T) {
@@ -319,10 +320,11 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 			}
 			return nil
 		})
-		barrier()
-		checkKept("key-deleted")
-		repair()
-		checkServed("key-deleted")
+		barrier(t)
+		checkKept(t, "key-deleted")
+		repair(t)
+		barrier(t)
+		checkServed(t, "key-deleted")
 	})
 
 	t.Run("prefix-emptied-then-auto-created", func(t *testing.T) {
@@ -346,8 +348,8 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 		if err != nil || md.Topics[topic].ID == id {
 			t.Fatalf("auto-created topic: %+v, %v: want another topic id", md.Topics[topic], err)
 		}
-		barrier()
-		checkKept("prefix-emptied")
+		barrier(t)
+		checkKept(t, "prefix-emptied")
 		strays := 0
 		for _, b := range brokers {
 			if _, err := os.Stat(fzPartitionDir(b, topic, 0) + "." + mfID(id) + "-stray"); err == nil {
@@ -357,8 +359,13 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 		if strays == 0 {
 			t.Fatal("the old topic id's directory was set aside as stray nowhere")
 		}
-		repair()
-		checkServed("prefix-emptied")
+		repair(t)
+		// The repair puts the old topic id back over the auto-created
+		// one: every broker must have applied it before a consumer
+		// (which would otherwise meet UNKNOWN_TOPIC_ID on a broker
+		// still on the new id) is started.
+		barrier(t)
+		checkServed(t, "prefix-emptied")
 	})
 	for _, b := range brokers {
 		fzCheckLogs(t, b)

@@ -1144,19 +1144,12 @@ func (s *EtcdStore) DeleteTopic(ctx context.Context, name string) error {
 	key := s.topicKey(name)
 	var lease clientv3.LeaseID
 	for attempt := 1; ; attempt++ {
-		got, err := s.cli.Get(ctx, key)
+		// Without the id there is nothing to record the deletion of, and
+		// no broker would remove the data: an unreadable value must be
+		// repaired first.
+		kv, t, err := s.readTopic(ctx, op, name)
 		if err != nil {
-			return s.opErr(op, err)
-		}
-		if len(got.Kvs) == 0 {
-			return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
-		}
-		kv := got.Kvs[0]
-		t, err := decodeTopic(name, kv.Value)
-		if err != nil {
-			// Without the id there is nothing to record the deletion of,
-			// and no broker would remove the data: repair the value first.
-			return fmt.Errorf("metadata: %s: stored value at %s is unreadable: %w", op, key, err)
+			return err
 		}
 		rec, err := encodeDeletedTopic(DeletedTopic{ID: t.ID, Name: name, Partitions: t.Partitions, DeletedMs: time.Now().UnixMilli()})
 		if err != nil {
@@ -1188,6 +1181,26 @@ func (s *EtcdStore) DeleteTopic(ctx context.Context, name string) error {
 		s.log.Info().Str("topic", name).Stringer("topic_id", t.ID).Msg("deleted topic")
 		return nil
 	}
+}
+
+// readTopic reads a topic's key from etcd (not the cache) for a
+// read-change-write of operation op: ErrUnknownTopic if it is absent, an
+// error naming the key if its value does not read.
+func (s *EtcdStore) readTopic(ctx context.Context, op, name string) (*mvccpb.KeyValue, Topic, error) {
+	key := s.topicKey(name)
+	got, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return nil, Topic{}, s.opErr(op, err)
+	}
+	if len(got.Kvs) == 0 {
+		return nil, Topic{}, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	kv := got.Kvs[0]
+	t, err := decodeTopic(name, kv.Value)
+	if err != nil {
+		return nil, Topic{}, fmt.Errorf("metadata: %s: stored value at %s is unreadable: %w", op, key, err)
+	}
+	return kv, t, nil
 }
 
 // SetTopicConfigs implements Store.
@@ -1227,17 +1240,9 @@ func (s *EtcdStore) updateTopic(ctx context.Context, name, what string, change f
 	defer cancel()
 	key := s.topicKey(name)
 	for attempt := 1; ; attempt++ {
-		got, err := s.cli.Get(ctx, key)
+		kv, t, err := s.readTopic(ctx, op, name)
 		if err != nil {
-			return s.opErr(op, err)
-		}
-		if len(got.Kvs) == 0 {
-			return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
-		}
-		kv := got.Kvs[0]
-		t, err := decodeTopic(name, kv.Value)
-		if err != nil {
-			return fmt.Errorf("metadata: %s: stored value at %s: %w", op, key, err)
+			return err
 		}
 		extra, err := change(&t)
 		if err != nil {
