@@ -63,6 +63,7 @@ fuzz:
 	$(FUZZ) FuzzRecover ./storage/
 	$(FUZZ) FuzzParseEpochs ./storage/
 	$(FUZZ) FuzzDecodeProducerSnapshot ./storage/
+	$(FUZZ) FuzzDecodeOffsetCheckpoint ./storage/
 	$(FUZZ) FuzzDecodeValue ./metadata/
 	$(FUZZ) FuzzDecodeRecord ./coordinator/
 	$(FUZZ) FuzzDecodeTxnRecord ./coordinator/
