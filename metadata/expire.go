@@ -65,6 +65,13 @@ func (s *EtcdStore) ExpireBroker(ctx context.Context, nodeID int32, inc BrokerIn
 		return fmt.Errorf("metadata: expire broker %d: that is this store's own registration", nodeID)
 	}
 	s.reg.Unlock()
+	// The candidacies are read from the cache: bring it up to etcd's
+	// current revision first, so that one created just before is not
+	// missed (the dead broker would then stay controller until its
+	// session's lease ran out). Without etcd the cache is what there is.
+	if err := s.Sync(ctx); err != nil {
+		s.log.Debug().Int32("node_id", nodeID).Err(err).Msg("expiring a broker from a cache that may lag")
+	}
 	leases := []clientv3.LeaseID{clientv3.LeaseID(inc.lease)}
 	s.mu.Lock()
 	until := int64(-1) // candidacies created before this revision (-1: any)
