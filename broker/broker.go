@@ -232,6 +232,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.startProducerExpiry()
 	b.startPeerLiveness()
 	b.startFailedLogHandOff()
+	b.startRecoveryCheckpoints()
 	return b, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -71,6 +72,8 @@ type partitionSet struct {
 	// the write lock.
 	mu    sync.RWMutex
 	parts map[topicPartition]*partition
+	// rp is the recovery point checkpoint (checkpoint_recovery.go).
+	rp recoveryPoints
 }
 
 func newPartitionSet(b *Broker) *partitionSet {
@@ -182,7 +185,8 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 		}
 	}
 	settings := s.b.configs.settings(t.Configs, s.b.layers())
-	l, err := storage.Open(dir, settings.storage, storage.Options{Logger: s.b.log, Now: s.b.now, FS: s.b.cfg.LogFS})
+	l, err := storage.Open(dir, settings.storage, storage.Options{Logger: s.b.log, Now: s.b.now, FS: s.b.cfg.LogFS,
+		RecoveryPoint: s.recoveryPoint(t.Name, p)})
 	if err != nil {
 		return nil, err
 	}
@@ -216,11 +220,15 @@ func (s *partitionSet) stillKnownLocked(t metadata.Topic) bool {
 // setting aside the directories of topic ids the metadata does not know
 // and removing those left for deletion (scanDataDirLocked).
 func (s *partitionSet) openAll() error {
+	s.loadRecoveryPoints()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.scanDataDirLocked(); err != nil {
 		return err
 	}
+	began := time.Now()
+	var opened []*partition
+	defer func() { s.logRecoveries(opened, time.Since(began)) }()
 	for _, t := range s.b.store.Topics() {
 		for _, st := range s.b.store.PartitionStates(t.Name) {
 			if st.TopicID != t.ID || !s.hosts(st) {
@@ -230,6 +238,7 @@ func (s *partitionSet) openAll() error {
 			if err != nil {
 				return fmt.Errorf("broker: open %s-%d: %w", t.Name, st.Partition, err)
 			}
+			opened = append(opened, part)
 			s.setLeadership(part, st)
 		}
 	}
@@ -392,11 +401,19 @@ func (s *partitionSet) closeAll() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	closed := make([]*partition, 0, len(s.parts))
 	for key, part := range s.parts {
 		if err := part.log.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s-%d: %w", key.topic, key.partition, err))
 		}
+		closed = append(closed, part)
 		delete(s.parts, key)
+	}
+	if s.rp.loaded() {
+		// After the logs: their recovery points are their ends now.
+		if err := s.writeRecoveryPoints(closed); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -94,4 +94,9 @@ type Options struct {
 	Now func() time.Time
 	// FS is the filesystem; nil is OSFS{}.
 	FS FS
+	// RecoveryPoint is the log's entry in the recovery-point-offset-
+	// checkpoint (Log.RecoveryPoint when it was written). After an
+	// unclean shutdown, Open trusts the segments that end at or below it
+	// and checks the rest; 0 (unknown) checks every segment.
+	RecoveryPoint int64
 }

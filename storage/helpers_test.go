@@ -244,6 +244,7 @@ type env struct {
 	clock *fakeClock
 	logs  *logLines
 	fs    storage.FS
+	rp    int64 // Options.RecoveryPoint
 }
 
 func newEnv(t testing.TB, cfg storage.Config) *env {
@@ -262,9 +263,10 @@ func (e *env) open() *storage.Log {
 
 func (e *env) tryOpen() (*storage.Log, error) {
 	return storage.Open(e.dir, e.cfg, storage.Options{
-		Logger: zerolog.New(e.logs).Level(zerolog.DebugLevel),
-		Now:    e.clock.Now,
-		FS:     e.fs,
+		Logger:        zerolog.New(e.logs).Level(zerolog.DebugLevel),
+		Now:           e.clock.Now,
+		FS:            e.fs,
+		RecoveryPoint: e.rp,
 	})
 }
 

@@ -109,6 +109,8 @@ type Log struct {
 	// crashRecovered is set by Open when the log was not shut down
 	// cleanly and its tail was recovered; read-only afterwards.
 	crashRecovered bool
+	// recovery is what Open checked; set by Open, read-only afterwards.
+	recovery RecoveryStats
 }
 
 // CrashRecovered reports whether Open found the log not shut down cleanly
