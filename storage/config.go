@@ -99,4 +99,8 @@ type Options struct {
 	// unclean shutdown, Open trusts the segments that end at or below it
 	// and checks the rest; 0 (unknown) checks every segment.
 	RecoveryPoint int64
+	// Files, when set, opens the segment files through this shared
+	// descriptor cache (filecache.go): opened on demand, closed when
+	// idle. Nil keeps them open for the log's life.
+	Files *FileCache
 }

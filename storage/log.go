@@ -147,8 +147,10 @@ type ReadResult struct {
 // Read hands out ranges instead of copies so that Fetch can later move the
 // bytes from the file to the socket with sendfile; for now the broker
 // copies them with AppendTo. File is nil when the log runs on an FS
-// whose files are not *os.File; AppendTo works either way. A range stays
-// readable until the log is closed or deleted.
+// whose files are not *os.File, or with its segment files in a descriptor
+// cache (Options.Files: the descriptor may be closed when idle, and
+// AppendTo reopens it); AppendTo works either way. A range stays readable
+// until the log is closed or deleted.
 type FileRange struct {
 	File     *os.File
 	Pos, Len int64

@@ -70,6 +70,9 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if l.fs == nil {
 		l.fs = OSFS{}
 	}
+	if opts.Files != nil {
+		l.fs = cachingFS{FS: l.fs, c: opts.Files}
+	}
 	if l.now == nil {
 		l.now = time.Now
 	}
