@@ -92,3 +92,10 @@ func (s *partitionSet) logRecoveries(parts []*partition, took time.Duration) {
 	s.b.log.Info().Int("logs", len(parts)).Int("logs_recovered", logs).Int("segments_checked", segs).
 		Int64("bytes_checked", bytes).Dur("duration", took).Msg("opened partition logs")
 }
+
+// closeFiles stops the segment descriptor cache, after the logs closed.
+func (b *Broker) closeFiles() {
+	if b.files != nil {
+		b.files.Close()
+	}
+}

@@ -186,7 +186,7 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 	}
 	settings := s.b.configs.settings(t.Configs, s.b.layers())
 	l, err := storage.Open(dir, settings.storage, storage.Options{Logger: s.b.log, Now: s.b.now, FS: s.b.cfg.LogFS,
-		RecoveryPoint: s.recoveryPoint(t.Name, p)})
+		RecoveryPoint: s.recoveryPoint(t.Name, p), Files: s.b.files})
 	if err != nil {
 		return nil, err
 	}
