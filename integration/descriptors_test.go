@@ -70,7 +70,7 @@ func procRSS(t testing.TB, pid int) int64 {
 // GREGOR_DESCRIPTOR_SCALE=partitions,batches[,term] changes it for a
 // one-off measurement (README: 10000,10,term).
 func descriptorScale(t *testing.T) (partitions, perPartition int, kill bool) {
-	partitions, perPartition, kill = 100, 30, true
+	partitions, perPartition, kill = 80, 40, true
 	if v := os.Getenv("GREGOR_DESCRIPTOR_SCALE"); v != "" {
 		f := strings.Split(v, ",")
 		var err1, err2 error
@@ -93,6 +93,7 @@ func TestDescriptorsBounded(t *testing.T) {
 		"--max-broker-partitions", strconv.Itoa(max(partitions, 10000)))
 	ctx := testContext(t, 1500*time.Second)
 	adm := fzAdmin(t, p.Addr)
+	adm.SetTimeoutMillis(600000) // placing 10,000 partitions takes a while
 	topic := fzTopic(t, "fd")
 	// Every batch is larger than segment.bytes, so each goes alone into a
 	// segment of its own.
@@ -117,7 +118,10 @@ func TestDescriptorsBounded(t *testing.T) {
 	prod.Close()
 	segments := partitions * perPartition
 	t.Logf("produced %d segments in %d partitions in %v; peak %d segment descriptors", segments, partitions, produced, peak)
-	if peak > bound+partitions/4+32 {
+	// Files with unsynced writes close only after their fsync: while
+	// more partitions are written at once than the bound holds, the
+	// cache runs over it (the README says so). Here they fit.
+	if 3*partitions <= bound && peak > bound+32 {
 		t.Fatalf("%d segment descriptors open while producing, bound %d", peak, bound)
 	}
 

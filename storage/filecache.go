@@ -66,7 +66,8 @@ type FileCache struct {
 	// (an append holding its log's lock) waits for an fsync it did not ask
 	// for. stopped says Close ran: evicting callers then do it themselves.
 	dirty   []victim
-	closing int // taken from dirty, being fsynced and closed
+	closing int       // taken from dirty, being fsynced and closed
+	settled sync.Cond // on mu; broadcast when a dirty descriptor was fsynced and closed
 	stopped bool
 	wake    chan struct{} // cap 1: dirty has entries
 	stop    chan struct{} // closed by Close
@@ -81,6 +82,7 @@ type FileCache struct {
 // before they close (max <= 0: no bound). Close stops its goroutine.
 func NewFileCache(max int, log zerolog.Logger) *FileCache {
 	c := &FileCache{max: max, wake: make(chan struct{}, 1), stop: make(chan struct{}), log: log}
+	c.settled.L = &c.mu
 	safe.Go(&c.wg, log, "segment file closer", c.closer)
 	return c
 }
@@ -134,6 +136,8 @@ func (c *FileCache) closeDirty() {
 		_ = v.f.Close()
 		c.mu.Lock()
 		c.closing--
+		v.h.pending--
+		c.settled.Broadcast()
 		c.mu.Unlock()
 	}
 }
@@ -194,6 +198,7 @@ type cachedFile struct {
 	writes  uint64        // writes and truncations done
 	synced  uint64        // writes covered by a successful fsync
 	syncErr error         // an fsync that failed when an idle descriptor was closed
+	pending int           // evicted descriptors with unsynced writes not yet fsynced and closed
 }
 
 // victim is a descriptor taken out of the cache, to be closed outside c.mu.
@@ -276,16 +281,28 @@ func (h *cachedFile) release(wrote bool) {
 }
 
 // evictLocked takes idle descriptors out while more than max are open,
-// the least recently used without unsynced writes first.
+// the least recently used without unsynced writes first. Descriptors with
+// unsynced writes wait for the closer's fsync; while max of them wait, no
+// more are evicted (they stay open, counted, until their own fsync at a
+// roll or flush, or until the closer catches up), so the backlog is
+// bounded too.
 func (c *FileCache) evictLocked() []victim {
 	var out []victim
 	for c.max > 0 && c.open > c.max && c.idle.Len() > 0 {
-		e := c.idle.Back()
-		for i, cand := 0, e; i < 16 && cand != nil; i, cand = i+1, cand.Prev() {
-			if h := cand.Value.(*cachedFile); h.writes == h.synced {
+		var e *list.Element
+		backlog := len(c.dirty) + c.closing + len(out)
+		for i, cand := 0, c.idle.Back(); i < 64 && cand != nil; i, cand = i+1, cand.Prev() {
+			h := cand.Value.(*cachedFile)
+			if h.writes == h.synced {
 				e = cand
 				break
 			}
+			if e == nil && backlog < c.max {
+				e = cand // the oldest dirty one, unless a clean one follows
+			}
+		}
+		if e == nil {
+			return out
 		}
 		h := e.Value.(*cachedFile)
 		c.idle.Remove(e)
@@ -311,6 +328,7 @@ func (c *FileCache) closeVictims(vs []victim) {
 		}
 		c.mu.Lock()
 		c.dirty = append(c.dirty, v)
+		v.h.pending++
 		inline = c.stopped
 		c.mu.Unlock()
 	}
@@ -394,6 +412,12 @@ func (h *cachedFile) Sync() error {
 	}
 	defer h.release(false)
 	h.c.mu.Lock()
+	// An fsync on this descriptor does not report a writeback error
+	// that hit before it was opened: wait for the fsyncs of the
+	// descriptors evicted before, which do.
+	for h.pending > 0 {
+		h.c.settled.Wait()
+	}
 	writes, serr := h.writes, h.syncErr
 	h.c.mu.Unlock()
 	if serr != nil {
