@@ -44,18 +44,14 @@ func TestFileCacheBoundsDescriptors(t *testing.T) {
 		t.Fatalf("%d segments, the test needs 8", len(bases))
 	}
 	checkLog(t, l, want)
-	waitFor(t, "evicted descriptors closed", func() bool { return e.files.Open() <= max })
-	if n := openFDs(t) - before; n > max {
-		t.Fatalf("%d more descriptors open with %d segments, want at most %d: %v", n, len(bases), max, listFDs(t))
-	}
+	// Descriptors being closed (evicted, or the background fsync of a
+	// roll) may still be open for a moment.
+	waitFor(t, "at most max more descriptors open", func() bool { return e.files.Open() <= max && openFDs(t)-before <= max })
 	l.Crash()
 	e.rp = 0
 	l = e.open() // recovery reads every segment through the cache
 	checkLog(t, l, want)
-	waitFor(t, "evicted descriptors closed", func() bool { return e.files.Open() <= max })
-	if n := openFDs(t) - before; n > max {
-		t.Fatalf("%d more descriptors open after recovery, want at most %d", n, max)
-	}
+	waitFor(t, "at most max more descriptors open after recovery", func() bool { return e.files.Open() <= max && openFDs(t)-before <= max })
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -146,12 +142,3 @@ func TestFileCacheEvictedSyncFails(t *testing.T) {
 	}
 }
 
-func listFDs(t *testing.T) []string {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	var out []string
-	for _, e := range ents {
-		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		out = append(out, l)
-	}
-	return out
-}
