@@ -76,7 +76,13 @@ type Log struct {
 	// batch's bytes are published in its segment, so a reader that loads
 	// leo, then segs, then a segment's size sees every batch below leo.
 	leo   atomic.Int64
-	start atomic.Int64 // log start offset: the first segment's base offset
+	// start is the log start offset: at or above the first segment's
+	// base offset, at most the log end offset. It is its own value (a
+	// DeleteRecords or the leader's log start may put it inside a
+	// segment); stored under mu (AdvanceLogStart, segment deletion,
+	// truncation), loaded by anyone. The broker persists it in the data
+	// directory's log-start-offset-checkpoint and passes it back to Open.
+	start atomic.Int64
 	bytes atomic.Int64 // total size of the .log files
 
 	hw   atomic.Int64 // high watermark; only grows, written under hwMu
@@ -352,7 +358,7 @@ func (l *Log) Read(offset, maxBytes int64, minOneBatch bool, maxOffset int64) (R
 	}
 	leo := l.leo.Load() // before segs: see Log.leo
 	segs := l.segments()
-	if start := segs[0].base; offset < start || offset > leo {
+	if start := l.start.Load(); offset < start || offset > leo {
 		return rr, fmt.Errorf("%w: offset %d, log %s has %d to %d", ErrOffsetOutOfRange, offset, l.dir, start, leo)
 	}
 	maxOffset = min(maxOffset, leo)
@@ -586,7 +592,9 @@ func (l *Log) AssignEpoch(epoch int32) error {
 	return nil
 }
 
-// LogStartOffset returns the first offset in the log.
+// LogStartOffset returns the log start offset: the first offset a
+// reader may read. It may lie inside the first segment, whose batches
+// below it stay on disk until the whole segment is deleted.
 func (l *Log) LogStartOffset() int64 { return l.start.Load() }
 
 // LogEndOffset returns the offset the next batch will get.
