@@ -75,7 +75,7 @@ type Log struct {
 	// leo is the log end offset. Stored by the append path after the
 	// batch's bytes are published in its segment, so a reader that loads
 	// leo, then segs, then a segment's size sees every batch below leo.
-	leo   atomic.Int64
+	leo atomic.Int64
 	// start is the log start offset: at or above the first segment's
 	// base offset, at most the log end offset. It is its own value (a
 	// DeleteRecords or the leader's log start may put it inside a
