@@ -34,8 +34,8 @@ func (b *Broker) deleteRecordsHandler() handler {
 
 // deleteWait is one partition whose answer waits for its ISR.
 type deleteWait struct {
-	part        *partition
-	offset      int64
+	part   *partition
+	offset int64
 	ti, pi int // indexes of its topic and partition in the response
 }
 
