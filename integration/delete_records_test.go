@@ -284,8 +284,9 @@ func TestDeleteRecordsSarama(t *testing.T) {
 }
 
 // TestDeleteRecordsReplicated: on three brokers, the answer comes once
-// every ISR member moved its log start; the followers delete the same
-// segments, and a new leader after the old one dies keeps the start.
+// every ISR member moved its log start (REQUEST_TIMED_OUT while one is
+// stopped); the followers delete the same segments, and a new leader
+// after the old one dies keeps the start.
 func TestDeleteRecordsReplicated(t *testing.T) {
 	ctx := testContext(t, 4*time.Minute)
 	brokers := startQuorumCluster(t, 3, "--etcd-lease-ttl", "3s")
@@ -313,7 +314,39 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 			return nil
 		})
 	}
-	// The leader dies: its successor starts at 30 too.
+	// With a follower stopped (still in the ISR: replica.lag.time.max.ms
+	// is 30 s) the answer waits for it and times out; the leader's own
+	// start has moved. Once it runs again, the same request is answered.
+	follower := td.Partitions[0].Replicas[0]
+	if follower == leader {
+		follower = td.Partitions[0].Replicas[1]
+	}
+	raw := fzDial(t, brokers[leader-1].Addr)
+	drRaw := func(offset int64, timeoutMs int32) kmsg.DeleteRecordsResponseTopicPartition {
+		req := kmsg.NewPtrDeleteRecordsRequest()
+		req.SetVersion(2)
+		req.TimeoutMillis = timeoutMs
+		rt := kmsg.NewDeleteRecordsRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		rp.Offset = offset
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return raw.roundTrip(req).(*kmsg.DeleteRecordsResponse).Topics[0].Partitions[0]
+	}
+	brokers[follower-1].Pause()
+	if p := drRaw(40, 1500); p.ErrorCode != kerr.RequestTimedOut.Code || p.LowWatermark != -1 {
+		t.Fatalf("with follower %d stopped: %s, low watermark %d; want REQUEST_TIMED_OUT", follower, fzErrCode(p.ErrorCode), p.LowWatermark)
+	}
+	if s := drStart(ctx, t, fzAdmin(t, brokers[leader-1].Addr), topic, 0); s != 40 {
+		t.Fatalf("leader's earliest offset %d, want 40", s)
+	}
+	brokers[follower-1].Resume()
+	if p := drRaw(40, 20000); p.ErrorCode != 0 || p.LowWatermark != 40 {
+		t.Fatalf("with follower %d running again: %s, low watermark %d; want 40", follower, fzErrCode(p.ErrorCode), p.LowWatermark)
+	}
+
+	// The leader dies: its successor starts at 40 too.
 	brokers[leader-1].Kill()
 	adm = fzAdmin(t, replAddrs(brokers, leader)[0])
 	fzWaitFor(t, time.Minute, "a new leader", func() error {
@@ -323,19 +356,19 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 		}
 		return nil
 	})
-	fzWaitFor(t, 30*time.Second, "earliest offset 30 on the new leader", func() error {
+	fzWaitFor(t, 30*time.Second, "earliest offset 40 on the new leader", func() error {
 		offs, err := adm.ListStartOffsets(ctx, topic)
 		if err != nil {
 			return err
 		}
 		o, _ := offs.Lookup(topic, 0)
-		if o.Err != nil || o.Offset != 30 {
+		if o.Err != nil || o.Offset != 40 {
 			return fmt.Errorf("earliest %d, %v", o.Offset, o.Err)
 		}
 		return nil
 	})
-	recs := drConsumeRange(ctx, t, replAddrs(brokers, leader)[0], topic, 0, 30, 50)
-	if !strings.HasPrefix(string(recs[0].Value), "v030-") {
+	recs := drConsumeRange(ctx, t, replAddrs(brokers, leader)[0], topic, 0, 40, 50)
+	if !strings.HasPrefix(string(recs[0].Value), "v040-") {
 		t.Fatalf("after failover: first record %q, want v030", recs[0].Value)
 	}
 	for _, b := range brokers {
