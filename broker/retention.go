@@ -128,7 +128,9 @@ func (b *Broker) retentionPass() retentionStats {
 		before := part.log.LogStartOffset()
 		res, err := part.log.EnforceRetention(now, part.settings.Load().deletePolicy)
 		if err != nil {
-			if !errors.Is(err, storage.ErrClosed) {
+			// A closed log is being replaced; a failed one said so when it
+			// failed (and hands its leadership off).
+			if !errors.Is(err, storage.ErrClosed) && !errors.Is(err, storage.ErrStorage) {
 				b.log.Warn().Err(err).Str("topic", part.topic).Int32("partition", part.index).Msg("retention pass failed")
 			}
 			continue

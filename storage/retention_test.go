@@ -119,14 +119,34 @@ func TestRetentionJitter(t *testing.T) {
 	cfg.SegmentMs = 10_000
 	cfg.SegmentJitterMs = 10_000
 	e.cfg = cfg
-	// A segment rolls somewhere in (0, 10 s]; with the jitter at most
-	// 9.999 s it has rolled after 10 s, and a segment never rolls before
-	// SegmentMs - jitter.
 	l := e.open()
-	appendAll(t, l, simple(t, 1, 1))
-	e.clock.Advance(10_001 * time.Millisecond)
-	if res, err := l.EnforceRetention(e.clock.Now(), false); err != nil || !res.Rolled {
-		t.Fatalf("after segment.ms: %+v, %v; want a roll", res, err)
+	// Each segment draws its jitter once, in [0, segment.jitter.ms), and
+	// rolls once segment.ms less that has passed; segments differ.
+	jitters := map[int64]bool{}
+	for range 8 {
+		appendAll(t, l, simple(t, 1, 1))
+		j := l.ActiveRollJitterMs()
+		if j < 0 || j >= 10_000 {
+			t.Fatalf("jitter %d outside [0, 10000)", j)
+		}
+		jitters[j] = true
+		e.clock.Advance(time.Duration(10_000-j-1) * time.Millisecond)
+		if res, err := l.EnforceRetention(e.clock.Now(), false); err != nil || res.Rolled {
+			t.Fatalf("%d ms before segment.ms - jitter: %+v, %v; want no roll", 1, res, err)
+		}
+		e.clock.Advance(2 * time.Millisecond)
+		if res, err := l.EnforceRetention(e.clock.Now(), false); err != nil || !res.Rolled {
+			t.Fatalf("past segment.ms - jitter (%d): %+v, %v; want a roll", j, res, err)
+		}
+	}
+	if len(jitters) < 2 {
+		t.Fatalf("eight segments drew the same jitter: %v", jitters)
+	}
+	// Jitter is capped by segment.ms itself.
+	cfg.SegmentJitterMs = 1 << 40
+	l.SetConfig(cfg)
+	if j := l.ActiveRollJitterMs(); j >= cfg.SegmentMs {
+		t.Fatalf("jitter %d not below segment.ms %d", j, cfg.SegmentMs)
 	}
 }
 
