@@ -375,3 +375,45 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 		fzCheckLogs(t, b)
 	}
 }
+
+// TestDeleteRecordsInsideABatch: DeleteRecords to an offset inside a
+// batch: consumers start at that offset (the batch's earlier records are
+// not handed out as records of the log), and ListOffsets by timestamp
+// never answers an offset below the start.
+func TestDeleteRecordsInsideABatch(t *testing.T) {
+	ctx := testContext(t, time.Minute)
+	b := startBroker(t)
+	adm := fzAdmin(t, b.Addr)
+	topic := fzTopic(t, "drb")
+	fzCreateTopic(ctx, t, adm, topic, 1, nil)
+	raw := fzDial(t, b.Addr)
+	t0 := time.Now().UnixMilli() - 60_000
+	var recs []fzRecord
+	for i := range 10 { // one batch, offsets 0..9, timestamps t0 .. t0+9
+		recs = append(recs, fzRecord{value: []byte(fmt.Sprintf("r%d", i)), tsDelta: int64(i)})
+	}
+	if code, base := fzRawProduce(t, raw, 9, topic, 0, fzBatch(t0, recs...)); code != 0 || base != 0 {
+		t.Fatalf("produce: %s at %d", fzErrCode(code), base)
+	}
+	resp, err := adm.DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 6}}})
+	if r, _ := resp.Lookup(topic, 0); err != nil || r.Err != nil || r.LowWatermark != 6 {
+		t.Fatalf("delete records to 6: %v %+v", err, r)
+	}
+	for _, c := range []struct{ ts, want int64 }{{t0, 6}, {t0 + 3, 6}, {t0 + 6, 6}, {t0 + 8, 8}, {t0 + 10, 10}} { // past every record: kadm answers the end offset
+		offs, err := adm.ListOffsetsAfterMilli(ctx, c.ts, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := offs.Lookup(topic, 0); o.Err != nil || o.Offset != c.want {
+			t.Errorf("offset for time t0+%d: %d, %v; want %d", c.ts-t0, o.Offset, o.Err, c.want)
+		}
+	}
+	got := drConsumeRange(ctx, t, b.Addr, topic, 0, 6, 10)
+	if string(got[0].Value) != "r6" {
+		t.Fatalf("first record %q, want r6", got[0].Value)
+	}
+	if off := drFirstOffset(ctx, t, b.Addr, topic, 0, 0, kgo.NewOffset().AtStart()); off != 6 {
+		t.Fatalf("reset to earliest: first record %d, want 6", off)
+	}
+	fzCheckLogs(t, b)
+}

@@ -419,15 +419,27 @@ func (rr *ReadResult) add(s *segment, h *batchHeader) {
 // whose max timestamp is >= ts, found through the time and offset
 // indexes and then a header scan. ok is false when there is none.
 func (l *Log) BatchAtTime(ts int64) (batch []byte, ok bool, err error) {
+	return l.BatchAtTimeFrom(ts, 0)
+}
+
+// BatchAtTimeFrom is BatchAtTime among the batches that end at or after
+// offset minOffset (ListOffsets passes the log start offset, then, when
+// the batch found holds the start and every record that qualified lay
+// below it, the next offset).
+func (l *Log) BatchAtTimeFrom(ts, minOffset int64) (batch []byte, ok bool, err error) {
 	if l.closed.Load() {
 		return nil, false, ErrClosed
 	}
 	hw := l.hw.Load() // hw <= leo, so every batch below it is published
 	buf := l.scanBuf()
 	defer l.scanBufs.Put(buf)
-	for _, s := range l.segments() {
+	segs := l.segments()
+	for i, s := range segs {
 		if s.base >= hw {
 			break
+		}
+		if i+1 < len(segs) && segs[i+1].base <= minOffset {
+			continue // wholly below minOffset
 		}
 		s.mu.RLock()
 		segMax := s.maxTs
@@ -441,6 +453,7 @@ func (l *Log) BatchAtTime(ts int64) (batch []byte, ok bool, err error) {
 		if segMax < ts {
 			continue
 		}
+		from = max(from, minOffset)
 		sc, h, found, err := l.locate(s, from, s.size.Load(), *buf)
 		for ; err == nil && found; h, err = sc.next() {
 			if h.last() >= hw {
