@@ -10,9 +10,11 @@ package integration
 // kill -9 in the middle of deletions losing nothing above the start.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,6 +116,47 @@ func TestRetentionByTime(t *testing.T) {
 		}
 	}()
 
+	// So do a sarama partition consumer and kcat (which exits after 60
+	// records: the 50 there now and 10 produced after the deletion).
+	scfg := saramaConfig(sarama.V2_8_0_0)
+	sconsumer, err := sarama.NewConsumer([]string{b.Addr}, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sconsumer.Close()
+	spc, err := sconsumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spc.Close()
+	kcatCtx, kcatCancel := context.WithTimeout(ctx, 60*time.Second)
+	defer kcatCancel()
+	kcat := exec.CommandContext(kcatCtx, kcatBin(t), "-C", "-b", b.Addr, "-t", topic, "-p", "0", "-o", "beginning", "-c", "60", "-f", "%o\n")
+	var kcatOut, kcatErr bytes.Buffer
+	kcat.Stdout, kcat.Stderr = &kcatOut, &kcatErr
+	if err := kcat.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kcatDone := make(chan error, 1)
+	go func() { kcatDone <- kcat.Wait() }()
+	saramaSeen := func(upTo int64) {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case m := <-spc.Messages():
+				if m.Offset == upTo {
+					return
+				}
+			case e := <-spc.Errors():
+				t.Fatalf("sarama consumer: %v", e)
+			case <-timeout:
+				t.Fatalf("sarama consumer: offset %d not reached", upTo)
+			}
+		}
+	}
+	saramaSeen(49)
+
 	// The default (7 days) keeps everything; an hour, set at run time,
 	// deletes the segments whose records are all two hours old.
 	if s := drStart(ctx, t, adm, topic, 0); s != 0 {
@@ -144,6 +187,14 @@ func TestRetentionByTime(t *testing.T) {
 		}
 		return nil
 	})
+	saramaSeen(59)
+	if err := <-kcatDone; err != nil {
+		t.Fatalf("kcat reading across the deletion: %v\n%s", err, kcatErr.String())
+	}
+	lines := strings.Fields(kcatOut.String())
+	if len(lines) != 60 || lines[0] != "0" || lines[59] != "59" {
+		t.Fatalf("kcat read %d offsets (%v ... ), want 0 to 59", len(lines), lines[:min(3, len(lines))])
+	}
 	stopReading()
 	wg.Wait()
 	reader.Close()
@@ -181,8 +232,7 @@ func TestRetentionByTime(t *testing.T) {
 	if got := strings.TrimSpace(out); got != strconv.FormatInt(start, 10) {
 		t.Fatalf("kcat from offset 2 with auto.offset.reset=earliest: %q, want %d", got, start)
 	}
-	cfg := saramaConfig(sarama.V2_8_0_0)
-	consumer, err := sarama.NewConsumer([]string{b.Addr}, cfg)
+	consumer, err := sarama.NewConsumer([]string{b.Addr}, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
