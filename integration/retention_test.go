@@ -444,3 +444,37 @@ func TestRetentionKill9(t *testing.T) {
 	}
 	fzCheckLogs(t, b)
 }
+
+// TestRetentionInternalTopicFollowers: the coordinator's compaction of
+// __consumer_offsets moves its leader's log start; the followers move
+// theirs from the fetch responses and drop the same old segments instead
+// of keeping every segment.
+func TestRetentionInternalTopicFollowers(t *testing.T) {
+	ctx := testContext(t, 3*time.Minute)
+	brokers := startQuorumCluster(t, 3,
+		"--config", "offsets.topic.num.partitions=1",
+		"--config", "offsets.topic.segment.bytes=8192",
+		"--config", "log.cleaner.backoff.ms=200",
+	)
+	seeds := replAddrs(brokers, -1)
+	adm := fzAdmin(t, seeds[0])
+	topic, group := fzTopic(t, "reti"), fzTopic(t, "reti-group")
+	replCreateTopic(ctx, t, adm, topic, 1, 3, nil)
+	replWaitISR(ctx, t, adm, "__consumer_offsets", 3, time.Minute)
+	for i := range 600 {
+		grpAdminCommit(ctx, t, adm, group, topic, map[int32]int64{0: int64(i)})
+	}
+	start := retWaitStart(ctx, t, adm, "__consumer_offsets", "the offsets topic compacted", func(s int64) bool { return s > 0 })
+	for _, b := range brokers {
+		fzWaitFor(t, 30*time.Second, "old __consumer_offsets segments gone on "+b.Addr, func() error {
+			segs := fzLogFiles(t, fzPartitionDir(b, "__consumer_offsets", 0))
+			if len(segs) == 0 || segs[0] == fmt.Sprintf("%020d.log", 0) {
+				return fmt.Errorf("segments %v (leader's start %d)", segs, start)
+			}
+			return nil
+		})
+	}
+	for _, b := range brokers {
+		fzCheckLogs(t, b)
+	}
+}
