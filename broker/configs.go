@@ -328,6 +328,22 @@ func (t *configTable) resolveTopic(d *configDef, topicConfigs map[string]string,
 		}
 		syns = append(syns, l.synonyms(d.brokerName)...)
 	}
+	if d.name == "retention.ms" {
+		// Kafka's weaker synonyms of log.retention.ms, in rank order.
+		for _, syn := range []struct {
+			name string
+			unit int64
+		}{{"log.retention.minutes", 60_000}, {"log.retention.hours", 3_600_000}} {
+			if v, src, ok := l.lookup(syn.name); ok && cv.source == kmsg.ConfigSourceDefaultConfig {
+				ms := parseInt(&v, 0)
+				if ms >= 0 {
+					ms *= syn.unit
+				}
+				cv.value, cv.source = str(strconv.FormatInt(ms, 10)), src
+			}
+			syns = append(syns, l.synonyms(syn.name)...)
+		}
+	}
 	if d.def != nil {
 		s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
 		s.Name, s.Value, s.Source = d.name, d.def, kmsg.ConfigSourceDefaultConfig
@@ -374,7 +390,7 @@ func (t *configTable) settings(topicConfigs map[string]string, l brokerLayers) t
 	s.storage.FlushMessages = parseInt(get("flush.messages"), maxLong)
 	s.storage.FlushMs = parseInt(get("flush.ms"), maxLong)
 	s.storage.FileDeleteDelayMs = parseInt(get("file.delete.delay.ms"), s.storage.FileDeleteDelayMs)
-	s.storage.RetentionMs = t.retentionMs(topicConfigs, l)
+	s.storage.RetentionMs = parseInt(get("retention.ms"), 604800000)
 	s.storage.RetentionBytes = parseInt(get("retention.bytes"), -1)
 	s.storage.SegmentJitterMs = parseInt(get("segment.jitter.ms"), 0)
 	s.maxMessageBytes = int32(parseInt(get("max.message.bytes"), 1048588))
@@ -391,31 +407,4 @@ func (t *configTable) settings(topicConfigs map[string]string, l brokerLayers) t
 		}
 	}
 	return s
-}
-
-// retentionMs resolves retention.ms: the topic's own value, else the
-// broker's log.retention.ms, else log.retention.minutes, else
-// log.retention.hours (each from the strongest layer that sets it), as
-// Kafka ranks them.
-func (t *configTable) retentionMs(topicConfigs map[string]string, l brokerLayers) int64 {
-	if v, ok := topicConfigs["retention.ms"]; ok {
-		return parseInt(&v, 604800000)
-	}
-	scaled := func(v string, unit int64) int64 {
-		n := parseInt(&v, 168)
-		if n < 0 {
-			return -1
-		}
-		return n * unit
-	}
-	if v, _, ok := l.lookup("log.retention.ms"); ok {
-		return scaled(v, 1)
-	}
-	if v, _, ok := l.lookup("log.retention.minutes"); ok {
-		return scaled(v, 60_000)
-	}
-	if v, _, ok := l.lookup("log.retention.hours"); ok {
-		return scaled(v, 3_600_000)
-	}
-	return 604800000
 }

@@ -1,6 +1,10 @@
 package broker
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 func TestRetentionSettingsResolution(t *testing.T) {
 	tbl := newConfigTable()
@@ -23,6 +27,18 @@ func TestRetentionSettingsResolution(t *testing.T) {
 		if s.storage.RetentionMs != c.wantMs {
 			t.Errorf("%s: retention.ms %d, want %d", c.name, s.storage.RetentionMs, c.wantMs)
 		}
+	}
+	// DescribeConfigs reports what is enforced, with the synonym it came from.
+	cv := tbl.resolveTopic(tbl.topicIdx["retention.ms"], nil, brokerLayers{static: map[string]string{"log.retention.hours": "2"}})
+	if cv.value == nil || *cv.value != "7200000" || cv.source != kmsg.ConfigSourceStaticBrokerConfig {
+		t.Errorf("retention.ms with log.retention.hours=2: %v from source %v", cv.value, cv.source)
+	}
+	found := false
+	for _, syn := range cv.synonyms {
+		found = found || syn.Name == "log.retention.hours" && syn.Source == kmsg.ConfigSourceStaticBrokerConfig
+	}
+	if !found {
+		t.Errorf("synonyms %+v lack log.retention.hours", cv.synonyms)
 	}
 	s := tbl.settings(map[string]string{"retention.bytes": "4096", "segment.jitter.ms": "9", "cleanup.policy": "compact"}, brokerLayers{})
 	if s.storage.RetentionBytes != 4096 || s.storage.SegmentJitterMs != 9 || s.deletePolicy || !s.compacted {
