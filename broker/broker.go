@@ -230,6 +230,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.txn.Start()
 	b.startISRChecks()
 	b.startProducerExpiry()
+	b.startRetention()
 	b.startPeerLiveness()
 	b.startFailedLogHandOff()
 	return b, nil
@@ -483,6 +484,9 @@ func (b *Broker) Close() error {
 	b.unsubscribe()
 	b.bg.Wait()
 	b.repl.Close()
+	if err := b.checkpointLogStarts(); err != nil {
+		b.log.Warn().Err(err).Msg("cannot write the log start offset checkpoint at shutdown")
+	}
 	return b.parts.closeAll()
 }
 
