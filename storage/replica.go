@@ -146,7 +146,7 @@ func (l *Log) cutLocked(offset int64) (int64, error) {
 		return 0, fmt.Errorf("cut segment %d at %d: %w", s.base, pos, err)
 	}
 	b := l.newIndexBuilder(s)
-	end, good, reason, err := l.scanValid(s, 0, pos, b)
+	end, good, reason, err := l.scanValid(s, 0, pos, b, false)
 	if err != nil {
 		return 0, err
 	}
