@@ -86,6 +86,9 @@ func (l *Log) load() (err error) {
 	if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
 		return err
 	}
+	if err := l.recoverCleanerSwap(); err != nil { // cleaner_swap.go
+		return fmt.Errorf("finish cleaner swap: %w", err)
+	}
 	ents, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return err
