@@ -200,17 +200,35 @@ func (l *Log) Clean(checkpoint int64, cfg CleanConfig) (CleanStats, error) {
 	p.end = end
 	// Every closed segment from the log start up to the end of the map
 	// is cleaned: older segments may hold keys the dirty part overwrote.
-	var todo []*segment
-	for _, s := range segs[:len(segs)-1] {
-		if s.base >= end {
-			break
+	// Segments are grouped by their sizes before cleaning, as in Kafka;
+	// as cleaning shrinks them, later rounds (at most mergeRounds) merge
+	// the runs of cleaned segments that now fit in one. Those rounds only
+	// filter again what the first kept, so they leave markers alone (a
+	// marker's fate needs the whole log read in order).
+	for round := range mergeRounds {
+		segs = l.segments()
+		var todo []*segment
+		for _, s := range segs[:len(segs)-1] {
+			if s.base >= end {
+				break
+			}
+			todo = append(todo, s)
 		}
-		todo = append(todo, s)
-	}
-	for _, g := range l.groupSegments(todo, segs) {
-		if err := p.cleanGroup(g.segs, g.end); err != nil {
-			st.Elapsed = time.Since(began)
-			return st, fmt.Errorf("storage: clean %s: %w", l.dir, err)
+		p.txnData = make(map[int64]bool)
+		p.keepMarkers = round > 0
+		merged := false
+		for _, g := range l.groupSegments(todo, segs) {
+			if round > 0 && len(g.segs) == 1 {
+				continue
+			}
+			merged = true
+			if err := p.cleanGroup(g.segs, g.end); err != nil {
+				st.Elapsed = time.Since(began)
+				return st, fmt.Errorf("storage: clean %s: %w", l.dir, err)
+			}
+		}
+		if !merged {
+			break
 		}
 	}
 	st.CleanedTo = end
@@ -239,8 +257,15 @@ type cleanPass struct {
 	// was kept so far (reset at its marker): a marker goes only when
 	// nothing of its transaction is left.
 	txnData map[int64]bool
-	st      *CleanStats
+	// keepMarkers is set in the merge rounds, which do not read the log
+	// from its start.
+	keepMarkers bool
+	st          *CleanStats
 }
+
+// mergeRounds bounds the rounds of a pass: the first cleans, the others
+// merge segments the first left small.
+const mergeRounds = 3
 
 // loadProducers takes what the pass needs of the producer state.
 func (p *cleanPass) loadProducers() {
@@ -384,7 +409,7 @@ func (p *cleanPass) filter(batch []byte, h *batchHeader) ([]byte, error) {
 		if pid < 0 {
 			return batch, nil
 		}
-		kept := p.txnData[pid]
+		kept := p.txnData[pid] || p.keepMarkers
 		delete(p.txnData, pid)
 		if !kept {
 			if h.maxTs < p.horizon {
