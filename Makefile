@@ -82,6 +82,7 @@ conformance: test-deps
 
 bench:
 	$(GO) run ./cmd/gregor-bench
+	$(GO) test -run '^$$' -bench 'BenchmarkClean' -benchtime=3x ./storage/
 
 image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/gregor-linux ./cmd/gregor

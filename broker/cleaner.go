@@ -26,7 +26,6 @@ import (
 	"math"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gregorbroker/gregor/internal/safe"
@@ -52,8 +51,7 @@ type logCleaner struct {
 	writeMu sync.Mutex
 
 	throttle throttler
-	passes   atomic.Int64 // passes that cleaned something, for tests and logs
-	threads  int
+	threads  int // log.cleaner.threads, set at start
 }
 
 func newLogCleaner() *logCleaner {
@@ -203,7 +201,6 @@ func (c *logCleaner) clean(p *partition) {
 		c.mu.Unlock()
 		return
 	}
-	c.passes.Add(1)
 	c.mu.Lock()
 	if res.CleanedTo != cp {
 		c.checkpoints[tp] = res.CleanedTo
@@ -312,6 +309,3 @@ func (t *throttler) take(n int64, rate float64, now time.Time) time.Duration {
 	}
 	return time.Duration(-t.tokens / rate * float64(time.Second))
 }
-
-// cleanerPasses reports how many cleaning passes did something, for tests.
-func (c *logCleaner) cleanerPasses() int64 { return c.passes.Load() }

@@ -56,7 +56,7 @@ type CleanStats struct {
 	FirstDirty, CleanedTo    int64
 	BytesRead, BytesWritten  int64
 	SegmentsIn, SegmentsOut  int
-	RecordsRead, RecordsKept int64
+	RecordsRead, RecordsKept int64 // by the first round
 	Elapsed                  time.Duration
 	MapEntries, MapSlots     int
 	BatchesDropped, Emptied  int
@@ -431,8 +431,10 @@ func (p *cleanPass) filter(batch []byte, h *batchHeader) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: batch at offset %d: %v", ErrCorrupt, h.base, err)
 	}
-	p.st.RecordsRead += int64(protocol.BatchRecordCount(batch))
-	p.st.RecordsKept += int64(kept)
+	if !p.keepMarkers { // the first round: the merge rounds read the same records again
+		p.st.RecordsRead += int64(protocol.BatchRecordCount(batch))
+		p.st.RecordsKept += int64(kept)
+	}
 	if kept == 0 {
 		if last, ok := p.lastBatch[pid]; !ok || pid < 0 || last != h.last() {
 			p.st.BatchesDropped++
