@@ -60,10 +60,12 @@ fuzz:
 	$(FUZZ) FuzzValidateProduceBatch ./protocol/
 	$(FUZZ) FuzzRecords ./protocol/
 	$(FUZZ) FuzzParseControlBatch ./protocol/
+	$(FUZZ) FuzzFilterBatch ./protocol/
 	$(FUZZ) FuzzRecover ./storage/
 	$(FUZZ) FuzzParseEpochs ./storage/
 	$(FUZZ) FuzzDecodeProducerSnapshot ./storage/
 	$(FUZZ) FuzzDecodeOffsetCheckpoint ./storage/
+	$(FUZZ) FuzzParseSwapMarker ./storage/
 	$(FUZZ) FuzzDecodeValue ./metadata/
 	$(FUZZ) FuzzDecodeRecord ./coordinator/
 	$(FUZZ) FuzzDecodeTxnRecord ./coordinator/
