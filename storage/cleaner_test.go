@@ -574,3 +574,49 @@ func TestCleanerConcurrentReadsAndAppends(t *testing.T) {
 		}
 	}
 }
+
+// TestCleanerFollowerCopiesGaps: a follower copies a cleaned leader's log
+// (batches after gaps), survives a crash with gaps in its active segment,
+// cleans its own log to the same records, and truncates inside a cleaned
+// segment.
+func TestCleanerFollowerCopiesGaps(t *testing.T) {
+	le := newEnv(t, storage.DefaultConfig())
+	leader := le.open()
+	fillOverwrites(t, leader, le.clock.Now().UnixMilli(), 4, 20, protocol.CodecNone)
+	if _, err := leader.Clean(0, cleanCfg()); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := readRecords(t, leader)
+
+	fe := newEnv(t, storage.DefaultConfig())
+	follower := fe.open()
+	raw, _ := readBytes(t, leader, 0, 1<<30, true, leader.LogEndOffset())
+	for _, b := range splitBatches(t, raw) {
+		if _, err := follower.AppendReplica(append([]byte(nil), b...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if follower.LogEndOffset() != leader.LogEndOffset() {
+		t.Fatalf("follower ends at %d, leader at %d", follower.LogEndOffset(), leader.LogEndOffset())
+	}
+	follower.Crash() // gaps in the active segment: recovery must keep them
+	follower = fe.open()
+	got, _ := readRecords(t, follower)
+	if fmt.Sprint(got) != fmt.Sprint(want) || follower.LogEndOffset() != leader.LogEndOffset() {
+		t.Fatalf("follower after a crash:\n%v\nleader:\n%v", got, want)
+	}
+	// Truncating inside the gaps keeps everything below the cut.
+	cut := want[len(want)/2].offset
+	if _, err := follower.TruncateTo(cut); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = readRecords(t, follower)
+	for _, r := range got {
+		if r.offset >= cut {
+			t.Fatalf("record at %d after truncating to %d", r.offset, cut)
+		}
+	}
+	if len(got) != len(want)/2 {
+		t.Fatalf("%d records below %d, want %d", len(got), cut, len(want)/2)
+	}
+}

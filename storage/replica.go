@@ -23,14 +23,15 @@ import (
 	"github.com/gregorbroker/gregor/protocol"
 )
 
-// ErrNotContiguous means AppendReplica got a batch that does not start at
-// the log end offset.
-var ErrNotContiguous = errors.New("storage: batch does not start at the log end offset")
+// ErrNotContiguous means AppendReplica got a batch that starts below the
+// log end offset.
+var ErrNotContiguous = errors.New("storage: batch starts below the log end offset")
 
 // AppendReplica appends a batch copied from the partition's leader, as it
-// is: its base offset must be the log end offset (ErrNotContiguous
-// otherwise), and its partition leader epoch goes into the leader epoch
-// cache. Like Append, it may wait for an fsync as the flush policy says.
+// is: its base offset must be at least the log end offset
+// (ErrNotContiguous otherwise; above it when the leader's log was
+// compacted there, as in Kafka), and its partition leader epoch goes into
+// the leader epoch cache. Like Append, it may wait for an fsync as the flush policy says.
 func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 	h, err := checkAppendBatch(batch)
 	if err != nil {
@@ -38,9 +39,13 @@ func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 	}
 	hdr, _ := protocol.ParseBatchHeader(batch) // checked just above
 	l.mu.Lock()
-	if leo := l.leo.Load(); hdr.FirstOffset != leo {
+	if leo := l.leo.Load(); hdr.FirstOffset < leo {
 		l.mu.Unlock()
 		return AppendResult{}, fmt.Errorf("%w: batch at %d, log %s ends at %d", ErrNotContiguous, hdr.FirstOffset, l.dir, leo)
+	} else if hdr.FirstOffset > leo && !l.mu.closed && l.failure() == nil {
+		// A gap the leader's cleaner left: the log end moves over it
+		// (appendLocked puts the batch at the log end offset).
+		l.leo.Store(hdr.FirstOffset)
 	}
 	res, wait, err := l.appendLocked(batch, hdr.PartitionLeaderEpoch, &h)
 	l.mu.Unlock()
