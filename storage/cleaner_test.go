@@ -582,7 +582,19 @@ func TestCleanerConcurrentReadsAndAppends(t *testing.T) {
 func TestCleanerFollowerCopiesGaps(t *testing.T) {
 	le := newEnv(t, storage.DefaultConfig())
 	leader := le.open()
-	fillOverwrites(t, leader, le.clock.Now().UnixMilli(), 4, 20, protocol.CodecNone)
+	ts := le.clock.Now().UnixMilli()
+	// One record a batch, keys overwritten irregularly: the batches that
+	// stay are scattered, with gaps between them.
+	for i := range 60 {
+		k := i % 20 // then the even keys again: the odd ones stay, every other offset
+		if i >= 40 {
+			k = 2 * (i % 10)
+		}
+		appendAll(t, leader, keyed(t, protocol.CodecNone, ts, kv{fmt.Sprintf("k%d", k), val(fmt.Sprint(i))}))
+	}
+	leader.Roll()
+	appendAll(t, leader, keyed(t, protocol.CodecNone, ts, kv{"active", val("x")}))
+	leader.SetHighWatermark(leader.LogEndOffset())
 	if _, err := leader.Clean(0, cleanCfg()); err != nil {
 		t.Fatal(err)
 	}
@@ -605,8 +617,18 @@ func TestCleanerFollowerCopiesGaps(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) || follower.LogEndOffset() != leader.LogEndOffset() {
 		t.Fatalf("follower after a crash:\n%v\nleader:\n%v", got, want)
 	}
+	// The follower cleans its own log: the segments the gaps made merge
+	// into one with gaps, and the records stay the leader's.
+	follower.SetHighWatermark(follower.LogEndOffset())
+	segs := follower.SegmentCount()
+	if _, err := follower.Clean(0, cleanCfg()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readRecords(t, follower); fmt.Sprint(got) != fmt.Sprint(want) || follower.SegmentCount() >= segs {
+		t.Fatalf("follower cleaned to %d segments (from %d):\n%v\nleader:\n%v", follower.SegmentCount(), segs, got, want)
+	}
 	// Truncating inside the gaps keeps everything below the cut.
-	cut := want[len(want)/2].offset
+	cut := want[len(want)/4].offset
 	if _, err := follower.TruncateTo(cut); err != nil {
 		t.Fatal(err)
 	}
@@ -616,7 +638,29 @@ func TestCleanerFollowerCopiesGaps(t *testing.T) {
 			t.Fatalf("record at %d after truncating to %d", r.offset, cut)
 		}
 	}
-	if len(got) != len(want)/2 {
-		t.Fatalf("%d records below %d, want %d", len(got), cut, len(want)/2)
+	if len(got) != len(want)/4 {
+		t.Fatalf("%d records below %d, want %d", len(got), cut, len(want)/4)
+	}
+	rolledForGaps := false
+	for _, line := range fe.logs.lines(t, "rolled segment") {
+		rolledForGaps = rolledForGaps || line["reason"] == "truncated into a cleaned segment"
+	}
+	if !rolledForGaps {
+		t.Fatal("the cut into a cleaned segment did not close it")
+	}
+	// What is left survives a clean restart and a crash.
+	if err := follower.Close(); err != nil {
+		t.Fatal(err)
+	}
+	follower = fe.open()
+	again, _ := readRecords(t, follower)
+	if fmt.Sprint(again) != fmt.Sprint(got) {
+		t.Fatalf("after a restart:\n%v\nbefore:\n%v", again, got)
+	}
+	follower.Crash()
+	follower = fe.open()
+	again, _ = readRecords(t, follower)
+	if fmt.Sprint(again) != fmt.Sprint(got) {
+		t.Fatalf("after a crash:\n%v\nbefore:\n%v", again, got)
 	}
 }

@@ -401,9 +401,7 @@ func (l *Log) openTrusted(s *segment, size int64, fresh bool, markerLEO int64) (
 		if err != nil {
 			return 0, false, err
 		}
-		// Offsets only increase: a cleaned log (or a follower's copy of
-		// one) has gaps between batches (doc.go, Compaction).
-		if (want >= 0 && h.base < want) || (want < 0 && h.last() != wantLast) {
+		if (want >= 0 && h.base != want) || (want < 0 && h.last() != wantLast) {
 			return 0, false, nil
 		}
 		if h.maxTs > s.maxTs {
@@ -465,7 +463,7 @@ func (l *Log) recoverLast(s *segment, size int64, fresh bool) (int64, error) {
 			b.skipPos = start // e's batch has its entry already
 		}
 	}
-	leo, good, reason, err := l.scanValid(s, start, size, b)
+	leo, good, reason, err := l.scanValid(s, start, size, b, false)
 	if err != nil {
 		return 0, err
 	}
@@ -473,7 +471,7 @@ func (l *Log) recoverLast(s *segment, size int64, fresh bool) (int64, error) {
 		// The batch of the last good-looking entry is bad itself; what
 		// the index says about it cannot be trusted either.
 		b = l.newIndexBuilder(s)
-		if leo, good, reason, err = l.scanValid(s, 0, size, b); err != nil {
+		if leo, good, reason, err = l.scanValid(s, 0, size, b, false); err != nil {
 			return 0, err
 		}
 	}
@@ -497,7 +495,11 @@ func (l *Log) recoverLast(s *segment, size int64, fresh bool) (int64, error) {
 // last good batch, where the good bytes end, and why they end there ("" at
 // size). With pos 0 the first batch must start at the segment's base
 // offset; later, each batch must follow the previous one.
-func (l *Log) scanValid(s *segment, pos, size int64, b *indexBuilder) (leo, good int64, reason string, err error) {
+//
+// With gaps, a batch may start past the previous one's end (a segment the
+// cleaner wrote, doc.go Compaction); the active segment never has gaps,
+// which lets recovery catch a damaged base offset, which no CRC covers.
+func (l *Log) scanValid(s *segment, pos, size int64, b *indexBuilder, gaps bool) (leo, good int64, reason string, err error) {
 	want := int64(-1)
 	if pos == 0 {
 		want = s.base
@@ -517,9 +519,8 @@ func (l *Log) scanValid(s *segment, pos, size int64, b *indexBuilder) (leo, good
 			return leo, pos, reasonOf(err), nil
 		}
 		switch {
-		case want >= 0 && h.base < want:
-			// Gaps are normal in a compacted log; going back is not.
-			return leo, pos, fmt.Sprintf("base offset %d where at least %d was expected", h.base, want), nil
+		case want >= 0 && (h.base < want || (h.base > want && !gaps)):
+			return leo, pos, fmt.Sprintf("base offset %d where %d was expected", h.base, want), nil
 		case h.last()-s.base > math.MaxInt32:
 			return leo, pos, fmt.Sprintf("offset %d too far from segment base", h.last()), nil
 		case pos > math.MaxUint32:
