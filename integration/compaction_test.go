@@ -463,9 +463,10 @@ func TestCompactionKillDuringSwap(t *testing.T) {
 // TestCompactionReplicasAgree: three brokers, a compacted topic with
 // replication factor 3. Each replica cleans its own log; read from each
 // broker's files, the three logs hold the same latest record of every
-// key, and each shrank.
+// key. One follower is down while the leader cleans: it then catches up
+// across the gaps the leader's cleaning left.
 func TestCompactionReplicasAgree(t *testing.T) {
-	brokers := startQuorumCluster(t, 3, "--config", "log.cleaner.backoff.ms=100")
+	brokers := startQuorumCluster(t, 3, "--config", "log.cleaner.backoff.ms=100", "--config", "replica.lag.time.max.ms=3000")
 	ctx := testContext(t, 180*time.Second)
 	adm := fzAdmin(t, brokers[0].Addr)
 	topic := fzTopic(t, "compact-repl")
@@ -474,26 +475,47 @@ func TestCompactionReplicasAgree(t *testing.T) {
 	cfg["delete.retention.ms"] = &long
 	replCreateTopic(ctx, t, adm, topic, 1, 3, cfg)
 	replWaitISR(ctx, t, adm, topic, 3, 60*time.Second)
+	leader := replPartition(ctx, t, adm, topic, 0).Leader
 	var seeds []string
-	for _, b := range brokers {
+	var down *brokerProc
+	for i, b := range brokers {
 		seeds = append(seeds, b.Addr)
+		if int32(i+1) != leader && down == nil {
+			down = b
+		}
 	}
 	cl := fzClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	latest, _ := compProduceOverwrites(ctx, t, cl, topic, 10, 20)
+	// Half the writes with every replica up, the rest with one down.
+	latest, _ := compProduceOverwrites(ctx, t, cl, topic, 4, 20)
+	down.Kill()
+	more, _ := compProduceOverwrites(ctx, t, cl, topic, 6, 20)
+	for k, v := range more {
+		latest[k] = v
+	}
 	compRelease(ctx, t, adm, topic)
 	codecs := protocol.NewCodecs()
+	check := func(b *brokerProc) error {
+		recs, err := compReadDir(codecs, fzPartitionDir(b, topic, 0))
+		if err != nil {
+			return err
+		}
+		return compCheck(recs, latest, false)
+	}
+	lb := brokers[leader-1]
+	fzWaitFor(t, 60*time.Second, "the leader's log compacted", func() error { return check(lb) })
+	down.Restart()
 	fzWaitFor(t, 90*time.Second, "every replica's log compacted to the latest records", func() error {
 		for i, b := range brokers {
-			recs, err := compReadDir(codecs, fzPartitionDir(b, topic, 0))
-			if err != nil {
-				return fmt.Errorf("broker %d: %v", i+1, err)
-			}
-			if err := compCheck(recs, latest, false); err != nil {
+			if err := check(b); err != nil {
 				return fmt.Errorf("broker %d: %v", i+1, err)
 			}
 		}
 		return nil
 	})
+	replWaitISR(ctx, t, adm, topic, 3, 60*time.Second)
+	if strings.Contains(down.Logs(), "cannot append fetched batch") {
+		t.Errorf("the follower that was down could not take the leader's compacted batches")
+	}
 }
 
 // compReadDir reads every record of a partition's .log files, oldest
