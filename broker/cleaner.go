@@ -45,6 +45,9 @@ type logCleaner struct {
 	// horizon is when (Unix ms) a partition's kept tombstones or markers
 	// may go.
 	horizon map[*partition]int64
+	// retryAt is when (Unix ms) a partition whose last pass failed may be
+	// tried again.
+	retryAt map[*partition]int64
 	// dirtyCheckpoint says checkpoints changed since the file was written.
 	dirtyCheckpoint bool
 	// writeMu serializes writes of the checkpoint file.
@@ -59,6 +62,7 @@ func newLogCleaner() *logCleaner {
 		checkpoints: make(map[storage.TopicPartition]int64),
 		busy:        make(map[*partition]bool),
 		horizon:     make(map[*partition]int64),
+		retryAt:     make(map[*partition]int64),
 	}
 }
 
@@ -141,16 +145,32 @@ func (c *logCleaner) pick() *partition {
 	parts := c.b.parts.all()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Partitions that left the broker (deleted, moved away) leave the maps.
+	hosted := make(map[*partition]bool, len(parts))
+	for _, p := range parts {
+		hosted[p] = true
+	}
+	for _, m := range []map[*partition]int64{c.horizon, c.retryAt} {
+		for p := range m {
+			if !hosted[p] {
+				delete(m, p)
+			}
+		}
+	}
 	for _, p := range parts {
 		st := p.settings.Load()
-		if st == nil || !st.compacted || c.busy[p] {
+		if st == nil || !st.compacted || c.busy[p] || c.retryAt[p] > now {
 			continue
 		}
 		cp := c.checkpoints[storage.TopicPartition{Topic: p.topic, Partition: p.index}]
 		cl := p.log.Cleanable(cp, st.minCompactionLagMs)
 		ratio := cl.DirtyRatio()
-		due := cl.DirtyBytes > 0 && ratio >= st.minCleanableRatio
-		if !due && cl.DirtyBytes > 0 && cl.FirstDirtyTimestamp >= 0 && st.maxCompactionLagMs < math.MaxInt64 &&
+		// Something to map: a pass that cannot move the checkpoint is
+		// not due for its dirt (the rest of a segment past the last
+		// stable offset, say), or it would run again at once.
+		dirty := cl.DirtyBytes > 0 && cl.FirstUncleanable > cl.FirstDirty
+		due := dirty && ratio >= st.minCleanableRatio
+		if !due && dirty && cl.FirstDirtyTimestamp >= 0 && st.maxCompactionLagMs < math.MaxInt64 &&
 			now-cl.FirstDirtyTimestamp > st.maxCompactionLagMs {
 			due, ratio = true, math.Max(ratio, 1) // overdue: first
 		}
@@ -173,6 +193,7 @@ func (c *logCleaner) release(p *partition) {
 	c.mu.Unlock()
 }
 
+
 // clean runs one pass over p.
 func (c *logCleaner) clean(p *partition) {
 	b := c.b
@@ -194,10 +215,11 @@ func (c *logCleaner) clean(p *partition) {
 	res, err := p.log.Clean(cp, cfg)
 	if err != nil {
 		b.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("log cleaner pass failed")
-		// A failed pass is tried again after the backoff, not at once:
-		// drop the horizon that may have made it due.
+		// A failed pass is tried again after the backoff, not at once.
+		wait, _ := c.backoff()
 		c.mu.Lock()
 		delete(c.horizon, p)
+		c.retryAt[p] = b.now().UnixMilli() + wait.Milliseconds()
 		c.mu.Unlock()
 		return
 	}
@@ -206,8 +228,11 @@ func (c *logCleaner) clean(p *partition) {
 		c.checkpoints[tp] = res.CleanedTo
 		c.dirtyCheckpoint = true
 	}
+	delete(c.retryAt, p)
 	if res.NextDeleteHorizonMs >= 0 {
-		c.horizon[p] = res.NextDeleteHorizonMs
+		// At most ten passes a delete.retention.ms for tombstones alone:
+		// each rewrites the clean part of the log.
+		c.horizon[p] = max(res.NextDeleteHorizonMs, b.now().UnixMilli()+st.deleteRetentionMs/10)
 	} else {
 		delete(c.horizon, p)
 	}
