@@ -51,6 +51,9 @@ func compRelease(ctx context.Context, t *testing.T, adm *kadm.Client, topic stri
 	t.Helper()
 	zero := "0"
 	resps, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "min.compaction.lag.ms", Value: &zero}}, topic)
+	if err == nil && len(resps) != 1 {
+		err = fmt.Errorf("%d responses", len(resps))
+	}
 	if err == nil {
 		err = resps[0].Err
 	}
@@ -475,7 +478,13 @@ func TestCompactionReplicasAgree(t *testing.T) {
 	cfg["delete.retention.ms"] = &long
 	replCreateTopic(ctx, t, adm, topic, 1, 3, cfg)
 	replWaitISR(ctx, t, adm, topic, 3, 60*time.Second)
-	leader := replPartition(ctx, t, adm, topic, 0).Leader
+	var leader int32
+	fzWaitFor(t, 30*time.Second, "a leader", func() error {
+		if leader = replPartition(ctx, t, adm, topic, 0).Leader; leader < 1 || leader > 3 {
+			return fmt.Errorf("leader %d", leader)
+		}
+		return nil
+	})
 	var seeds []string
 	var down *brokerProc
 	for i, b := range brokers {
