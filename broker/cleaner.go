@@ -193,7 +193,6 @@ func (c *logCleaner) release(p *partition) {
 	c.mu.Unlock()
 }
 
-
 // clean runs one pass over p.
 func (c *logCleaner) clean(p *partition) {
 	b := c.b
