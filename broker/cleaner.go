@@ -26,6 +26,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gregorbroker/gregor/internal/safe"
@@ -54,7 +55,8 @@ type logCleaner struct {
 	writeMu sync.Mutex
 
 	throttle throttler
-	threads  int // log.cleaner.threads, set at start
+	threads  int          // log.cleaner.threads, set at start
+	picks    atomic.Int64 // partitions looked over so far (tests wait on it)
 }
 
 func newLogCleaner() *logCleaner {
@@ -184,6 +186,7 @@ func (c *logCleaner) pick() *partition {
 	if best != nil {
 		c.busy[best] = true
 	}
+	c.picks.Add(1)
 	return best
 }
 

@@ -98,3 +98,64 @@ func TestLogCleanerCleansCompactedTopics(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestLogCleanerMaxCompactionLag: a partition whose dirty part is below
+// min.cleanable.dirty.ratio waits, until max.compaction.lag.ms makes its
+// old dirty records due.
+func TestLogCleanerMaxCompactionLag(t *testing.T) {
+	b, c := newAdminBroker(t, map[string]string{"log.cleaner.backoff.ms": "20"})
+	adminMustCreate(t, b, c, adminTopic("lag", 1, 1, "cleanup.policy", "compact", "min.cleanable.dirty.ratio", "0.9"))
+	part, err := b.parts.get("lag", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := b.now().Add(-time.Hour).UnixMilli()
+	write := func(keys int, value string) {
+		var recs []kmsg.Record
+		for k := range keys {
+			recs = append(recs, kmsg.Record{Key: []byte(fmt.Sprint("k", k)), Value: []byte(value)})
+		}
+		batch, err := b.codecs.BuildBatch(protocol.CodecNone, old, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := part.log.Append(batch, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := part.log.Roll(); err != nil {
+			t.Fatal(err)
+		}
+		part.log.SetHighWatermark(part.log.LogEndOffset())
+	}
+	waitSize := func(what string, cond func(int64) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond(part.log.Size()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: log of %d bytes", what, part.log.Size())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	write(50, "first")
+	write(50, "second") // all dirty: cleaned to the 50 latest
+	both := part.log.Size()
+	waitSize("first pass", func(n int64) bool { return n < both })
+	write(1, "third") // a small dirty part: not due by the ratio
+	// Five more looks over the partitions change nothing.
+	from := b.cleaner.picks.Load()
+	deadline := time.Now().Add(20 * time.Second)
+	for b.cleaner.picks.Load() < from+5 {
+		if time.Now().After(deadline) {
+			t.Fatal("the cleaner stopped looking")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := part.log.SegmentCount(); n != 3 {
+		t.Fatalf("cleaned below min.cleanable.dirty.ratio: %d segments, want the cleaned one, the dirty one and the active", n)
+	}
+	withThird := part.log.Size()
+	ir := adminIncAlter(t, b, c, false, adminIncResource(kmsg.ConfigResourceTypeTopic, "lag", opSet("max.compaction.lag.ms", "1000")))
+	adminWantCode(t, "set max.compaction.lag.ms", ir[0].ErrorCode, ir[0].ErrorMessage, nil, "")
+	waitSize("after max.compaction.lag.ms", func(n int64) bool { return n < withThird })
+}
