@@ -31,7 +31,6 @@ func (b *Broker) coordinatorConfig() coordinator.Config {
 	cfg.MaxGroupSize = int(b.brokerConfigInt("group.max.size"))
 	cfg.OffsetsRetention = time.Duration(b.brokerConfigInt("offsets.retention.minutes")) * time.Minute
 	cfg.RetentionCheckInterval = ms("offsets.retention.check.interval.ms")
-	cfg.CompactionCheckInterval = ms("log.cleaner.backoff.ms")
 	cfg.MaxMetadataBytes = int(b.brokerConfigInt("offset.metadata.max.bytes"))
 	cfg.ConsumerSessionTimeout = ms("group.consumer.session.timeout.ms")
 	cfg.ConsumerHeartbeatInterval = ms("group.consumer.heartbeat.interval.ms")

@@ -259,6 +259,7 @@ func (s *partitionSet) remove(t metadata.Topic) {
 	for key, part := range s.parts {
 		if key.topic == t.Name && part.topicID == t.ID {
 			delete(s.parts, key)
+			s.b.cleaner.forget(part.topic, part.index)
 			s.b.repl.Unfollow(part.topic, part.index)
 			if err := part.log.Discard(); err != nil {
 				s.b.log.Warn().Err(err).Str("topic", part.topic).Int32("partition", part.index).Msg("closing the log of a deleted topic")
@@ -367,6 +368,7 @@ func (s *partitionSet) applyState(st metadata.PartitionState) {
 			// Reassigned away: this replica's log goes, as in Kafka,
 			// renamed for deletion now and removed after the delay.
 			delete(s.parts, key)
+			s.b.cleaner.forget(st.Topic, st.Partition)
 			if err := part.log.Discard(); err != nil {
 				s.b.log.Warn().Err(err).Str("topic", st.Topic).Int32("partition", st.Partition).Msg("closing the log of a replica moved away")
 			}

@@ -165,9 +165,8 @@ func startCoordinator(t *testing.T, logs *memLogs, clk *clock) *Coordinator {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.OffsetsTopicPartitions = 5
-	cfg.RetentionCheckInterval = 0  // expiry is called by hand
-	cfg.CompactionCheckInterval = 0 // and so is compaction
-	cfg.InitialRebalanceDelay = 0   // joins complete at once; the fake clock does not move by itself
+	cfg.RetentionCheckInterval = 0 // expiry is called by hand
+	cfg.InitialRebalanceDelay = 0  // joins complete at once; the fake clock does not move by itself
 	c := New(cfg, logs, fakeTopics{}, protocol.NewCodecs(), zerolog.Nop(), clk.Now)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)

@@ -110,6 +110,10 @@ type Log struct {
 	// once.
 	done chan struct{}
 
+	// cleanMu serializes Clean passes (cleaner.go); held across a whole
+	// pass, never by the append path.
+	cleanMu sync.Mutex
+
 	scanBufs sync.Pool // *[]byte of scanChunk bytes for header scanners; see scanBuf
 
 	// crashRecovered is set by Open when the log was not shut down
