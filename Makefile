@@ -84,6 +84,7 @@ conformance: test-deps
 
 bench:
 	$(GO) run ./cmd/gregor-bench
+	$(GO) test -run '^$$' -bench 'BenchmarkRetentionPass' -benchtime 1x ./storage/
 	$(GO) test -run '^$$' -bench 'BenchmarkClean' -benchtime=3x ./storage/
 
 image:

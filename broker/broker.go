@@ -233,6 +233,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.startISRChecks()
 	b.startLogCleaner()
 	b.startProducerExpiry()
+	b.startRetention()
 	b.startPeerLiveness()
 	b.startFailedLogHandOff()
 	return b, nil
@@ -486,6 +487,9 @@ func (b *Broker) Close() error {
 	b.unsubscribe()
 	b.bg.Wait()
 	b.repl.Close()
+	if err := b.checkpointLogStarts(); err != nil {
+		b.log.Warn().Err(err).Msg("cannot write the log start offset checkpoint at shutdown")
+	}
 	return b.parts.closeAll()
 }
 

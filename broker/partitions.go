@@ -71,6 +71,8 @@ type partitionSet struct {
 	// the write lock.
 	mu    sync.RWMutex
 	parts map[topicPartition]*partition
+	// starts is the log-start-offset-checkpoint (retention.go).
+	starts logStarts
 }
 
 func newPartitionSet(b *Broker) *partitionSet {
@@ -181,8 +183,10 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 			return nil, err
 		}
 	}
+	_, statErr := os.Stat(dir)
+	start := s.startFor(t.Name, p, errors.Is(statErr, os.ErrNotExist))
 	settings := s.b.configs.settings(t.Configs, s.b.layers())
-	l, err := storage.Open(dir, settings.storage, storage.Options{Logger: s.b.log, Now: s.b.now, FS: s.b.cfg.LogFS})
+	l, err := storage.Open(dir, settings.storage, storage.Options{Logger: s.b.log, Now: s.b.now, FS: s.b.cfg.LogFS, LogStartOffset: start})
 	if err != nil {
 		return nil, err
 	}

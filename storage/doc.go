@@ -28,9 +28,34 @@
 // renaming their three files to <name>.deleted, oldest segment first with
 // a directory fsync after each, and removes the renamed files after
 // file.delete.delay.ms (readers may still hold ranges of them), at Close,
-// or, if the process stopped first, at the next Open. The log start offset
-// is always the base offset of the first segment, so it needs no file of
-// its own.
+// or, if the process stopped first, at the next Open. Retention
+// (retention.go: retention.ms by each segment's largest timestamp,
+// retention.bytes, segments below the log start) deletes segments the
+// same way.
+//
+// # Log start offset
+//
+// The log start offset is not always the first segment's base offset:
+// DeleteRecords, and on a follower the leader's log start, may move it
+// inside a segment, whose batches below it stay in the .log (unreadable:
+// Read refuses offsets below the start) until the whole segment goes.
+// It is kept outside the partition directory, in the data directory's
+// log-start-offset-checkpoint (Kafka's text format, drawn in
+// checkpoint.go), which the broker writes and passes back to Open as
+// Options.LogStartOffset. Open starts the log at
+//
+//	max(first segment's base, min(checkpointed start, log end offset))
+//
+// so a missing, older or unreadable checkpoint only ever makes the start
+// lower (the first segment's base: records DeleteRecords had hidden
+// become readable again until the next retention pass), never loses
+// data. A partition whose start is the first segment's base needs no
+// entry.
+//
+// Version rule: the checkpoint is version 0, Kafka's; a reader that
+// meets another version ignores the file (ErrCheckpointVersion), which is
+// always safe as said above. A future version that must not be ignored
+// gets a new file name.
 //
 // # .log
 //

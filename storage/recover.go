@@ -78,6 +78,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := l.load(); err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
+	l.startFromCheckpoint(opts.LogStartOffset)
 	return l, nil
 }
 

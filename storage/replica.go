@@ -72,7 +72,8 @@ func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 // below offset; it returns the new log end offset. The high watermark and
 // the leader epoch cache are cut back with it. An offset at or below the
 // log start offset empties the log; the log then starts at offset
-// (Kafka's truncateFullyAndStartAt) when that is above the old start.
+// (Kafka's truncateFullyAndStartAt), or at the first segment's base when
+// offset is below that.
 func (l *Log) TruncateTo(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -106,7 +107,9 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	segs := l.segments()
 	var newLEO int64
 	var err error
-	if offset <= segs[0].base {
+	if offset <= segs[0].base || offset < l.start.Load() {
+		// Nothing at or above the log start would be left: start over
+		// at offset (Kafka's truncateFullyAndStartAt).
 		newLEO, err = l.resetLocked(max(offset, segs[0].base))
 	} else {
 		var gappy bool
