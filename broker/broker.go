@@ -72,6 +72,11 @@ type Broker struct {
 	// after New.
 	verifyTxns bool
 
+	// files is the segment descriptor cache (log.segment.files.open.max)
+	// the logs share, nil when unbounded; safe for concurrent use, closed
+	// after the logs.
+	files *storage.FileCache
+
 	codecs *protocol.Codecs // safe for concurrent use
 	bufs   bufferPool       // Fetch buffers (buffers.go); safe for concurrent use
 	// reqBudget is queued.max.request.bytes: request frames read and not
@@ -177,6 +182,9 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
+	if n := b.brokerConfigInt("log.segment.files.open.max"); n > 0 {
+		b.files = storage.NewFileCache(int(n), b.log)
+	}
 	b.parts = newPartitionSet(b)
 	b.repl = b.newReplicaManager()
 	b.unsubscribe = store.Subscribe(b.parts.onEvent)
@@ -184,6 +192,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	defer cancel()
 	if err := store.RegisterBroker(regCtx, b.self()); err != nil {
 		b.unsubscribe()
+		b.closeFiles()
 		return nil, fmt.Errorf("broker: register: %w", err)
 	}
 	// Every broker is a candidate; the elected one places partitions and
@@ -196,6 +205,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		b.bg.Wait()
 		b.repl.Close()
 		b.parts.closeAll()
+		b.closeFiles()
 		return nil, err
 	}
 	// Metadata names the controller, and some admin clients (sarama's)
@@ -236,6 +246,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.startRetention()
 	b.startPeerLiveness()
 	b.startFailedLogHandOff()
+	b.startRecoveryCheckpoints()
 	return b, nil
 }
 
@@ -490,7 +501,9 @@ func (b *Broker) Close() error {
 	if err := b.checkpointLogStarts(); err != nil {
 		b.log.Warn().Err(err).Msg("cannot write the log start offset checkpoint at shutdown")
 	}
-	return b.parts.closeAll()
+	err := b.parts.closeAll()
+	b.closeFiles()
+	return err
 }
 
 // Ready reports whether the broker is serving: a listener is open, Close

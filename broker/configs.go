@@ -144,6 +144,8 @@ func brokerConfigDefs(topicDefs []configDef) []configDef {
 		{name: "node.id", typ: kmsg.ConfigTypeInt, check: intRange(0, math.MaxInt32), doc: "this broker's id", enforced: true},
 		{name: "broker.id", typ: kmsg.ConfigTypeInt, check: intRange(0, math.MaxInt32), doc: "this broker's id (synonym of node.id)", enforced: true},
 		{name: "log.dirs", typ: kmsg.ConfigTypeString, doc: "directory holding partition logs", enforced: true},
+		{name: "log.segment.files.open.max", typ: kmsg.ConfigTypeInt, def: str("4096"), check: intRange(0, math.MaxInt32), doc: "Gregor: segment files (.log, .index, .timeindex) kept open when idle, across all partitions; more are opened on demand and the least recently used closed (Kafka keeps every one open; 0 keeps every one open too)", enforced: true},
+		{name: "log.flush.offset.checkpoint.interval.ms", typ: kmsg.ConfigTypeInt, def: str("60000"), check: intRange(0, math.MaxInt32), doc: "how often the recovery-point-offset-checkpoint is written (and at shutdown); after a crash only segments past it are checked", enforced: true},
 		{name: "advertised.listeners", typ: kmsg.ConfigTypeString, doc: "address clients are told to connect to", enforced: true},
 		{name: "listeners", typ: kmsg.ConfigTypeString, doc: "address the broker listens on", enforced: true},
 		// Group coordinator configs: read once at start (static).

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -73,6 +74,8 @@ type partitionSet struct {
 	parts map[topicPartition]*partition
 	// starts is the log-start-offset-checkpoint (retention.go).
 	starts logStarts
+	// rp is the recovery point checkpoint (checkpoint_recovery.go).
+	rp recoveryPoints
 }
 
 func newPartitionSet(b *Broker) *partitionSet {
@@ -186,7 +189,8 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 	_, statErr := os.Stat(dir)
 	start := s.startFor(t.Name, p, errors.Is(statErr, os.ErrNotExist))
 	settings := s.b.configs.settings(t.Configs, s.b.layers())
-	l, err := storage.Open(dir, settings.storage, storage.Options{Logger: s.b.log, Now: s.b.now, FS: s.b.cfg.LogFS, LogStartOffset: start})
+	l, err := storage.Open(dir, settings.storage, storage.Options{Logger: s.b.log, Now: s.b.now, FS: s.b.cfg.LogFS,
+		LogStartOffset: start, RecoveryPoint: s.recoveryPoint(t.Name, p), Files: s.b.files})
 	if err != nil {
 		return nil, err
 	}
@@ -220,11 +224,15 @@ func (s *partitionSet) stillKnownLocked(t metadata.Topic) bool {
 // setting aside the directories of topic ids the metadata does not know
 // and removing those left for deletion (scanDataDirLocked).
 func (s *partitionSet) openAll() error {
+	s.loadRecoveryPoints()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.scanDataDirLocked(); err != nil {
 		return err
 	}
+	began := time.Now()
+	var opened []*partition
+	defer func() { s.logRecoveries(opened, time.Since(began)) }()
 	for _, t := range s.b.store.Topics() {
 		for _, st := range s.b.store.PartitionStates(t.Name) {
 			if st.TopicID != t.ID || !s.hosts(st) {
@@ -234,6 +242,7 @@ func (s *partitionSet) openAll() error {
 			if err != nil {
 				return fmt.Errorf("broker: open %s-%d: %w", t.Name, st.Partition, err)
 			}
+			opened = append(opened, part)
 			s.setLeadership(part, st)
 		}
 	}
@@ -398,11 +407,19 @@ func (s *partitionSet) closeAll() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	closed := make([]*partition, 0, len(s.parts))
 	for key, part := range s.parts {
 		if err := part.log.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s-%d: %w", key.topic, key.partition, err))
 		}
+		closed = append(closed, part)
 		delete(s.parts, key)
+	}
+	if s.rp.loaded() {
+		// After the logs: their recovery points are their ends now.
+		if err := s.writeRecoveryPoints(closed); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

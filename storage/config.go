@@ -115,4 +115,13 @@ type Options struct {
 	// Open starts the log there when it lies inside the log (at most the
 	// log end offset); below the first segment's base it is ignored.
 	LogStartOffset int64
+	// RecoveryPoint is the log's entry in the recovery-point-offset-
+	// checkpoint (Log.RecoveryPoint when it was written). After an
+	// unclean shutdown, Open trusts the segments that end at or below it
+	// and checks the rest; 0 (unknown) checks every segment.
+	RecoveryPoint int64
+	// Files, when set, opens the segment files through this shared
+	// descriptor cache (filecache.go): opened on demand, closed when
+	// idle. Nil keeps them open for the log's life.
+	Files *FileCache
 }

@@ -116,10 +116,7 @@
 // When it is present and agrees with the files, Open trusts the segments
 // and their indexes (checking only their shape and the headers after the
 // last offset index entry). When it is absent, unreadable, of an unknown
-// version, or disagrees, Open recovers: the last segment is checked batch by
-// batch (header, length, CRC-32C, contiguous offsets) from its last index
-// entry that points at a real batch, cut at the first bad byte, and its
-// indexes are rewritten.
+// version, or disagrees, Open recovers from the recovery point (below).
 //
 // Version rule: a reader of version N accepts versions N and N-1 (this code
 // is version 1 and accepts only 1, as there was no version 0) and ignores
@@ -209,9 +206,35 @@
 // directory, in the background right after the roll. Indexes of the active
 // segment are fsynced only at Close: recovery rebuilds them.
 //
-// Recovery checks only the last segment, so it relies on earlier segments
-// having been fsynced at their roll. A machine crash between a roll and the
-// end of that background fsync can leave an earlier segment torn without
-// recovery noticing; Kafka closes that gap with a recovery-point checkpoint,
-// which Gregor does not have yet.
+// # Recovery point
+//
+// Log.RecoveryPoint is the offset below which everything is fsynced (the
+// .log bytes, and the indexes and directory entries of the segments that
+// stopped being active): it moves when a sync pass ends, so at least at
+// every roll. The broker writes it for every open log to the data
+// directory's recovery-point-offset-checkpoint (Kafka's file and format,
+// checkpoint.go) every log.flush.offset.checkpoint.interval.ms and after
+// closing the logs at shutdown, and hands the checkpointed value to Open
+// (Options.RecoveryPoint; 0 when there is none).
+//
+// After an unclean shutdown, Open trusts the segments that end at or below
+// the recovery point (a segment ends where the next begins) and checks
+// every later one:
+//
+//   - a segment that is not the last is read whole, batch by batch (header,
+//     length, CRC-32C, offsets increasing; gaps are allowed, as the log
+//     cleaner leaves them), its indexes rewritten and, when good, fsynced
+//     with them;
+//   - the last one is checked from its last offset index entry that points
+//     at a real batch, as before;
+//   - the first segment found bad is cut at the first bad byte and becomes
+//     the active segment; every segment after it is removed, the newest
+//     first, before the cut (Kafka's rule: the log ends at the first
+//     damage), so that a crash during recovery leaves a prefix that
+//     recovers the same way.
+//
+// Recovery thus reads what was written since the checkpoint, not the whole
+// log, and a clean shutdown (a valid marker) skips it. Segments below the
+// recovery point are not read again: damage there is not looked for, as in
+// Kafka.
 package storage

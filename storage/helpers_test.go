@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -244,10 +245,20 @@ type env struct {
 	clock *fakeClock
 	logs  *logLines
 	fs    storage.FS
+	rp    int64 // Options.RecoveryPoint
+	// files is Options.Files: nil, or with GREGOR_TEST_FILE_CACHE=n set a
+	// cache of n descriptors, so that every test also runs with segment
+	// files closed and reopened under it.
+	files *storage.FileCache
 }
 
 func newEnv(t testing.TB, cfg storage.Config) *env {
-	return &env{t: t, dir: filepath.Join(t.TempDir(), "orders-0"), cfg: cfg, clock: newFakeClock(), logs: &logLines{}}
+	e := &env{t: t, dir: filepath.Join(t.TempDir(), "orders-0"), cfg: cfg, clock: newFakeClock(), logs: &logLines{}}
+	if n, err := strconv.Atoi(os.Getenv("GREGOR_TEST_FILE_CACHE")); err == nil {
+		e.files = storage.NewFileCache(n, zerolog.Nop())
+		t.Cleanup(e.files.Close)
+	}
+	return e
 }
 
 func (e *env) open() *storage.Log {
@@ -262,9 +273,11 @@ func (e *env) open() *storage.Log {
 
 func (e *env) tryOpen() (*storage.Log, error) {
 	return storage.Open(e.dir, e.cfg, storage.Options{
-		Logger: zerolog.New(e.logs).Level(zerolog.DebugLevel),
-		Now:    e.clock.Now,
-		FS:     e.fs,
+		Logger:        zerolog.New(e.logs).Level(zerolog.DebugLevel),
+		Now:           e.clock.Now,
+		FS:            e.fs,
+		RecoveryPoint: e.rp,
+		Files:         e.files,
 	})
 }
 

@@ -119,6 +119,8 @@ type Log struct {
 	// crashRecovered is set by Open when the log was not shut down
 	// cleanly and its tail was recovered; read-only afterwards.
 	crashRecovered bool
+	// recovery is what Open checked; set by Open, read-only afterwards.
+	recovery RecoveryStats
 }
 
 // CrashRecovered reports whether Open found the log not shut down cleanly
@@ -155,8 +157,10 @@ type ReadResult struct {
 // Read hands out ranges instead of copies so that Fetch can later move the
 // bytes from the file to the socket with sendfile; for now the broker
 // copies them with AppendTo. File is nil when the log runs on an FS
-// whose files are not *os.File; AppendTo works either way. A range stays
-// readable until the log is closed or deleted.
+// whose files are not *os.File, or with its segment files in a descriptor
+// cache (Options.Files: the descriptor may be closed when idle, and
+// AppendTo reopens it); AppendTo works either way. A range stays readable
+// until the log is closed or deleted.
 type FileRange struct {
 	File     *os.File
 	Pos, Len int64

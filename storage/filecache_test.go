@@ -1,0 +1,160 @@
+package storage_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gregorbroker/gregor/storage"
+)
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(ents)
+}
+
+// cachedEnv is an env whose logs share a descriptor cache of max files.
+func cachedEnv(t *testing.T, max int) *env {
+	e := newEnv(t, recoveryConfig(200))
+	e.files = storage.NewFileCache(max, zerolog.Nop())
+	t.Cleanup(e.files.Close)
+	return e
+}
+
+// TestFileCacheBoundsDescriptors: a log of many segments keeps no more
+// descriptors than the cache allows, writing, reading every segment, and
+// reopening after a crash; a log without a cache keeps three a segment.
+func TestFileCacheBoundsDescriptors(t *testing.T) {
+	const max = 4
+	before := openFDs(t)
+	e := cachedEnv(t, max)
+	l := e.open()
+	want := fill(t, l, 80)
+	bases := l.SegmentBases()
+	if len(bases) < 8 {
+		t.Fatalf("%d segments, the test needs 8", len(bases))
+	}
+	checkLog(t, l, want)
+	// Evicted descriptors are closed by the cache's closer after their
+	// fsync, and background work (a rolled segment's fsync) opens the
+	// directory for a moment: wait for the process's count, bounded.
+	waitFor(t, "evicted descriptors closed", func() bool { return e.files.Open() <= max && openFDs(t)-before <= max })
+	if n := openFDs(t) - before; n > max {
+		t.Fatalf("%d more descriptors open with %d segments, want at most %d: %v", n, len(bases), max, listFDs(t))
+	}
+	l.Crash()
+	e.rp = 0
+	l = e.open() // recovery reads every segment through the cache
+	checkLog(t, l, want)
+	waitFor(t, "evicted descriptors closed", func() bool { return e.files.Open() <= max && openFDs(t)-before <= max })
+	if n := openFDs(t) - before; n > max {
+		t.Fatalf("%d more descriptors open after recovery, want at most %d", n, max)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.files.Open(); n != 0 {
+		t.Fatalf("%d descriptors open after Close", n)
+	}
+
+	// Without a cache: three a segment.
+	plain := newEnv(t, recoveryConfig(200))
+	plain.files = nil
+	at := openFDs(t)
+	pl := plain.open()
+	fill(t, pl, 80)
+	if n := openFDs(t) - at; n < 3*len(pl.SegmentBases()) {
+		t.Fatalf("without a cache %d descriptors for %d segments: is the count right?", n, len(pl.SegmentBases()))
+	}
+}
+
+// TestFileCacheRangeAfterEviction: a range handed out by Read stays
+// readable after its descriptor was closed (it reopens), also once its
+// segment was deleted and renamed .deleted; not after the log closed.
+func TestFileCacheRangeAfterEviction(t *testing.T) {
+	e := cachedEnv(t, 2)
+	e.cfg.FileDeleteDelayMs = 1 << 40
+	l := e.open()
+	want := fill(t, l, 60)
+	bases := l.SegmentBases()
+	rr, err := l.Read(0, 1<<20, true, bases[1])
+	if err != nil || len(rr.Ranges) != 1 {
+		t.Fatalf("read of the first segment: %v, %+v", err, rr)
+	}
+	checkLog(t, l, want) // every other segment: the first one's descriptor goes
+	opened := e.files.Opened()
+	b, err := rr.Ranges[0].AppendTo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.files.Opened() == opened {
+		t.Fatal("the range was read without reopening: the test evicted nothing")
+	}
+	var first []byte
+	for _, s := range want {
+		if s.base < bases[1] {
+			first = append(first, s.bytes...)
+		}
+	}
+	if !bytes.Equal(b, first) {
+		t.Fatal("range read after eviction differs")
+	}
+	if n, err := l.DeleteSegmentsBelow(bases[2]); err != nil || n != 2 {
+		t.Fatalf("delete: %d, %v", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, segName(0, ".log.deleted"))); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, l, below(want, 1<<40)[len(below(want, bases[2])):])
+	if b, err := rr.Ranges[0].AppendTo(nil); err != nil || !bytes.Equal(b, first) {
+		t.Fatalf("range of a deleted segment after eviction: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rr.Ranges[0].AppendTo(nil); err == nil {
+		t.Fatal("range readable after Close")
+	}
+}
+
+// TestFileCacheEvictedSyncFails: a descriptor with unsynced writes is
+// fsynced before the cache closes it; when that fsync fails, the log's
+// next fsync reports it and the log fails, as with any failed fsync.
+func TestFileCacheEvictedSyncFails(t *testing.T) {
+	fsys := &faultFS{}
+	e := cachedEnv(t, 1)
+	e.fs = fsys
+	e.cfg.SegmentBytes = 1 << 20
+	l := e.open()
+	appendAll(t, l, simple(t, 3, 1))
+	faultOnce(fsys, e.dir, faultSync, segName(0, ".log"), errInjected)
+	// Another log's reads push the dirty .log out of the one-descriptor
+	// cache; the closer fsyncs it, and fails.
+	other := newEnv(t, recoveryConfig(200))
+	other.files = e.files
+	ol := other.open()
+	fill(t, ol, 20)
+	waitFor(t, "the dirty descriptor closed", func() bool { return e.files.Open() <= 1 })
+	if err := l.Flush(); !errors.Is(err, storage.ErrStorage) || !errors.Is(err, errInjected) {
+		t.Fatalf("flush after a failed fsync at eviction: %v, want the injected error", err)
+	}
+}
+
+func listFDs(t *testing.T) []string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var out []string
+	for _, e := range ents {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		out = append(out, l)
+	}
+	return out
+}
