@@ -154,7 +154,7 @@ func brokerConfigDefs(topicDefs []configDef) []configDef {
 		{name: "offsets.topic.segment.bytes", typ: kmsg.ConfigTypeInt, def: str("104857600"), check: intRange(14, math.MaxInt32), doc: "segment.bytes of __consumer_offsets", enforced: true},
 		{name: "offsets.retention.minutes", typ: kmsg.ConfigTypeInt, def: str("10080"), check: intRange(1, math.MaxInt32), doc: "how long the offsets of an empty group are kept", enforced: true},
 		{name: "offsets.retention.check.interval.ms", typ: kmsg.ConfigTypeLong, def: str("600000"), check: intRange(1, maxLong), doc: "how often expired offsets are looked for", enforced: true},
-		{name: "log.cleaner.backoff.ms", typ: kmsg.ConfigTypeLong, def: str("15000"), check: intRange(0, maxLong), doc: "how often compacted logs are checked for cleaning (Gregor compacts __consumer_offsets and __transaction_state; 0 never)", dynamic: true, enforced: true},
+		{name: "log.cleaner.backoff.ms", typ: kmsg.ConfigTypeLong, def: str("15000"), check: intRange(0, maxLong), doc: "how long a log cleaner thread waits when no compacted partition is due; 0 stops cleaning", dynamic: true, enforced: true},
 		{name: "log.cleaner.enable", typ: kmsg.ConfigTypeBoolean, def: str("true"), check: isBool, doc: "run the log cleaner (compaction of cleanup.policy=compact topics, the internal topics included); read at start", enforced: true},
 		{name: "log.cleaner.threads", typ: kmsg.ConfigTypeInt, def: str("1"), check: intRange(1, 64), doc: "log cleaner goroutines; read at start", enforced: true},
 		{name: "log.cleaner.dedupe.buffer.size", typ: kmsg.ConfigTypeLong, def: str("134217728"), check: intRange(1<<10, maxLong), doc: "memory of the cleaners' offset maps, shared among the threads (24 bytes a key)", dynamic: true, enforced: true},

@@ -166,30 +166,6 @@ func (o internalLogs) Leadership(partition int32) (bool, int32) {
 	return ok && st.Leader == o.b.cfg.NodeID, st.LeaderEpoch
 }
 
-func (o internalLogs) Size(partition int32) (int64, int) {
-	part, err := o.b.parts.get(o.topic, partition)
-	if err != nil {
-		return 0, 0
-	}
-	return part.log.Size(), part.log.SegmentCount()
-}
-
-func (o internalLogs) Roll(partition int32) (int64, error) {
-	part, err := o.b.parts.get(o.topic, partition)
-	if err != nil {
-		return 0, fmt.Errorf("open %s-%d: %w", o.topic, partition, err)
-	}
-	return part.log.Roll()
-}
-
-func (o internalLogs) DeleteBelow(partition int32, offset int64) (int, error) {
-	part, err := o.b.parts.get(o.topic, partition)
-	if err != nil {
-		return 0, fmt.Errorf("open %s-%d: %w", o.topic, partition, err)
-	}
-	return part.log.DeleteSegmentsBelow(offset)
-}
-
 func (o internalLogs) Scan(partition int32, fn func(batch []byte) error) error {
 	part, err := o.b.parts.get(o.topic, partition)
 	if err != nil {

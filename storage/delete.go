@@ -1,7 +1,7 @@
 package storage
 
-// Removing old segments: the primitive under retention and under the
-// coordinator's compaction of __consumer_offsets (see DeleteSegmentsBelow).
+// Removing old segments: the primitive under retention and
+// DeleteRecords (see DeleteSegmentsBelow).
 
 import (
 	"errors"
