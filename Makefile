@@ -60,10 +60,12 @@ fuzz:
 	$(FUZZ) FuzzValidateProduceBatch ./protocol/
 	$(FUZZ) FuzzRecords ./protocol/
 	$(FUZZ) FuzzParseControlBatch ./protocol/
+	$(FUZZ) FuzzFilterBatch ./protocol/
 	$(FUZZ) FuzzRecover ./storage/
 	$(FUZZ) FuzzParseEpochs ./storage/
 	$(FUZZ) FuzzDecodeProducerSnapshot ./storage/
 	$(FUZZ) FuzzDecodeOffsetCheckpoint ./storage/
+	$(FUZZ) FuzzParseSwapMarker ./storage/
 	$(FUZZ) FuzzDecodeValue ./metadata/
 	$(FUZZ) FuzzDecodeRecord ./coordinator/
 	$(FUZZ) FuzzDecodeTxnRecord ./coordinator/
@@ -82,6 +84,8 @@ conformance: test-deps
 
 bench:
 	$(GO) run ./cmd/gregor-bench
+	$(GO) test -run '^$$' -bench 'BenchmarkRetentionPass' -benchtime 1x ./storage/
+	$(GO) test -run '^$$' -bench 'BenchmarkClean' -benchtime=3x ./storage/
 
 image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/gregor-linux ./cmd/gregor

@@ -226,7 +226,7 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	if replica >= 0 {
 		wake = part.log.EndChanged()
 		if rp.FetchOffset <= part.log.LogEndOffset() {
-			b.parts.followerFetched(part, replica, rp.FetchOffset)
+			b.parts.followerFetched(part, replica, rp.FetchOffset, rp.LogStartOffset)
 		}
 		maxOffset = part.log.LogEndOffset()
 	} else {

@@ -7,8 +7,9 @@ package broker
 //   - -2 (earliest) and -5 (earliest local, v8+): the log start offset.
 //   - -3 (max timestamp, v7+): the first record with the largest timestamp.
 //   - -4 (latest tiered, v9+): -1, as there is no tiered storage.
-//   - t >= 0: the first record whose timestamp is >= t, found through the
-//     time index and then by reading that batch's records; -1 when none.
+//   - t >= 0: the first record at or above the log start offset whose
+//     timestamp is >= t, found through the time index and then by reading
+//     that batch's records; -1 when none.
 //   - The leader epoch returned is the partition's current one, as the
 //     controller recorded it; current leader epoch checks as Fetch.
 
@@ -99,22 +100,32 @@ func (b *Broker) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartit
 			}
 		}
 	case ts >= 0:
-		batch, ok, err := l.BatchAtTime(ts)
-		if err != nil {
-			return kerr.KafkaStorageError
-		}
-		if !ok {
-			return nil
-		}
-		recs, err := b.codecs.RecordsAt(batch)
-		if err != nil {
-			return kerr.CorruptMessage
-		}
-		for _, r := range recs {
-			if r.Timestamp >= ts {
-				sp.Offset, sp.Timestamp = r.Offset, r.Timestamp
-				break
+		// Records below the log start do not count; only the batch
+		// holding the start can have any, so a second look past it ends
+		// the search.
+		start := l.LogStartOffset()
+		for from, tries := start, 0; tries < 2; tries++ {
+			batch, ok, err := l.BatchAtTimeFrom(ts, from)
+			if err != nil {
+				return kerr.KafkaStorageError
 			}
+			if !ok {
+				return nil
+			}
+			recs, err := b.codecs.RecordsAt(batch)
+			if err != nil {
+				return kerr.CorruptMessage
+			}
+			for _, r := range recs {
+				if r.Timestamp >= ts && r.Offset >= start {
+					sp.Offset, sp.Timestamp = r.Offset, r.Timestamp
+					return nil
+				}
+			}
+			if len(recs) == 0 {
+				return nil
+			}
+			from = recs[len(recs)-1].Offset + 1
 		}
 	default:
 		return kerr.InvalidRequest

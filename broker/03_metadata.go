@@ -22,8 +22,11 @@ package broker
 //     ids get UNKNOWN_TOPIC_ID.
 //   - Each partition reports the leader, leader epoch, replicas and ISR the
 //     controller recorded (metadata.Controller); replicas on brokers that
-//     are not registered are offline. A partition not placed yet, or with
-//     no live in-sync replica, has LEADER_NOT_AVAILABLE and leader -1.
+//     are not registered are offline. A partition not placed yet, with no
+//     live in-sync replica, or whose recorded leader is not registered
+//     (it died and the controller has not moved leadership yet) has
+//     LEADER_NOT_AVAILABLE and leader -1: the response never names a
+//     leader missing from its brokers.
 
 import (
 	"context"
@@ -46,6 +49,12 @@ func (b *Broker) metadataHandler() handler {
 func (b *Broker) handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	resp.Brokers = b.metadataBrokers(c.listener)
+	// Leaders are checked against the brokers this response lists, so a
+	// client never meets a leader it has no address for.
+	live := make(map[int32]bool, len(resp.Brokers))
+	for _, br := range resp.Brokers {
+		live[br.NodeID] = true
+	}
 	clusterID := b.store.ClusterID()
 	resp.ClusterID = &clusterID
 	resp.ControllerID = b.controllerID()
@@ -54,7 +63,7 @@ func (b *Broker) handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Respon
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
 		for _, t := range b.store.Topics() {
-			resp.Topics = append(resp.Topics, b.metadataTopic(t))
+			resp.Topics = append(resp.Topics, b.metadataTopic(t, live))
 		}
 		return resp, nil
 	}
@@ -111,7 +120,7 @@ func (b *Broker) handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Respon
 				}
 			}
 		}
-		resp.Topics = append(resp.Topics, b.metadataTopic(t))
+		resp.Topics = append(resp.Topics, b.metadataTopic(t, live))
 	}
 	return resp, nil
 }
@@ -170,7 +179,7 @@ func (b *Broker) liveBrokers() []metadata.Broker {
 	return append([]metadata.Broker{b.self()}, brokers...)
 }
 
-func (b *Broker) metadataTopic(t metadata.Topic) kmsg.MetadataResponseTopic {
+func (b *Broker) metadataTopic(t metadata.Topic, live map[int32]bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
@@ -182,10 +191,6 @@ func (b *Broker) metadataTopic(t metadata.Topic) kmsg.MetadataResponseTopic {
 		if st.TopicID == t.ID {
 			states[st.Partition] = st
 		}
-	}
-	live := make(map[int32]bool)
-	for _, br := range b.liveBrokers() {
-		live[br.NodeID] = true
 	}
 	for p := int32(0); p < t.Partitions; p++ {
 		mp := kmsg.NewMetadataResponseTopicPartition()
@@ -200,7 +205,12 @@ func (b *Broker) metadataTopic(t metadata.Topic) kmsg.MetadataResponseTopic {
 			continue
 		}
 		mp.Leader, mp.LeaderEpoch = st.Leader, st.LeaderEpoch
-		if st.Leader == metadata.NoLeader {
+		if st.Leader == metadata.NoLeader || !live[st.Leader] {
+			// No leader, or one that is not registered (dead, and the
+			// controller has not moved leadership yet): as Kafka,
+			// leader -1 and a retriable error, never a broker the
+			// response does not list.
+			mp.Leader = metadata.NoLeader
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}
 		mp.Replicas, mp.ISR = st.Replicas, st.ISR

@@ -93,6 +93,7 @@ type Broker struct {
 	txn           *coordinator.TxnCoordinator // safe for concurrent use
 	markers       *markerWriter               // safe for concurrent use
 	peers         *peerPool                   // safe for concurrent use
+	cleaner       *logCleaner                 // set by startLogCleaner in New; safe for concurrent use
 
 	// ctx is cancelled when Close starts; handlers that wait (Fetch) stop early.
 	ctx    context.Context
@@ -131,6 +132,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		static:  make(map[string]string, len(cfg.StaticConfigs)),
 		conns:   make(map[*conn]struct{}),
 		codecs:  protocol.NewCodecs(),
+		cleaner: newLogCleaner(),
 	}
 	for k, v := range cfg.StaticConfigs {
 		d, ok := b.configs.brokerIdx[k]
@@ -239,7 +241,9 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.txn = coordinator.NewTxn(b.txnCoordinatorConfig(), b.txnLogs(), b.markers, b.nextProducerID, b.offsetsLogs(), b.codecs, b.log, b.now)
 	b.txn.Start()
 	b.startISRChecks()
+	b.startLogCleaner()
 	b.startProducerExpiry()
+	b.startRetention()
 	b.startPeerLiveness()
 	b.startFailedLogHandOff()
 	b.startRecoveryCheckpoints()
@@ -494,6 +498,9 @@ func (b *Broker) Close() error {
 	b.unsubscribe()
 	b.bg.Wait()
 	b.repl.Close()
+	if err := b.checkpointLogStarts(); err != nil {
+		b.log.Warn().Err(err).Msg("cannot write the log start offset checkpoint at shutdown")
+	}
 	err := b.parts.closeAll()
 	b.closeFiles()
 	return err

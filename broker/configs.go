@@ -93,27 +93,27 @@ func topicConfigDefs() []configDef {
 	long := kmsg.ConfigTypeLong
 	integer := kmsg.ConfigTypeInt
 	defs := []configDef{
-		{name: "cleanup.policy", typ: kmsg.ConfigTypeList, def: str("delete"), brokerName: "log.cleanup.policy", check: listOf("delete", "compact"), doc: "delete or compact old segments"},
+		{name: "cleanup.policy", typ: kmsg.ConfigTypeList, def: str("delete"), brokerName: "log.cleanup.policy", check: listOf("delete", "compact"), doc: "delete or compact old segments; compact (or compact,delete) runs the log cleaner and needs keyed records", enforced: true},
 		{name: "compression.type", typ: kmsg.ConfigTypeString, def: str("producer"), brokerName: "compression.type", check: oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"), doc: "codec of stored batches; producer keeps the producer's"},
-		{name: "delete.retention.ms", typ: long, def: str("86400000"), brokerName: "log.cleaner.delete.retention.ms", check: intRange(0, maxLong), doc: "how long delete tombstones are kept in compacted topics"},
-		{name: "file.delete.delay.ms", typ: long, def: str("60000"), brokerName: "log.segment.delete.delay.ms", check: intRange(0, maxLong), doc: "delay before a deleted segment's file is removed"},
+		{name: "delete.retention.ms", typ: long, def: str("86400000"), brokerName: "log.cleaner.delete.retention.ms", check: intRange(0, maxLong), doc: "how long tombstones, and markers of transactions with nothing left, stay in a cleaned log (from their batch timestamp)", enforced: true},
+		{name: "file.delete.delay.ms", typ: long, def: str("60000"), brokerName: "log.segment.delete.delay.ms", check: intRange(0, maxLong), doc: "delay before a deleted segment's file is removed", enforced: true},
 		{name: "flush.messages", typ: long, def: str(maxLongStr), brokerName: "log.flush.interval.messages", check: intRange(1, maxLong), doc: "fsync once this many messages are unflushed; acks wait for it", enforced: true},
 		{name: "flush.ms", typ: long, def: str(maxLongStr), brokerName: "log.flush.interval.ms", check: intRange(0, maxLong), doc: "fsync when the oldest unflushed message is this old; acks wait for it", enforced: true},
 		{name: "index.interval.bytes", typ: integer, def: str("4096"), brokerName: "log.index.interval.bytes", check: intRange(0, math.MaxInt32), doc: "bytes between offset index entries", enforced: true},
-		{name: "max.compaction.lag.ms", typ: long, def: str(maxLongStr), brokerName: "log.cleaner.max.compaction.lag.ms", check: intRange(1, maxLong), doc: "longest time a record may stay uncompacted"},
+		{name: "max.compaction.lag.ms", typ: long, def: str(maxLongStr), brokerName: "log.cleaner.max.compaction.lag.ms", check: intRange(1, maxLong), doc: "longest time a record may stay uncompacted", enforced: true},
 		{name: "max.message.bytes", typ: integer, def: str("1048588"), brokerName: "message.max.bytes", check: intRange(0, math.MaxInt32), doc: "largest record batch accepted", enforced: true},
 		{name: "message.timestamp.after.max.ms", typ: long, def: str("3600000"), brokerName: "log.message.timestamp.after.max.ms", check: intRange(0, maxLong), doc: "how far in the future a batch timestamp may be"},
 		{name: "message.timestamp.before.max.ms", typ: long, def: str(maxLongStr), brokerName: "log.message.timestamp.before.max.ms", check: intRange(0, maxLong), doc: "how far in the past a batch timestamp may be"},
 		{name: "message.timestamp.type", typ: kmsg.ConfigTypeString, def: str("CreateTime"), brokerName: "log.message.timestamp.type", check: oneOf("CreateTime", "LogAppendTime"), doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's", enforced: true},
-		{name: "min.cleanable.dirty.ratio", typ: kmsg.ConfigTypeDouble, def: str("0.5"), brokerName: "log.cleaner.min.cleanable.ratio", check: isDouble(0, 1), doc: "dirty ratio that makes a compacted log eligible for cleaning"},
-		{name: "min.compaction.lag.ms", typ: long, def: str("0"), brokerName: "log.cleaner.min.compaction.lag.ms", check: intRange(0, maxLong), doc: "shortest time a record stays uncompacted"},
+		{name: "min.cleanable.dirty.ratio", typ: kmsg.ConfigTypeDouble, def: str("0.5"), brokerName: "log.cleaner.min.cleanable.ratio", check: isDouble(0, 1), doc: "dirty ratio that makes a compacted log eligible for cleaning", enforced: true},
+		{name: "min.compaction.lag.ms", typ: long, def: str("0"), brokerName: "log.cleaner.min.compaction.lag.ms", check: intRange(0, maxLong), doc: "shortest time a record stays uncompacted", enforced: true},
 		{name: "min.insync.replicas", typ: integer, def: str("1"), brokerName: "min.insync.replicas", check: intRange(1, math.MaxInt32), doc: "replicas that must acknowledge an acks=all write", enforced: true},
 		{name: "preallocate", typ: kmsg.ConfigTypeBoolean, def: str("false"), brokerName: "log.preallocate", check: isBool, doc: "preallocate segment files"},
-		{name: "retention.bytes", typ: long, def: str("-1"), brokerName: "log.retention.bytes", check: intRange(-1, maxLong), doc: "size a partition is trimmed to; -1 for no limit"},
-		{name: "retention.ms", typ: long, def: str("604800000"), brokerName: "log.retention.ms", check: intRange(-1, maxLong), doc: "age at which segments are deleted; -1 for no limit"},
+		{name: "retention.bytes", typ: long, def: str("-1"), brokerName: "log.retention.bytes", check: intRange(-1, maxLong), doc: "size a partition is trimmed to, by whole closed segments; -1 for no limit", enforced: true},
+		{name: "retention.ms", typ: long, def: str("604800000"), brokerName: "log.retention.ms", check: intRange(-1, maxLong), doc: "age (by its largest timestamp) at which a closed segment is deleted; -1 for no limit", enforced: true},
 		{name: "segment.bytes", typ: integer, def: str("1073741824"), brokerName: "log.segment.bytes", check: intRange(14, math.MaxInt32), doc: "size at which a new segment is rolled", enforced: true},
 		{name: "segment.index.bytes", typ: integer, def: str("10485760"), brokerName: "log.index.size.max.bytes", check: intRange(8, math.MaxInt32), doc: "largest offset index before a roll", enforced: true},
-		{name: "segment.jitter.ms", typ: long, def: str("0"), brokerName: "log.roll.jitter.ms", check: intRange(0, maxLong), doc: "random jitter subtracted from segment.ms"},
+		{name: "segment.jitter.ms", typ: long, def: str("0"), brokerName: "log.roll.jitter.ms", check: intRange(0, maxLong), doc: "random jitter subtracted from segment.ms", enforced: true},
 		{name: "segment.ms", typ: long, def: str("604800000"), brokerName: "log.roll.ms", check: intRange(1, maxLong), doc: "age at which a new segment is rolled", enforced: true},
 		{name: "unclean.leader.election.enable", typ: kmsg.ConfigTypeBoolean, def: str("false"), brokerName: "unclean.leader.election.enable", check: isBool, doc: "allow out-of-sync replicas to become leader"},
 	}
@@ -154,7 +154,19 @@ func brokerConfigDefs(topicDefs []configDef) []configDef {
 		{name: "offsets.topic.segment.bytes", typ: kmsg.ConfigTypeInt, def: str("104857600"), check: intRange(14, math.MaxInt32), doc: "segment.bytes of __consumer_offsets", enforced: true},
 		{name: "offsets.retention.minutes", typ: kmsg.ConfigTypeInt, def: str("10080"), check: intRange(1, math.MaxInt32), doc: "how long the offsets of an empty group are kept", enforced: true},
 		{name: "offsets.retention.check.interval.ms", typ: kmsg.ConfigTypeLong, def: str("600000"), check: intRange(1, maxLong), doc: "how often expired offsets are looked for", enforced: true},
-		{name: "log.cleaner.backoff.ms", typ: kmsg.ConfigTypeLong, def: str("15000"), check: intRange(0, maxLong), doc: "how often compacted logs are checked for cleaning (Gregor compacts __consumer_offsets and __transaction_state; 0 never)", enforced: true},
+		{name: "log.cleaner.backoff.ms", typ: kmsg.ConfigTypeLong, def: str("15000"), check: intRange(0, maxLong), doc: "how long a log cleaner thread waits when no compacted partition is due; 0 stops cleaning", dynamic: true, enforced: true},
+		{name: "log.cleaner.enable", typ: kmsg.ConfigTypeBoolean, def: str("true"), check: isBool, doc: "run the log cleaner (compaction of cleanup.policy=compact topics, the internal topics included); read at start", enforced: true},
+		{name: "log.cleaner.threads", typ: kmsg.ConfigTypeInt, def: str("1"), check: intRange(1, 64), doc: "log cleaner goroutines; read at start", enforced: true},
+		{name: "log.cleaner.dedupe.buffer.size", typ: kmsg.ConfigTypeLong, def: str("134217728"), check: intRange(1<<10, maxLong), doc: "memory of the cleaners' offset maps, shared among the threads (24 bytes a key)", dynamic: true, enforced: true},
+		{name: "log.cleaner.io.buffer.load.factor", typ: kmsg.ConfigTypeDouble, def: str("0.9"), check: isDouble(0.01, 1), doc: "how full an offset map is filled", dynamic: true, enforced: true},
+		{name: "log.cleaner.io.max.bytes.per.second", typ: kmsg.ConfigTypeDouble, def: str("1.7976931348623157E308"), check: isDouble(1, math.MaxFloat64), doc: "bytes per second the cleaners read and write, together", dynamic: true, enforced: true},
+		// Retention (retention.go): log.retention.ms and .bytes are the
+		// dynamic synonyms of the topic configs; the hours and minutes
+		// forms and the intervals are read-only, as in Kafka.
+		{name: "log.retention.hours", typ: kmsg.ConfigTypeInt, def: str("168"), check: intRange(-1, math.MaxInt32), doc: "retention.ms default in hours, when neither log.retention.ms nor log.retention.minutes is set", enforced: true},
+		{name: "log.retention.minutes", typ: kmsg.ConfigTypeInt, check: intRange(-1, math.MaxInt32), doc: "retention.ms default in minutes, when log.retention.ms is not set", enforced: true},
+		{name: "log.retention.check.interval.ms", typ: kmsg.ConfigTypeLong, def: str("300000"), check: intRange(1, maxLong), doc: "how often every partition is checked for segments to delete", enforced: true},
+		{name: "log.flush.start.offset.checkpoint.interval.ms", typ: kmsg.ConfigTypeInt, def: str("60000"), check: intRange(0, math.MaxInt32), doc: "how often the log start offsets are written to log-start-offset-checkpoint (DeleteRecords writes it at once)", enforced: true},
 		{name: "offset.metadata.max.bytes", typ: kmsg.ConfigTypeInt, def: str("4096"), check: intRange(0, math.MaxInt32), doc: "largest metadata string of a committed offset", enforced: true},
 		{name: "group.min.session.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("6000"), check: intRange(0, math.MaxInt32), doc: "smallest session timeout a classic group member may ask for", enforced: true},
 		{name: "group.max.session.timeout.ms", typ: kmsg.ConfigTypeInt, def: str("1800000"), check: intRange(0, math.MaxInt32), doc: "largest session timeout a classic group member may ask for", enforced: true},
@@ -323,6 +335,22 @@ func (t *configTable) resolveTopic(d *configDef, topicConfigs map[string]string,
 		}
 		syns = append(syns, l.synonyms(d.brokerName)...)
 	}
+	if d.name == "retention.ms" {
+		// Kafka's weaker synonyms of log.retention.ms, in rank order.
+		for _, syn := range []struct {
+			name string
+			unit int64
+		}{{"log.retention.minutes", 60_000}, {"log.retention.hours", 3_600_000}} {
+			if v, src, ok := l.lookup(syn.name); ok && cv.source == kmsg.ConfigSourceDefaultConfig {
+				ms := parseInt(&v, 0)
+				if ms >= 0 {
+					ms *= syn.unit
+				}
+				cv.value, cv.source = str(strconv.FormatInt(ms, 10)), src
+			}
+			syns = append(syns, l.synonyms(syn.name)...)
+		}
+	}
 	if d.def != nil {
 		s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
 		s.Name, s.Value, s.Source = d.name, d.def, kmsg.ConfigSourceDefaultConfig
@@ -343,7 +371,13 @@ type topicSettings struct {
 	timestampBeforeMs int64
 	timestampAfterMs  int64
 	compacted         bool // cleanup.policy includes compact: produced records need keys
+	deletePolicy      bool // cleanup.policy includes delete: retention.ms and retention.bytes apply
 	minInsyncReplicas int  // acks=all needs this many in-sync replicas
+	// The log cleaner's (cleaner.go), for compacted topics.
+	deleteRetentionMs  int64
+	minCompactionLagMs int64
+	maxCompactionLagMs int64
+	minCleanableRatio  float64
 }
 
 func parseInt(v *string, fallback int64) int64 {
@@ -368,6 +402,9 @@ func (t *configTable) settings(topicConfigs map[string]string, l brokerLayers) t
 	s.storage.FlushMessages = parseInt(get("flush.messages"), maxLong)
 	s.storage.FlushMs = parseInt(get("flush.ms"), maxLong)
 	s.storage.FileDeleteDelayMs = parseInt(get("file.delete.delay.ms"), s.storage.FileDeleteDelayMs)
+	s.storage.RetentionMs = parseInt(get("retention.ms"), 604800000)
+	s.storage.RetentionBytes = parseInt(get("retention.bytes"), -1)
+	s.storage.SegmentJitterMs = parseInt(get("segment.jitter.ms"), 0)
 	s.maxMessageBytes = int32(parseInt(get("max.message.bytes"), 1048588))
 	s.minInsyncReplicas = int(parseInt(get("min.insync.replicas"), 1))
 	if v := get("message.timestamp.type"); v != nil && *v == "LogAppendTime" {
@@ -375,9 +412,19 @@ func (t *configTable) settings(topicConfigs map[string]string, l brokerLayers) t
 	}
 	s.timestampBeforeMs = parseInt(get("message.timestamp.before.max.ms"), maxLong)
 	s.timestampAfterMs = parseInt(get("message.timestamp.after.max.ms"), 3600000)
+	s.deleteRetentionMs = parseInt(get("delete.retention.ms"), 86400000)
+	s.minCompactionLagMs = parseInt(get("min.compaction.lag.ms"), 0)
+	s.maxCompactionLagMs = parseInt(get("max.compaction.lag.ms"), maxLong)
+	s.minCleanableRatio = 0.5
+	if v := get("min.cleanable.dirty.ratio"); v != nil {
+		if f, err := strconv.ParseFloat(*v, 64); err == nil {
+			s.minCleanableRatio = f
+		}
+	}
 	if v := get("cleanup.policy"); v != nil {
 		for _, p := range strings.Split(*v, ",") {
 			s.compacted = s.compacted || strings.TrimSpace(p) == "compact"
+			s.deletePolicy = s.deletePolicy || strings.TrimSpace(p) == "delete"
 		}
 	}
 	return s

@@ -31,7 +31,6 @@ func (b *Broker) coordinatorConfig() coordinator.Config {
 	cfg.MaxGroupSize = int(b.brokerConfigInt("group.max.size"))
 	cfg.OffsetsRetention = time.Duration(b.brokerConfigInt("offsets.retention.minutes")) * time.Minute
 	cfg.RetentionCheckInterval = ms("offsets.retention.check.interval.ms")
-	cfg.CompactionCheckInterval = ms("log.cleaner.backoff.ms")
 	cfg.MaxMetadataBytes = int(b.brokerConfigInt("offset.metadata.max.bytes"))
 	cfg.ConsumerSessionTimeout = ms("group.consumer.session.timeout.ms")
 	cfg.ConsumerHeartbeatInterval = ms("group.consumer.heartbeat.interval.ms")
@@ -165,30 +164,6 @@ const offsetsCommitTimeout = 5 * time.Second
 func (o internalLogs) Leadership(partition int32) (bool, int32) {
 	st, ok := o.b.store.Partition(o.topic, partition)
 	return ok && st.Leader == o.b.cfg.NodeID, st.LeaderEpoch
-}
-
-func (o internalLogs) Size(partition int32) (int64, int) {
-	part, err := o.b.parts.get(o.topic, partition)
-	if err != nil {
-		return 0, 0
-	}
-	return part.log.Size(), part.log.SegmentCount()
-}
-
-func (o internalLogs) Roll(partition int32) (int64, error) {
-	part, err := o.b.parts.get(o.topic, partition)
-	if err != nil {
-		return 0, fmt.Errorf("open %s-%d: %w", o.topic, partition, err)
-	}
-	return part.log.Roll()
-}
-
-func (o internalLogs) DeleteBelow(partition int32, offset int64) (int, error) {
-	part, err := o.b.parts.get(o.topic, partition)
-	if err != nil {
-		return 0, fmt.Errorf("open %s-%d: %w", o.topic, partition, err)
-	}
-	return part.log.DeleteSegmentsBelow(offset)
 }
 
 func (o internalLogs) Scan(partition int32, fn func(batch []byte) error) error {

@@ -72,6 +72,8 @@ type partitionSet struct {
 	// the write lock.
 	mu    sync.RWMutex
 	parts map[topicPartition]*partition
+	// starts is the log-start-offset-checkpoint (retention.go).
+	starts logStarts
 	// rp is the recovery point checkpoint (checkpoint_recovery.go).
 	rp recoveryPoints
 }
@@ -184,9 +186,11 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 			return nil, err
 		}
 	}
+	_, statErr := os.Stat(dir)
+	start := s.startFor(t.Name, p, errors.Is(statErr, os.ErrNotExist))
 	settings := s.b.configs.settings(t.Configs, s.b.layers())
 	l, err := storage.Open(dir, settings.storage, storage.Options{Logger: s.b.log, Now: s.b.now, FS: s.b.cfg.LogFS,
-		RecoveryPoint: s.recoveryPoint(t.Name, p), Files: s.b.files})
+		LogStartOffset: start, RecoveryPoint: s.recoveryPoint(t.Name, p), Files: s.b.files})
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +259,7 @@ func (s *partitionSet) remove(t metadata.Topic) {
 	for key, part := range s.parts {
 		if key.topic == t.Name && part.topicID == t.ID {
 			delete(s.parts, key)
+			s.b.cleaner.forget(part.topic, part.index)
 			s.b.repl.Unfollow(part.topic, part.index)
 			if err := part.log.Discard(); err != nil {
 				s.b.log.Warn().Err(err).Str("topic", part.topic).Int32("partition", part.index).Msg("closing the log of a deleted topic")
@@ -363,6 +368,7 @@ func (s *partitionSet) applyState(st metadata.PartitionState) {
 			// Reassigned away: this replica's log goes, as in Kafka,
 			// renamed for deletion now and removed after the delay.
 			delete(s.parts, key)
+			s.b.cleaner.forget(st.Topic, st.Partition)
 			if err := part.log.Discard(); err != nil {
 				s.b.log.Warn().Err(err).Str("topic", st.Topic).Int32("partition", st.Partition).Msg("closing the log of a replica moved away")
 			}

@@ -64,6 +64,7 @@ func (b *Broker) buildRegistry() (*registry, error) {
 		b.offsetForLeaderEpochHandler(),
 		b.createTopicsHandler(),
 		b.deleteTopicsHandler(),
+		b.deleteRecordsHandler(),
 		b.describeConfigsHandler(),
 		b.alterConfigsHandler(),
 		b.describeLogDirsHandler(),

@@ -26,6 +26,26 @@ type replState struct {
 	leader     *replication.Leader // nil unless this broker leads the partition
 	epochStart int64               // log end offset when this broker became leader at the current epoch
 	isrPending bool                // an ISR change is being written
+	// lowWMCh is closed (and set to nil) when a follower's log start
+	// offset moves; nil until lowWatermark hands one out.
+	lowWMCh chan struct{}
+}
+
+// lowWatermark returns the partition's low watermark (the lowest log
+// start offset in the ISR; the log's own when not replicated or not led
+// here, -1 while a member's is unknown) and a channel closed when a
+// follower's log start next moves.
+func (part *partition) lowWatermark() (int64, <-chan struct{}) {
+	part.repl.Lock()
+	defer part.repl.Unlock()
+	l := part.replState.leader
+	if l == nil {
+		return part.log.LogStartOffset(), nil
+	}
+	if part.replState.lowWMCh == nil {
+		part.replState.lowWMCh = make(chan struct{})
+	}
+	return l.LowWatermark(part.log.LogStartOffset()), part.replState.lowWMCh
 }
 
 // newReplicaManager builds the follower side from the broker's configs.
@@ -137,12 +157,18 @@ func (part *partition) isr() []int32 {
 
 // followerFetched records a follower's fetch of a led partition at offset
 // and moves the high watermark; a follower that caught up joins the ISR.
-func (s *partitionSet) followerFetched(part *partition, replica int32, offset int64) {
+// Its log start offset (logStart) feeds the low watermark DeleteRecords
+// waits for.
+func (s *partitionSet) followerFetched(part *partition, replica int32, offset, logStart int64) {
 	part.repl.Lock()
 	defer part.repl.Unlock()
 	l := part.replState.leader
 	if l == nil {
 		return
+	}
+	if l.FetchedLogStart(replica, logStart) && part.replState.lowWMCh != nil {
+		close(part.replState.lowWMCh)
+		part.replState.lowWMCh = nil
 	}
 	join := l.Fetched(replica, offset, part.log.LogEndOffset(), part.log.HighWatermark(), part.replState.epochStart, s.b.now())
 	s.advanceHWLocked(part)

@@ -33,7 +33,6 @@ func (b *Broker) txnCoordinatorConfig() coordinator.TxnConfig {
 	cfg.MaxTimeout = ms("transaction.max.timeout.ms")
 	cfg.AbortInterval = ms("transaction.abort.timed.out.transaction.cleanup.interval.ms")
 	cfg.IDExpiration = ms("transactional.id.expiration.ms")
-	cfg.CompactionCheckInterval = ms("log.cleaner.backoff.ms")
 	return cfg
 }
 

@@ -2,15 +2,61 @@ package coordinator
 
 import (
 	"context"
+	"encoding/binary"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorbroker/gregor/protocol"
 )
 
+// compactMem does to a partition of memLogs what the log cleaner does to
+// a compacted log, at its most thorough (every tombstone past
+// delete.retention.ms): only the latest record of each key is left, and
+// no tombstone. Control batches stay. Emptied batches stay as empty
+// batches, so that offsets do not move. It returns the records before
+// and after.
+func compactMem(t *testing.T, logs *memLogs, p int32) (before, after int) {
+	t.Helper()
+	codecs := protocol.NewCodecs()
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	type at struct{ batch, rec int }
+	last := map[string]at{}
+	for i, b := range logs.batches[p] {
+		if binary.BigEndian.Uint16(b[21:])&protocol.AttrControl != 0 {
+			continue
+		}
+		recs, err := codecs.RecordsAt(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, r := range recs {
+			last[string(r.Record.Key)] = at{i, j}
+			before++
+		}
+	}
+	for i, b := range logs.batches[p] {
+		if binary.BigEndian.Uint16(b[21:])&protocol.AttrControl != 0 {
+			continue
+		}
+		j := -1
+		out, kept, err := codecs.FilterBatch(b, func(r *protocol.RecordAt) bool {
+			j++
+			return last[string(r.Record.Key)] == at{i, j} && r.Record.Value != nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs.batches[p][i] = out
+		after += kept
+	}
+	return before, after
+}
+
 // TestCompactionKeepsState compacts every partition of the offsets topic
-// and checks that a coordinator loaded from what is left has the same
-// groups, offsets and members, and that the log shrank to the live
-// records.
+// as the log cleaner does and checks that a coordinator loaded from what
+// is left has the same groups, offsets and members.
 func TestCompactionKeepsState(t *testing.T) {
 	ctx := context.Background()
 	logs := &memLogs{batches: map[int32][][]byte{}}
@@ -39,24 +85,16 @@ func TestCompactionKeepsState(t *testing.T) {
 		t.Fatalf("sync: %v", s.Err)
 	}
 
-	before := 0
+	before, after := 0, 0
 	for p := range int32(5) {
-		before += logs.batchCount(p)
+		b, a := compactMem(t, logs, p)
+		before, after = before+b, after+a
 	}
-	for p := range int32(5) {
-		if _, err := c.CompactPartition(p); err != nil {
-			t.Fatalf("compact partition %d: %v", p, err)
-		}
+	// What is left: g1's two offsets and g3's metadata; g2 is gone.
+	if after != 3 {
+		t.Fatalf("%d records after compaction (%d before), want 3", after, before)
 	}
-	after := 0
-	for p := range int32(5) {
-		after += logs.batchCount(p)
-	}
-	// One batch per live group: g1 (offsets), g3 (metadata). g2 is gone.
-	if after != 2 {
-		t.Fatalf("%d batches after compaction (%d before), want 2: one per live group", after, before)
-	}
-	// A commit after the compaction lands after the rewrite.
+	// A commit after the compaction follows what is left.
 	c.Commit(ctx, "g1", CommitArgs{Generation: -1}, []CommitPartition{{Topic: "t", Partition: 0, Offset: 1000, LeaderEpoch: -1}})
 
 	c2 := startCoordinator(t, logs, clk)
@@ -68,52 +106,4 @@ func TestCompactionKeepsState(t *testing.T) {
 		t.Fatalf("deleted group g2 has offsets after compaction and reload: %+v", got)
 	}
 	wantRestoredMember(t, c2, "g3", j, "compaction and reload")
-}
-
-// TestCompactionDue: a partition is compacted once it has rolled a
-// segment and at most half of it is live.
-func TestCompactionDue(t *testing.T) {
-	ctx := context.Background()
-	logs := &memLogs{batches: map[int32][][]byte{}}
-	clk := &clock{now: t0}
-	c := startCoordinator(t, logs, clk)
-	p := partitionFor("g1", 5)
-	commit := func(n int) {
-		for i := range n {
-			c.Commit(ctx, "g1", CommitArgs{Generation: -1}, []CommitPartition{{Topic: "t", Partition: 0, Offset: int64(i), LeaderEpoch: -1}})
-		}
-	}
-	commit(10)
-	live := map[int32]int64{}
-	c.compactDue(live)
-	if n := logs.batchCount(p); n != 10 {
-		t.Fatalf("compacted with a single segment: %d batches left of 10", n)
-	}
-	logs.Roll(p)
-	commit(10)
-	c.compactDue(live)
-	// The compaction rolls the active segment too: one rewritten batch is
-	// all that is left.
-	if n := logs.batchCount(p); n != 1 {
-		t.Fatalf("after a roll: %d batches, want the rewrite alone", n)
-	}
-	if live[p] == 0 {
-		t.Fatal("live bytes not recorded")
-	}
-	// Rolled again, but all of it is live: not due.
-	logs.Roll(p)
-	c.compactDue(live)
-	if n := logs.batchCount(p); n != 1 {
-		t.Fatalf("compacted a partition that is all live: %d batches, want 1", n)
-	}
-	// Enough garbage again.
-	commit(3)
-	c.compactDue(live)
-	if n := logs.batchCount(p); n != 1 {
-		t.Fatalf("a partition with three quarters garbage: %d batches, want 1", n)
-	}
-	got, err := c.FetchOffsets(ctx, "g1", nil)
-	if err != nil || len(got) != 1 || got[0].Offset != 2 {
-		t.Fatalf("offsets after compactions: %+v %v", got, err)
-	}
 }

@@ -411,15 +411,6 @@ func (c *Coordinator) persistConsumerLocked(g *group, now time.Time) error {
 	return nil
 }
 
-// storedConsumerRecords are the KIP-848 records as last written, sorted:
-// what compaction must keep of them.
-func (g *group) storedConsumerRecords() []kmsg.Record {
-	if g.kind != kindConsumer {
-		return nil // dead records; their tombstones are pending or unneeded
-	}
-	return consumerRecordsOf(g.id, g.k.stored, true)
-}
-
 // consumerTombstones are tombstones for every KIP-848 record of the group
 // (for DeleteGroups).
 func (g *group) consumerTombstones() []kmsg.Record {

@@ -54,7 +54,6 @@ func newConsumerCoordinator(t *testing.T, logs *memLogs, clk *clock, topics Topi
 	cfg := DefaultConfig()
 	cfg.OffsetsTopicPartitions = 5
 	cfg.RetentionCheckInterval = 0
-	cfg.CompactionCheckInterval = 0
 	c := New(cfg, logs, topics, protocol.NewCodecs(), zerolog.Nop(), clk.Now)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
@@ -293,9 +292,7 @@ func TestConsumerGroupSurvivesReload(t *testing.T) {
 
 	// Compaction keeps exactly the live records.
 	p := partitionFor("g", 5)
-	if _, err := c3.CompactPartition(p); err != nil {
-		t.Fatal(err)
-	}
+	compactMem(t, logs, p)
 	checkReload(t, c3, logs, clk, topics, "g", "after compaction")
 
 	// DeleteGroups on the emptied group leaves nothing behind.
@@ -422,9 +419,7 @@ func randomConsumerRun(t *testing.T, seed uint64) {
 			what = "tick"
 		}
 		if step%15 == 14 {
-			if _, err := c.CompactPartition(partitionFor(group, 5)); err != nil {
-				t.Fatal(err)
-			}
+			compactMem(t, logs, partitionFor(group, 5))
 			what += ", compact"
 		}
 		checkReload(t, c, logs, clk, topics, group, fmt.Sprintf("step %d (%s)", step, what))

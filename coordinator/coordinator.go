@@ -38,15 +38,6 @@ type Logs interface {
 	// Scan calls fn with each batch of a partition of OffsetsTopic, in
 	// offset order, from the log start to the high watermark.
 	Scan(partition int32, fn func(batch []byte) error) error
-	// Size returns the bytes of a partition's log and its number of
-	// segments (0, 0 when the partition does not exist).
-	Size(partition int32) (bytes int64, segments int)
-	// Roll starts a new segment of a partition at its log end, unless the
-	// active one is empty, and returns the active segment's base offset.
-	Roll(partition int32) (int64, error)
-	// DeleteBelow removes the segments of a partition whose records are
-	// all below offset, oldest first, and returns how many it removed.
-	DeleteBelow(partition int32, offset int64) (int, error)
 	// Leadership reports whether this broker leads a partition of
 	// OffsetsTopic, and at which leader epoch: the coordinator serves the
 	// groups of the partitions it leads (ownership.go).
@@ -63,11 +54,7 @@ type Config struct {
 	MaxGroupSize           int           // group.max.size (unbounded)
 	OffsetsRetention       time.Duration // offsets.retention.minutes (7 days)
 	RetentionCheckInterval time.Duration // offsets.retention.check.interval.ms (10 min)
-	// CompactionCheckInterval is log.cleaner.backoff.ms (15 s): how often
-	// the partitions of OffsetsTopic are checked for compaction
-	// (compact.go); <= 0 never compacts.
-	CompactionCheckInterval time.Duration
-	MaxMetadataBytes        int // offset.metadata.max.bytes (4096)
+	MaxMetadataBytes       int           // offset.metadata.max.bytes (4096)
 	// ConsumerSessionTimeout and ConsumerHeartbeatInterval are the KIP-848
 	// group.consumer.session.timeout.ms (45 s) and
 	// group.consumer.heartbeat.interval.ms (5 s).
@@ -84,7 +71,6 @@ func DefaultConfig() Config {
 		InitialRebalanceDelay:     3 * time.Second,
 		OffsetsRetention:          7 * 24 * time.Hour,
 		RetentionCheckInterval:    10 * time.Minute,
-		CompactionCheckInterval:   15 * time.Second,
 		MaxMetadataBytes:          4096,
 		ConsumerSessionTimeout:    45 * time.Second,
 		ConsumerHeartbeatInterval: 5 * time.Second,
@@ -186,12 +172,8 @@ func (c *Coordinator) Start() error {
 	c.mu.Lock()
 	c.loaded = true
 	c.mu.Unlock()
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go c.runEvery("offsets-expiry", c.cfg.RetentionCheckInterval, c.ExpireOffsets)
-	// liveBytes, the bytes each partition's last compaction wrote, is
-	// owned by the compaction goroutine.
-	liveBytes := make(map[int32]int64)
-	go c.runEvery("offsets-compaction", c.cfg.CompactionCheckInterval, func() { c.compactDue(liveBytes) })
 	return nil
 }
 

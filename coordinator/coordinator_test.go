@@ -20,8 +20,6 @@ type memLogs struct {
 	mu         sync.Mutex
 	partitions int32
 	batches    map[int32][][]byte
-	start      map[int32]int64
-	rolls      map[int32][]int64
 	// lost marks partitions this broker does not lead; epoch is every
 	// partition's leader epoch.
 	lost  map[int32]bool
@@ -49,47 +47,6 @@ func (m *memLogs) setLeader(p int32, leader bool, epoch int32) {
 	}
 	m.lost[p] = !leader
 	m.epoch = epoch
-}
-
-func (m *memLogs) Size(p int32) (int64, int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var n int64
-	for _, b := range m.batches[p] {
-		n += int64(len(b))
-	}
-	return n, 1 + len(m.rolls[p])
-}
-
-func (m *memLogs) Roll(p int32) (int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	end := m.start[p] + int64(len(m.batches[p]))
-	if rs := m.rolls[p]; (len(rs) > 0 && rs[len(rs)-1] == end) || end == m.start[p] {
-		return end, nil
-	}
-	if m.rolls == nil {
-		m.rolls = map[int32][]int64{}
-	}
-	m.rolls[p] = append(m.rolls[p], end)
-	return end, nil
-}
-
-func (m *memLogs) DeleteBelow(p int32, offset int64) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for len(m.rolls[p]) > 0 && m.rolls[p][0] <= offset {
-		r := m.rolls[p][0]
-		m.batches[p] = m.batches[p][r-m.start[p]:]
-		if m.start == nil {
-			m.start = map[int32]int64{}
-		}
-		m.start[p] = r
-		m.rolls[p] = m.rolls[p][1:]
-		n++
-	}
-	return n, nil
 }
 
 // Leadership implements Logs: this broker leads every partition but the
@@ -165,9 +122,8 @@ func startCoordinator(t *testing.T, logs *memLogs, clk *clock) *Coordinator {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.OffsetsTopicPartitions = 5
-	cfg.RetentionCheckInterval = 0  // expiry is called by hand
-	cfg.CompactionCheckInterval = 0 // and so is compaction
-	cfg.InitialRebalanceDelay = 0   // joins complete at once; the fake clock does not move by itself
+	cfg.RetentionCheckInterval = 0 // expiry is called by hand
+	cfg.InitialRebalanceDelay = 0  // joins complete at once; the fake clock does not move by itself
 	c := New(cfg, logs, fakeTopics{}, protocol.NewCodecs(), zerolog.Nop(), clk.Now)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)

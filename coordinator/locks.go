@@ -4,10 +4,9 @@ import "sync"
 
 // Lock order: Coordinator.loadMu, then a group's mu, then Coordinator.mu
 // (DeleteGroup takes c.mu under the group's lock; nothing takes a group's
-// lock under c.mu). TxnCoordinator likewise: loadMu, a txn's mu (several,
-// in id order, while compacting), then c.mu.
+// lock under c.mu). TxnCoordinator likewise: loadMu, a txn's mu, then c.mu.
 //
-// Every lock is released by a defer, through locked and lockedAll where a
+// Every lock is released by a defer, through locked where a
 // function body cannot be one critical section: a panic in a request's
 // handling (recovered per connection by the broker) must not leave a
 // group or a transaction locked for good.
@@ -17,14 +16,4 @@ func locked(mu sync.Locker, fn func()) {
 	mu.Lock()
 	defer mu.Unlock()
 	fn()
-}
-
-// lockedAll runs fn with the lock of every transaction in txns held, in
-// order, releasing them all however fn returns.
-func lockedAll(txns []*txn, fn func() error) error {
-	for i, t := range txns {
-		t.mu.Lock()
-		defer txns[i].mu.Unlock()
-	}
-	return fn()
 }

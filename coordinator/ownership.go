@@ -109,11 +109,3 @@ func (c *Coordinator) releaseLocked(p int32) {
 	}
 	c.log.Info().Int32("partition", p).Int("groups", len(doomed)).Msg("released groups: this broker no longer leads their partition")
 }
-
-// owns reports whether partition p's groups are in memory.
-func (c *Coordinator) owns(p int32) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.owned[p]
-	return ok
-}

@@ -74,10 +74,6 @@ type TxnLogs interface {
 	// Leadership reports whether this broker leads a partition, and at
 	// which leader epoch.
 	Leadership(partition int32) (leader bool, epoch int32)
-	// Size, Roll and DeleteBelow are as in Logs, for compaction.
-	Size(partition int32) (bytes int64, segments int)
-	Roll(partition int32) (int64, error)
-	DeleteBelow(partition int32, offset int64) (int, error)
 }
 
 // Marker is one transaction marker to write to a set of partitions.
@@ -112,15 +108,12 @@ type TxnConfig struct {
 	// IDExpiration is transactional.id.expiration.ms (7 days): how long an
 	// id without an open transaction is kept after its last change.
 	IDExpiration time.Duration
-	// CompactionCheckInterval is log.cleaner.backoff.ms (15 s); <= 0
-	// never compacts.
-	CompactionCheckInterval time.Duration
 }
 
 // DefaultTxnConfig is Kafka's defaults.
 func DefaultTxnConfig() TxnConfig {
 	return TxnConfig{Partitions: 50, MaxTimeout: 15 * time.Minute, AbortInterval: 10 * time.Second,
-		IDExpiration: 7 * 24 * time.Hour, CompactionCheckInterval: 15 * time.Second}
+		IDExpiration: 7 * 24 * time.Hour}
 }
 
 // ProducerIDs hands out producer ids unique in the cluster.
@@ -218,13 +211,6 @@ func (c *TxnCoordinator) Start() {
 		defer scan.Stop()
 		abort := time.NewTicker(c.cfg.AbortInterval)
 		defer abort.Stop()
-		var compact <-chan time.Time
-		if c.cfg.CompactionCheckInterval > 0 {
-			t := time.NewTicker(c.cfg.CompactionCheckInterval)
-			defer t.Stop()
-			compact = t.C
-		}
-		liveBytes := make(map[int32]int64) // owned by this goroutine
 		for {
 			select {
 			case <-c.ctx.Done():
@@ -234,8 +220,6 @@ func (c *TxnCoordinator) Start() {
 			case <-abort.C:
 				c.abortTimedOut()
 				c.expireIdle()
-			case <-compact:
-				c.compactTxnsDue(liveBytes)
 			}
 		}
 	})

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -49,16 +48,17 @@ func TestCluster(t *testing.T) {
 	})
 }
 
-// waitBrokersInMetadata waits until Metadata lists n brokers.
-func waitBrokersInMetadata(ctx context.Context, t *testing.T, adm *kadm.Client, n int) {
+// waitBrokersInMetadata waits until Metadata from the broker at addr
+// lists n brokers.
+func waitBrokersInMetadata(ctx context.Context, t *testing.T, addr string, n int) {
 	t.Helper()
 	fzWaitFor(t, 20*time.Second, fmt.Sprintf("%d brokers in Metadata", n), func() error {
-		md, err := adm.BrokerMetadata(ctx)
+		brokers, err := fzBrokersNow(ctx, addr)
 		if err != nil {
 			return err
 		}
-		if len(md.Brokers) != n {
-			return fmt.Errorf("%d brokers: %v", len(md.Brokers), md.Brokers)
+		if len(brokers) != n {
+			return fmt.Errorf("%d brokers: %v", len(brokers), brokers)
 		}
 		return nil
 	})
@@ -68,7 +68,7 @@ func runClusterScenario(t *testing.T, brokers []*brokerProc) {
 	first := brokers[0]
 	ctx := testContext(t, 120*time.Second)
 	adm := fzAdmin(t, first.Addr)
-	waitBrokersInMetadata(ctx, t, adm, 3)
+	waitBrokersInMetadata(ctx, t, first.Addr, 3)
 
 	topic := fzTopic(t, "cluster")
 	const parts = 6

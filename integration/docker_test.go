@@ -77,14 +77,14 @@ func TestDockerComposeCluster(t *testing.T) {
 	addr := func(i int) string { return "localhost:" + strconv.Itoa(ports[i]) }
 	adm := fzAdmin(t, addr(0))
 	fzWaitFor(t, 90*time.Second, "three brokers in Metadata from the host", func() error {
-		md, err := adm.BrokerMetadata(ctx)
+		brokers, err := fzBrokersNow(ctx, addr(0))
 		if err != nil {
 			return err
 		}
-		if len(md.Brokers) != 3 {
-			return fmt.Errorf("%d brokers (%s)", len(md.Brokers), composeViews(ports))
+		if len(brokers) != 3 {
+			return fmt.Errorf("%d brokers (%s)", len(brokers), composeViews(ports))
 		}
-		for _, b := range md.Brokers {
+		for _, b := range brokers {
 			if b.Host != "localhost" || b.Port != int32(ports[b.NodeID-1]) {
 				return fmt.Errorf("broker %d advertised at %s:%d, want localhost:%d", b.NodeID, b.Host, b.Port, ports[b.NodeID-1])
 			}

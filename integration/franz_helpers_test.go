@@ -653,3 +653,22 @@ func fzTopicID(t testing.TB, raw *fzRaw, topic string) [16]byte {
 	}
 	return resp.Topics[0].TopicID
 }
+
+// fzBrokersNow asks the broker at addr for Metadata now, through a new
+// client: kadm's BrokerMetadata answers from its client's cached broker
+// list (learned at its first metadata fetch, refreshed every few minutes),
+// so a poll for brokers joining a cluster must not use it.
+func fzBrokersNow(ctx context.Context, addr string) ([]kmsg.MetadataResponseBroker, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Brokers, nil
+}

@@ -31,7 +31,7 @@ func startReassignCluster(ctx context.Context, t *testing.T) ([]*brokerProc, *ka
 	t.Helper()
 	brokers := startSharedEtcdCluster(t, 3)
 	adm := fzAdmin(t, brokers[0].Addr)
-	waitBrokersInMetadata(ctx, t, adm, 3)
+	waitBrokersInMetadata(ctx, t, brokers[0].Addr, 3)
 	return brokers, adm
 }
 

@@ -399,6 +399,16 @@ func (f *fetcher) apply(fp *followed, rp *kmsg.FetchResponseTopicPartition, log 
 		b = b[n:]
 	}
 	l.SetHighWatermark(min(rp.HighWatermark, l.LogEndOffset()))
+	// The leader's log start (moved by its retention or a DeleteRecords)
+	// moves ours, up to what we have committed; the next fetch tells the
+	// leader, whose DeleteRecords waits for it.
+	if start := min(rp.LogStartOffset, l.HighWatermark()); start > l.LogStartOffset() {
+		if _, err := l.AdvanceLogStart(start); err != nil {
+			log.Warn().Err(err).Str("topic", fp.r.Topic).Int32("partition", fp.r.Partition).Int64("log_start_offset", start).
+				Msg("cannot move the log start offset to the leader's")
+			return err
+		}
+	}
 	return nil
 }
 

@@ -27,6 +27,7 @@ type followerState struct {
 	lastFetch    time.Time
 	lastFetchLEO int64     // the leader's log end offset at that fetch
 	lastCaughtUp time.Time // last time the follower had everything the leader had
+	logStart     int64     // the follower's log start offset as its last fetch said; -1 until it fetches
 }
 
 // NewLeader starts the leader state of a broker that just became leader
@@ -58,7 +59,7 @@ func (l *Leader) Update(replicas, isr []int32, now time.Time) {
 			continue
 		}
 		if _, ok := l.followers[id]; !ok {
-			l.followers[id] = &followerState{leo: -1, lastFetchLEO: -1, lastCaughtUp: now}
+			l.followers[id] = &followerState{leo: -1, lastFetchLEO: -1, lastCaughtUp: now, logStart: -1}
 		}
 	}
 }
@@ -114,4 +115,36 @@ func (l *Leader) Lagging(now time.Time, maxLag time.Duration) []int32 {
 		}
 	}
 	return out
+}
+
+// FetchedLogStart records the log start offset a follower's fetch
+// carried, and reports whether it moved (what a DeleteRecords waiting for
+// the low watermark wakes on). A fetch from a broker that is not a
+// replica is ignored.
+func (l *Leader) FetchedLogStart(id int32, logStart int64) (moved bool) {
+	f := l.followers[id]
+	if f == nil || f.logStart == logStart {
+		return false
+	}
+	f.logStart = logStart
+	return true
+}
+
+// LowWatermark is the lowest log start offset in the ISR, the leader's
+// being leaderStart: what DeleteRecords answers once every ISR member
+// has moved its log start. A member that has not fetched since this
+// broker became leader makes it -1 (unknown).
+func (l *Leader) LowWatermark(leaderStart int64) int64 {
+	lw := leaderStart
+	for _, id := range l.isr {
+		if id == l.self {
+			continue
+		}
+		f := l.followers[id]
+		if f == nil || f.logStart < 0 {
+			return -1
+		}
+		lw = min(lw, f.logStart)
+	}
+	return lw
 }

@@ -69,3 +69,28 @@ func TestLeaderISRJoinAndLag(t *testing.T) {
 		t.Fatalf("silent follower: lagging %v, want [2]", got)
 	}
 }
+
+func TestLeaderLowWatermarkIsTheISRMinimumLogStart(t *testing.T) {
+	l := NewLeader(1, 5, []int32{1, 2, 3}, []int32{1, 2, 3}, t0)
+	if lw := l.LowWatermark(50); lw != -1 {
+		t.Fatalf("before followers fetched: low watermark %d, want -1", lw)
+	}
+	if !l.FetchedLogStart(2, 50) || l.FetchedLogStart(2, 50) {
+		t.Fatal("FetchedLogStart: want moved once, then not")
+	}
+	if l.FetchedLogStart(9, 50) {
+		t.Fatal("a broker that is not a replica moved a log start")
+	}
+	l.FetchedLogStart(3, 20)
+	if lw := l.LowWatermark(50); lw != 20 {
+		t.Fatalf("low watermark %d, want 20 (follower 3)", lw)
+	}
+	if lw := l.LowWatermark(10); lw != 10 {
+		t.Fatalf("low watermark %d, want the leader's 10", lw)
+	}
+	// Only the ISR counts.
+	l.Update([]int32{1, 2, 3}, []int32{1, 2}, t0)
+	if lw := l.LowWatermark(50); lw != 50 {
+		t.Fatalf("low watermark with isr {1,2}: %d, want 50", lw)
+	}
+}

@@ -27,6 +27,18 @@ type Config struct {
 	// segment DeleteSegmentsBelow removed stay open for readers that
 	// already hold ranges of it (default 60 s; negative is 0).
 	FileDeleteDelayMs int64
+	// RetentionMs is retention.ms: EnforceRetention deletes a closed
+	// segment whose largest timestamp is older than this (negative: no
+	// limit; default 7 days).
+	RetentionMs int64
+	// RetentionBytes is retention.bytes: EnforceRetention deletes the
+	// oldest closed segments while the log stays at least this large
+	// without them (negative: no limit, the default).
+	RetentionBytes int64
+	// SegmentJitterMs is segment.jitter.ms: each segment rolls on time
+	// after SegmentMs minus a random jitter in [0, SegmentJitterMs),
+	// drawn when the segment is created (default 0).
+	SegmentJitterMs int64
 }
 
 // Kafka's defaults.
@@ -36,6 +48,7 @@ const (
 	defaultSegmentIndexBytes  = 10 << 20
 	defaultIndexIntervalBytes = 4096
 	defaultFileDeleteDelayMs  = 60000
+	defaultRetentionMs        = 7 * 24 * 60 * 60 * 1000
 )
 
 // DefaultConfig returns Kafka's defaults, with flushing left to the OS.
@@ -48,6 +61,8 @@ func DefaultConfig() Config {
 		FlushMessages:      math.MaxInt64,
 		FlushMs:            math.MaxInt64,
 		FileDeleteDelayMs:  defaultFileDeleteDelayMs,
+		RetentionMs:        defaultRetentionMs,
+		RetentionBytes:     -1,
 	}
 }
 
@@ -66,6 +81,7 @@ func (c Config) normalized() Config {
 	}
 	c.IndexIntervalBytes = max(c.IndexIntervalBytes, 0)
 	c.FileDeleteDelayMs = max(c.FileDeleteDelayMs, 0)
+	c.SegmentJitterMs = max(c.SegmentJitterMs, 0)
 	return c
 }
 
@@ -94,6 +110,11 @@ type Options struct {
 	Now func() time.Time
 	// FS is the filesystem; nil is OSFS{}.
 	FS FS
+	// LogStartOffset is the log start offset the data directory's
+	// log-start-offset-checkpoint recorded for this log (0 when none).
+	// Open starts the log there when it lies inside the log (at most the
+	// log end offset); below the first segment's base it is ignored.
+	LogStartOffset int64
 	// RecoveryPoint is the log's entry in the recovery-point-offset-
 	// checkpoint (Log.RecoveryPoint when it was written). After an
 	// unclean shutdown, Open trusts the segments that end at or below it

@@ -1,7 +1,7 @@
 package storage
 
-// Removing old segments: the primitive under retention and under the
-// coordinator's compaction of __consumer_offsets (see DeleteSegmentsBelow).
+// Removing old segments: the primitive under retention and
+// DeleteRecords (see DeleteSegmentsBelow).
 
 import (
 	"errors"
@@ -46,8 +46,8 @@ func (l *Log) Roll() (int64, error) {
 
 // DeleteSegmentsBelow removes, oldest first, the segments every offset of
 // which is below offset; the active segment always stays. The log start
-// offset moves to the base offset of the first segment left. It returns
-// how many segments went.
+// offset moves to the base offset of the first segment left, if that is
+// above it. It returns how many segments went.
 //
 // Only ever a prefix of the log goes, each segment's .log renamed before
 // the next and the directory fsynced after each, so a crash at any point
@@ -56,8 +56,8 @@ func (l *Log) Roll() (int64, error) {
 // the files are then closed and removed.
 func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.mu.closed {
-		l.mu.Unlock()
 		return 0, ErrClosed
 	}
 	segs := l.segments()
@@ -65,9 +65,23 @@ func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 	for n < len(segs)-1 && segs[n+1].base <= offset {
 		n++
 	}
+	deleted, _, err := l.deleteOldestLocked(n, "below offset")
+	if err != nil {
+		err = fmt.Errorf("delete segments below %d: %w", offset, err)
+	}
+	return deleted, err
+}
+
+// deleteOldestLocked removes the n oldest segments (never the active
+// one: n < len(segments)), as DeleteSegmentsBelow describes, and moves
+// the log start offset up to the first segment left. It returns how many
+// went and their bytes; an error fails the log (ErrStorage). l.mu held.
+func (l *Log) deleteOldestLocked(n int, reason string) (int, int64, error) {
+	segs := l.segments()
+	n = min(n, len(segs)-1)
 	var retired []*segment
 	var err error
-	for _, s := range segs[:n] {
+	for _, s := range segs[:max(n, 0)] {
 		var gone bool
 		if gone, err = l.retireFilesLocked(s); gone {
 			// Its .log is renamed: a reopen would not find the segment,
@@ -78,25 +92,26 @@ func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 			break
 		}
 	}
+	var freed int64
 	if len(retired) > 0 {
 		next := slices.Clone(segs[len(retired):])
 		l.segs.Store(&next)
-		l.start.Store(next[0].base)
-		var freed int64
+		if next[0].base > l.start.Load() {
+			l.start.Store(next[0].base)
+		}
 		for _, s := range retired {
 			freed += s.size.Load()
 		}
 		l.bytes.Add(-freed)
-		l.truncateEpochsBelow(next[0].base)
-		l.log.Info().Int("segments", len(retired)).Int64("bytes", freed).
-			Int64("log_start_offset", next[0].base).Msg("deleted old segments")
+		l.truncateEpochsBelow(l.start.Load())
+		l.log.Info().Int("segments", len(retired)).Int64("bytes", freed).Str("reason", reason).
+			Int64("log_start_offset", l.start.Load()).Msg("deleted old segments")
 		l.removeLater(retired, time.Duration(l.cfg.Load().FileDeleteDelayMs)*time.Millisecond)
 	}
 	if err != nil {
-		err = l.setFailed(fmt.Errorf("delete segments below %d: %w", offset, err))
+		err = l.setFailed(err)
 	}
-	l.mu.Unlock()
-	return len(retired), err
+	return len(retired), freed, err
 }
 
 // retireFilesLocked renames a segment's files to their deleted names, the

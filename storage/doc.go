@@ -28,9 +28,34 @@
 // renaming their three files to <name>.deleted, oldest segment first with
 // a directory fsync after each, and removes the renamed files after
 // file.delete.delay.ms (readers may still hold ranges of them), at Close,
-// or, if the process stopped first, at the next Open. The log start offset
-// is always the base offset of the first segment, so it needs no file of
-// its own.
+// or, if the process stopped first, at the next Open. Retention
+// (retention.go: retention.ms by each segment's largest timestamp,
+// retention.bytes, segments below the log start) deletes segments the
+// same way.
+//
+// # Log start offset
+//
+// The log start offset is not always the first segment's base offset:
+// DeleteRecords, and on a follower the leader's log start, may move it
+// inside a segment, whose batches below it stay in the .log (unreadable:
+// Read refuses offsets below the start) until the whole segment goes.
+// It is kept outside the partition directory, in the data directory's
+// log-start-offset-checkpoint (Kafka's text format, drawn in
+// checkpoint.go), which the broker writes and passes back to Open as
+// Options.LogStartOffset. Open starts the log at
+//
+//	max(first segment's base, min(checkpointed start, log end offset))
+//
+// so a missing, older or unreadable checkpoint only ever makes the start
+// lower (the first segment's base: records DeleteRecords had hidden
+// become readable again until the next retention pass), never loses
+// data. A partition whose start is the first segment's base needs no
+// entry.
+//
+// Version rule: the checkpoint is version 0, Kafka's; a reader that
+// meets another version ignores the file (ErrCheckpointVersion), which is
+// always safe as said above. A future version that must not be ignored
+// gets a new file name.
 //
 // # .log
 //
@@ -40,7 +65,9 @@
 // neither is covered by the CRC-32C (bytes 17-20, over bytes 21 to the end
 // of the batch), so the producer's CRC stays valid. Offsets are contiguous
 // within a partition: each batch's base offset is the previous batch's
-// base offset + last offset delta + 1. Nothing else is in the file: no
+// base offset + last offset delta + 1, until the log cleaner removes
+// records (see Compaction): then offsets only increase, with gaps, both
+// between batches and inside them. Nothing else is in the file: no
 // padding, no preallocation.
 //
 // # .index (offset index)
@@ -97,6 +124,77 @@
 // misread gets a new version; a reader that meets a version it does not
 // accept treats the shutdown as unclean, which is always safe (it only
 // costs a scan).
+//
+// # Compaction (cleaner.go, cleaner_swap.go)
+//
+// Log.Clean compacts the closed segments of a log below its first
+// uncleanable offset (the active segment's base offset, the last stable
+// offset, or the first segment younger than min.compaction.lag.ms,
+// whichever is lowest), as Kafka's LogCleaner does:
+//
+//   - An offset map (a fixed table of 24-byte slots, a 128-bit hash of the
+//     key and an offset, log.cleaner.dedupe.buffer.size divided among the
+//     threads) takes the keys of the dirty batches, from the cleaner
+//     checkpoint on, batch by batch while it has room; the pass cleans up
+//     to where it stopped (CleanStats.CleanedTo, the next checkpoint).
+//   - Every closed segment from the log start to there is rewritten: a
+//     record stays if it has a key, no later record of the key was mapped,
+//     and it is not a tombstone (null value) whose batch's max timestamp
+//     is older than delete.retention.ms. Batches keep their base offset,
+//     last offset delta, producer fields and timestamps; only the records
+//     left, their count and the CRC change (protocol.FilterBatch). Kept
+//     records keep their offsets; the log start offset does not move.
+//   - Records of aborted transactions go. A transaction marker stays
+//     while any batch of its transaction stays, and also until
+//     delete.retention.ms after its timestamp. A batch left with no
+//     record stays, as an empty batch, when it is its idempotent
+//     producer's latest, so the producer state rebuilt from the log keeps
+//     every producer; otherwise it goes. Keyless records go (Kafka drops
+//     them too; produce refuses them on compacted topics).
+//   - Segments are cleaned in groups whose sizes, index sizes and offset
+//     ranges fit one segment; each group becomes one segment named by the
+//     group's first base offset. Later rounds of the same pass merge runs
+//     of cleaned segments that now fit in one.
+//
+// Differences from Kafka: the tombstone and marker clock is the batch's
+// max timestamp, not the time the cleaner first saw it (KIP-534); the
+// cleaner does not roll an active segment older than
+// max.compaction.lag.ms (only closed segments are cleaned).
+//
+// Swap protocol. A group's cleaned image is written aside as
+// <base>.log.cleaned, <base>.index.cleaned and <base>.timeindex.cleaned
+// and fsynced, without the append lock. Then, under the append lock, after
+// checking that the group's segments are still in the log:
+//
+//  1. the swap marker cleaner-swap is written (write .tmp, fsync, rename,
+//     fsync the directory):
+//
+//     gregor-cleaner-swap v1
+//     base: 0
+//     end: 1234567
+//
+//     base is the cleaned segment's base offset, end the base offset of
+//     the first segment it does not replace;
+//
+//  2. the .cleaned files are renamed to .swap, the .log last, and the
+//     directory fsynced: once <base>.log.swap exists the swap is decided;
+//
+//  3. the replaced segments' files are renamed to .deleted (as
+//     DeleteSegmentsBelow does), the directory fsynced after each;
+//
+//  4. the .swap files are renamed to their segment names, the .log last,
+//     and the directory fsynced; the new segment is published and the
+//     marker removed.
+//
+// Open, before reading segments, removes every .cleaned file; with a
+// <base>.log.swap it removes the segment files with base offsets in
+// [base, end) (but a file of base already renamed from its .swap) and
+// renames the .swap files into place; without one it removes the .swap
+// files (the swap was not decided: the old segments are whole). Then it
+// removes the marker. A kill at any step thus leaves either the old
+// segments or the cleaned one, never both or neither, and every key reads
+// the same latest value. The marker's version rule is the clean-shutdown
+// marker's.
 //
 // # Durability
 //

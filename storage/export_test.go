@@ -30,3 +30,9 @@ const MarkerName = markerName
 
 // ParseMarker exposes the marker parser.
 var ParseMarker = parseMarker
+
+// ActiveRollJitterMs is the active segment's share of segment.jitter.ms.
+func (l *Log) ActiveRollJitterMs() int64 {
+	segs := l.segments()
+	return segs[len(segs)-1].rollJitterMs(l.cfg.Load())
+}

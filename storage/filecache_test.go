@@ -5,7 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -44,14 +47,21 @@ func TestFileCacheBoundsDescriptors(t *testing.T) {
 		t.Fatalf("%d segments, the test needs 8", len(bases))
 	}
 	checkLog(t, l, want)
-	// Descriptors being closed (evicted, or the background fsync of a
-	// roll) may still be open for a moment.
-	waitFor(t, "at most max more descriptors open", func() bool { return e.files.Open() <= max && openFDs(t)-before <= max })
+	// Evicted descriptors are closed by the cache's closer after their
+	// fsync, and background work (a rolled segment's fsync) opens the
+	// directory for a moment: wait for the process's count, bounded.
+	waitFor(t, "evicted descriptors closed", func() bool { return e.files.Open() <= max && openFDs(t)-before <= max })
+	if n := openFDs(t) - before; n > max {
+		t.Fatalf("%d more descriptors open with %d segments, want at most %d: %v", n, len(bases), max, listFDs(t))
+	}
 	l.Crash()
 	e.rp = 0
 	l = e.open() // recovery reads every segment through the cache
 	checkLog(t, l, want)
-	waitFor(t, "at most max more descriptors open after recovery", func() bool { return e.files.Open() <= max && openFDs(t)-before <= max })
+	waitFor(t, "evicted descriptors closed", func() bool { return e.files.Open() <= max && openFDs(t)-before <= max })
+	if n := openFDs(t) - before; n > max {
+		t.Fatalf("%d more descriptors open after recovery, want at most %d", n, max)
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -83,14 +93,23 @@ func TestFileCacheRangeAfterEviction(t *testing.T) {
 	if err != nil || len(rr.Ranges) != 1 {
 		t.Fatalf("read of the first segment: %v, %+v", err, rr)
 	}
-	checkLog(t, l, want) // every other segment: the first one's descriptor goes
-	opened := e.files.Opened()
-	b, err := rr.Ranges[0].AppendTo(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.files.Opened() == opened {
-		t.Fatal("the range was read without reopening: the test evicted nothing")
+	// Reading every other segment pushes the first one's descriptor out,
+	// once it is clean: the fsync of a rolled segment runs in the
+	// background, and a descriptor with unsynced writes goes last. Until
+	// then the range is read from the open descriptor; read again, bounded.
+	var b []byte
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		checkLog(t, l, want)
+		opened := e.files.Opened()
+		if b, err = rr.Ranges[0].AppendTo(nil); err != nil {
+			t.Fatal(err)
+		}
+		if e.files.Opened() != opened {
+			break // it reopened
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the range was read without reopening: the test evicted nothing")
+		}
 	}
 	var first []byte
 	for _, s := range want {
@@ -129,16 +148,41 @@ func TestFileCacheEvictedSyncFails(t *testing.T) {
 	e.cfg.SegmentBytes = 1 << 20
 	l := e.open()
 	appendAll(t, l, simple(t, 3, 1))
-	faultOnce(fsys, e.dir, faultSync, segName(0, ".log"), errInjected)
-	// Another log's reads push the dirty .log out of the one-descriptor
-	// cache; the closer fsyncs it, and fails.
-	other := newEnv(t, recoveryConfig(200))
+	var fired atomic.Bool
+	fsys.set(func(f *faultFS) {
+		f.inject = func(op, name string) error {
+			if op == faultSync && strings.HasSuffix(name, segName(0, ".log")) && strings.HasPrefix(name, e.dir) && fired.CompareAndSwap(false, true) {
+				return errInjected
+			}
+			return nil
+		}
+	})
+	// Another log's appends push the dirty .log out of the one-descriptor
+	// cache: idle descriptors without unsynced writes go first, then,
+	// one at a time, the least recently used dirty ones, which the closer
+	// fsyncs, and fails for this .log. The other log never rolls, so each
+	// append leaves only dirty descriptors idle.
+	other := newEnv(t, storage.DefaultConfig())
 	other.files = e.files
 	ol := other.open()
-	fill(t, ol, 20)
-	waitFor(t, "the dirty descriptor closed", func() bool { return e.files.Open() <= 1 })
+	deadline := time.Now().Add(10 * time.Second)
+	for !fired.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dirty .log was not evicted and fsynced by the closer; %d descriptors open", e.files.Open())
+		}
+		appendAll(t, ol, simple(t, 1, 1))
+	}
 	if err := l.Flush(); !errors.Is(err, storage.ErrStorage) || !errors.Is(err, errInjected) {
 		t.Fatalf("flush after a failed fsync at eviction: %v, want the injected error", err)
 	}
 }
 
+func listFDs(t *testing.T) []string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var out []string
+	for _, e := range ents {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		out = append(out, l)
+	}
+	return out
+}

@@ -75,8 +75,14 @@ type Log struct {
 	// leo is the log end offset. Stored by the append path after the
 	// batch's bytes are published in its segment, so a reader that loads
 	// leo, then segs, then a segment's size sees every batch below leo.
-	leo   atomic.Int64
-	start atomic.Int64 // log start offset: the first segment's base offset
+	leo atomic.Int64
+	// start is the log start offset: at or above the first segment's
+	// base offset, at most the log end offset. It is its own value (a
+	// DeleteRecords or the leader's log start may put it inside a
+	// segment); stored under mu (AdvanceLogStart, segment deletion,
+	// truncation), loaded by anyone. The broker persists it in the data
+	// directory's log-start-offset-checkpoint and passes it back to Open.
+	start atomic.Int64
 	bytes atomic.Int64 // total size of the .log files
 
 	hw   atomic.Int64 // high watermark; only grows, written under hwMu
@@ -103,6 +109,10 @@ type Log struct {
 	// done is closed when the log closes: delayed deletes then happen at
 	// once.
 	done chan struct{}
+
+	// cleanMu serializes Clean passes (cleaner.go); held across a whole
+	// pass, never by the append path.
+	cleanMu sync.Mutex
 
 	scanBufs sync.Pool // *[]byte of scanChunk bytes for header scanners; see scanBuf
 
@@ -356,7 +366,7 @@ func (l *Log) Read(offset, maxBytes int64, minOneBatch bool, maxOffset int64) (R
 	}
 	leo := l.leo.Load() // before segs: see Log.leo
 	segs := l.segments()
-	if start := segs[0].base; offset < start || offset > leo {
+	if start := l.start.Load(); offset < start || offset > leo {
 		return rr, fmt.Errorf("%w: offset %d, log %s has %d to %d", ErrOffsetOutOfRange, offset, l.dir, start, leo)
 	}
 	maxOffset = min(maxOffset, leo)
@@ -417,15 +427,27 @@ func (rr *ReadResult) add(s *segment, h *batchHeader) {
 // whose max timestamp is >= ts, found through the time and offset
 // indexes and then a header scan. ok is false when there is none.
 func (l *Log) BatchAtTime(ts int64) (batch []byte, ok bool, err error) {
+	return l.BatchAtTimeFrom(ts, 0)
+}
+
+// BatchAtTimeFrom is BatchAtTime among the batches that end at or after
+// offset minOffset (ListOffsets passes the log start offset, then, when
+// the batch found holds the start and every record that qualified lay
+// below it, the next offset).
+func (l *Log) BatchAtTimeFrom(ts, minOffset int64) (batch []byte, ok bool, err error) {
 	if l.closed.Load() {
 		return nil, false, ErrClosed
 	}
 	hw := l.hw.Load() // hw <= leo, so every batch below it is published
 	buf := l.scanBuf()
 	defer l.scanBufs.Put(buf)
-	for _, s := range l.segments() {
+	segs := l.segments()
+	for i, s := range segs {
 		if s.base >= hw {
 			break
+		}
+		if i+1 < len(segs) && segs[i+1].base <= minOffset {
+			continue // wholly below minOffset
 		}
 		s.mu.RLock()
 		segMax := s.maxTs
@@ -439,6 +461,7 @@ func (l *Log) BatchAtTime(ts int64) (batch []byte, ok bool, err error) {
 		if segMax < ts {
 			continue
 		}
+		from = max(from, minOffset)
 		sc, h, found, err := l.locate(s, from, s.size.Load(), *buf)
 		for ; err == nil && found; h, err = sc.next() {
 			if h.last() >= hw {
@@ -590,7 +613,9 @@ func (l *Log) AssignEpoch(epoch int32) error {
 	return nil
 }
 
-// LogStartOffset returns the first offset in the log.
+// LogStartOffset returns the log start offset: the first offset a
+// reader may read. It may lie inside the first segment, whose batches
+// below it stay on disk until the whole segment is deleted.
 func (l *Log) LogStartOffset() int64 { return l.start.Load() }
 
 // LogEndOffset returns the offset the next batch will get.

@@ -83,6 +83,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := l.load(); err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
+	l.startFromCheckpoint(opts.LogStartOffset)
 	return l, nil
 }
 
@@ -90,6 +91,9 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 func (l *Log) load() (err error) {
 	if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
 		return err
+	}
+	if err := l.recoverCleanerSwap(); err != nil { // cleaner_swap.go
+		return fmt.Errorf("finish cleaner swap: %w", err)
 	}
 	ents, err := l.fs.ReadDir(l.dir)
 	if err != nil {
@@ -530,9 +534,9 @@ func (l *Log) recoverLast(s *segment, size int64, fresh bool) (int64, error) {
 // size). With pos 0 the first batch must start at the segment's base
 // offset; later, each batch must follow the previous one.
 //
-// With gaps, a batch may start past the offset expected (never before it):
-// segments the log cleaner rewrote have gaps between batches, and only the
-// active segment is never cleaned.
+// With gaps, a batch may start past the previous one's end (a segment the
+// cleaner wrote, doc.go Compaction); the active segment never has gaps,
+// which lets recovery catch a damaged base offset, which no CRC covers.
 func (l *Log) scanValid(s *segment, pos, size int64, b *indexBuilder, gaps bool) (leo, good int64, reason string, err error) {
 	want := int64(-1)
 	if pos == 0 {
@@ -553,7 +557,7 @@ func (l *Log) scanValid(s *segment, pos, size int64, b *indexBuilder, gaps bool)
 			return leo, pos, reasonOf(err), nil
 		}
 		switch {
-		case want >= 0 && h.base != want && !(gaps && h.base > want):
+		case want >= 0 && (h.base < want || (h.base > want && !gaps)):
 			return leo, pos, fmt.Sprintf("base offset %d where %d was expected", h.base, want), nil
 		case h.last()-s.base > math.MaxInt32:
 			return leo, pos, fmt.Sprintf("offset %d too far from segment base", h.last()), nil

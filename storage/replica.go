@@ -23,14 +23,15 @@ import (
 	"github.com/gregorbroker/gregor/protocol"
 )
 
-// ErrNotContiguous means AppendReplica got a batch that does not start at
-// the log end offset.
-var ErrNotContiguous = errors.New("storage: batch does not start at the log end offset")
+// ErrNotContiguous means AppendReplica got a batch that starts below the
+// log end offset.
+var ErrNotContiguous = errors.New("storage: batch starts below the log end offset")
 
 // AppendReplica appends a batch copied from the partition's leader, as it
-// is: its base offset must be the log end offset (ErrNotContiguous
-// otherwise), and its partition leader epoch goes into the leader epoch
-// cache. Like Append, it may wait for an fsync as the flush policy says.
+// is: its base offset must be at least the log end offset
+// (ErrNotContiguous otherwise; above it when the leader's log was
+// compacted there, as in Kafka), and its partition leader epoch goes into
+// the leader epoch cache. Like Append, it may wait for an fsync as the flush policy says.
 func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 	h, err := checkAppendBatch(batch)
 	if err != nil {
@@ -38,9 +39,20 @@ func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 	}
 	hdr, _ := protocol.ParseBatchHeader(batch) // checked just above
 	l.mu.Lock()
-	if leo := l.leo.Load(); hdr.FirstOffset != leo {
+	if leo := l.leo.Load(); hdr.FirstOffset < leo {
 		l.mu.Unlock()
 		return AppendResult{}, fmt.Errorf("%w: batch at %d, log %s ends at %d", ErrNotContiguous, hdr.FirstOffset, l.dir, leo)
+	} else if hdr.FirstOffset > leo && !l.mu.closed && l.failure() == nil {
+		// A gap the leader's cleaner left: the log end moves over it
+		// (appendLocked puts the batch at the log end offset), into a
+		// new segment, so that the active segment stays contiguous from
+		// its base (what recovery checks). The cleaner merges the small
+		// segments this makes.
+		l.leo.Store(hdr.FirstOffset)
+		if _, err := l.rollLocked(hdr.FirstOffset, l.now(), "gap in the leader's log"); err != nil {
+			l.mu.Unlock()
+			return AppendResult{}, fmt.Errorf("storage: replica append to %s: %w", l.dir, err)
+		}
 	}
 	res, wait, err := l.appendLocked(batch, hdr.PartitionLeaderEpoch, &h)
 	l.mu.Unlock()
@@ -60,10 +72,22 @@ func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 // below offset; it returns the new log end offset. The high watermark and
 // the leader epoch cache are cut back with it. An offset at or below the
 // log start offset empties the log; the log then starts at offset
-// (Kafka's truncateFullyAndStartAt) when that is above the old start.
+// (Kafka's truncateFullyAndStartAt), or at the first segment's base when
+// offset is below that.
 func (l *Log) TruncateTo(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// A cut inside a segment the cleaner wrote leaves an active segment
+	// with gaps; it is closed (a roll, after fl.mu is released) so that
+	// the active segment stays contiguous, as recovery expects.
+	rollAt := int64(-1)
+	defer func() {
+		if rollAt >= 0 {
+			if _, err := l.rollLocked(rollAt, l.now(), "truncated into a cleaned segment"); err != nil {
+				l.log.Warn().Err(err).Msg("cannot roll after truncating into a cleaned segment")
+			}
+		}
+	}()
 	if l.mu.closed {
 		return 0, ErrClosed
 	}
@@ -83,10 +107,15 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	segs := l.segments()
 	var newLEO int64
 	var err error
-	if offset <= segs[0].base {
+	if offset <= segs[0].base || offset < l.start.Load() {
+		// Nothing at or above the log start would be left: start over
+		// at offset (Kafka's truncateFullyAndStartAt).
 		newLEO, err = l.resetLocked(max(offset, segs[0].base))
 	} else {
-		newLEO, err = l.cutLocked(offset)
+		var gappy bool
+		if newLEO, gappy, err = l.cutLocked(offset); gappy && err == nil {
+			rollAt = newLEO
+		}
 	}
 	if err != nil {
 		l.setFailedLocked(fmt.Errorf("truncate to %d: %w", offset, err))
@@ -113,7 +142,8 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 
 // cutLocked cuts the log inside it (offset above the first segment's base
 // and below the log end offset). l.mu and fl.mu held, no pass running.
-func (l *Log) cutLocked(offset int64) (int64, error) {
+// gappy reports that the segment left active has gaps between batches.
+func (l *Log) cutLocked(offset int64) (end int64, gappy bool, err error) {
 	segs := l.segments()
 	i := segmentFor(segs, offset)
 	s := segs[i]
@@ -121,7 +151,7 @@ func (l *Log) cutLocked(offset int64) (int64, error) {
 	if offset > s.base {
 		_, h, found, err := l.locate(s, offset, pos, nil)
 		if err != nil {
-			return 0, fmt.Errorf("find batch of offset %d: %w", offset, err)
+			return 0, false, fmt.Errorf("find batch of offset %d: %w", offset, err)
 		}
 		if found {
 			pos = h.pos
@@ -137,21 +167,26 @@ func (l *Log) cutLocked(offset int64) (int64, error) {
 		pos = s.size.Load()
 	}
 	if err := l.dropSegmentsAfterLocked(i); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if err := s.log.Truncate(pos); err != nil {
-		return 0, fmt.Errorf("cut segment %d at %d: %w", s.base, pos, err)
+		return 0, false, fmt.Errorf("cut segment %d at %d: %w", s.base, pos, err)
 	}
 	b := l.newIndexBuilder(s)
-	end, good, reason, err := l.scanValid(s, 0, pos, b, false)
+	end, good, reason, err := l.scanValid(s, 0, pos, b, true) // s may be a cleaned segment
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if good != pos {
-		return 0, fmt.Errorf("%w: segment %d: %s at %d", ErrCorrupt, s.base, reason, good)
+		return 0, false, fmt.Errorf("%w: segment %d: %s at %d", ErrCorrupt, s.base, reason, good)
+	}
+	if _, strict, _, err := l.scanValid(s, 0, pos, l.newIndexBuilder(s), false); err != nil {
+		return 0, false, err
+	} else if strict != pos {
+		gappy = true
 	}
 	if err := b.write(s); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	freed := s.size.Load() - pos
 	s.mu.Lock()
@@ -164,7 +199,7 @@ func (l *Log) cutLocked(offset int64) (int64, error) {
 	s.indexSynced = false
 	l.bytes.Add(-freed)
 	l.leo.Store(end)
-	return end, nil
+	return end, gappy, nil
 }
 
 // resetLocked empties the log and starts it at start: a fresh segment at

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -68,6 +69,7 @@ type segment struct {
 	// Owned by the append path (Log.mu held).
 	created         time.Time // when the segment was created or, if loaded, opened (segment.ms)
 	bytesSinceIndex int64     // bytes appended since the batch of the last offset index entry began
+	jitterSeed      uint64    // random, fixed at creation: picks the segment's segment.jitter.ms (rollJitterMs)
 
 	// Owned by the flusher: the goroutine that holds flushState.syncing.
 	syncedSize  int64 // bytes of the .log known to be fsynced
@@ -88,7 +90,7 @@ type segment struct {
 }
 
 func newSegment(base int64) *segment {
-	return &segment{base: base, maxTs: -1, maxTsBase: -1, maxTsLast: -1}
+	return &segment{base: base, maxTs: -1, maxTsBase: -1, maxTsLast: -1, jitterSeed: rand.Uint64()}
 }
 
 // createSegment creates the three files of a new, empty segment. The .log
@@ -176,7 +178,7 @@ func (s *segment) rollReason(c *Config, n, last int64, now time.Time) string {
 		return ""
 	case size+n > c.SegmentBytes:
 		return "segment.bytes"
-	case c.SegmentMs > 0 && now.Sub(s.created).Milliseconds() > c.SegmentMs:
+	case s.timeToRoll(c, now):
 		return "segment.ms"
 	case last-s.base > math.MaxInt32:
 		return "relative offset range"

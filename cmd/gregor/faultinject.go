@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/gregorbroker/gregor/storage"
@@ -47,4 +48,23 @@ func (f failDiskFile) WriteAt(b []byte, off int64) (int, error) {
 		return 0, syscall.EIO
 	}
 	return f.File.WriteAt(b, off)
+}
+
+// crashCleanName is the file that kills the process in the middle of a
+// log cleaner swap: while a partition's directory holds it, renaming a
+// file of that directory to a name ending in the file's content (say
+// ".deleted" or ".index.swap") sends SIGKILL to the process first, so the
+// kill lands at that exact step of the swap (storage/cleaner_swap.go).
+const crashCleanName = "CRASH-CLEAN"
+
+// Rename renames oldpath, unless the crash trigger says to die first.
+func (f failDiskFS) Rename(oldpath, newpath string) error {
+	trigger := filepath.Join(filepath.Dir(oldpath), crashCleanName)
+	if b, err := os.ReadFile(trigger); err == nil {
+		if suffix := strings.TrimSpace(string(b)); suffix != "" && strings.HasSuffix(newpath, suffix) {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
+	return f.OSFS.Rename(oldpath, newpath)
 }
