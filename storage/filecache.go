@@ -140,6 +140,14 @@ func (c *FileCache) closeDirty() {
 		c.settled.Broadcast()
 		c.mu.Unlock()
 	}
+	if len(vs) > 0 {
+		// The backlog shrank: descriptors kept open over the bound
+		// because of it may go now.
+		c.mu.Lock()
+		more := c.evictLocked()
+		c.mu.Unlock()
+		c.closeVictims(more)
+	}
 }
 
 // Open returns how many segment descriptors are open, those waiting for
