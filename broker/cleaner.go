@@ -5,7 +5,7 @@ package broker
 // __consumer_offsets and __transaction_state included), leader or
 // follower alike, as each Kafka broker cleans its own logs.
 //
-// log.cleaner.threads goroutines each take, in turn, the dirtiest
+// log.cleaner.threads goroutines (dynamic) each take, in turn, the dirtiest
 // partition that is due and not being cleaned, and run storage.Log.Clean
 // on it. A partition is due when
 //   - its dirty ratio (bytes of segments not cleaned yet over all bytes
@@ -55,8 +55,12 @@ type logCleaner struct {
 	writeMu sync.Mutex
 
 	throttle throttler
-	threads  int          // log.cleaner.threads, set at start
-	picks    atomic.Int64 // partitions looked over so far (tests wait on it)
+	// started is how many cleaner threads run, protected by mu; it only
+	// grows. Threads numbered log.cleaner.threads and above stay idle, so
+	// the config can go down and up again at run time.
+	started int
+	fsys    storage.FS   // set at start
+	picks   atomic.Int64 // partitions looked over so far (tests wait on it)
 }
 
 func newLogCleaner() *logCleaner {
@@ -91,9 +95,29 @@ func (b *Broker) startLogCleaner() {
 		}
 		c.mu.Unlock()
 	}
-	c.threads = int(max(b.brokerConfigInt("log.cleaner.threads"), 1))
-	for i := range c.threads {
-		safe.Go(&b.bg, b.log, "log cleaner", func() { c.run(i, fsys) })
+	c.fsys = fsys
+	c.ensureThreads()
+}
+
+// threads is log.cleaner.threads now (dynamic).
+func (c *logCleaner) threads() int {
+	return int(min(max(c.b.brokerConfigInt("log.cleaner.threads"), 1), maxCleanerThreads))
+}
+
+// maxCleanerThreads bounds log.cleaner.threads (its config check too).
+const maxCleanerThreads = 64
+
+// ensureThreads starts threads until log.cleaner.threads of them run.
+// Thread 0 calls it on each round, so raising the config takes effect
+// within log.cleaner.backoff.ms.
+func (c *logCleaner) ensureThreads() {
+	want := c.threads()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.started < want {
+		i := c.started
+		c.started++
+		safe.Go(&c.b.bg, c.b.log, "log cleaner", func() { c.run(i, c.fsys) })
 	}
 }
 
@@ -112,8 +136,11 @@ func (c *logCleaner) run(thread int, fsys storage.FS) {
 	b := c.b
 	for {
 		wait, on := c.backoff()
+		if thread == 0 {
+			c.ensureThreads()
+		}
 		worked := false
-		if on {
+		if on && thread < c.threads() {
 			if p := c.pick(); p != nil {
 				worked = true
 				c.clean(p)
@@ -209,7 +236,7 @@ func (c *logCleaner) clean(p *partition) {
 		Codecs:             b.codecs,
 		DeleteRetentionMs:  st.deleteRetentionMs,
 		MinCompactionLagMs: st.minCompactionLagMs,
-		MapBytes:           b.brokerConfigInt("log.cleaner.dedupe.buffer.size") / int64(c.threads),
+		MapBytes:           b.brokerConfigInt("log.cleaner.dedupe.buffer.size") / int64(c.threads()),
 		MapLoadFactor:      lf,
 		Throttle:           c.throttleFn(),
 		Stop:               b.ctx.Done(),

@@ -165,3 +165,35 @@ func TestLogCleanerMaxCompactionLag(t *testing.T) {
 	adminWantCode(t, "set max.compaction.lag.ms", ir[0].ErrorCode, ir[0].ErrorMessage, nil, "")
 	waitCheckpoint("after max.compaction.lag.ms", 101)
 }
+
+// TestLogCleanerThreadsDynamic: raising log.cleaner.threads at run time
+// starts more cleaner threads within a backoff; lowering it idles them.
+func TestLogCleanerThreadsDynamic(t *testing.T) {
+	b, c := newAdminBroker(t, map[string]string{"log.cleaner.backoff.ms": "20"})
+	started := func() int {
+		b.cleaner.mu.Lock()
+		defer b.cleaner.mu.Unlock()
+		return b.cleaner.started
+	}
+	if n := started(); n != 1 {
+		t.Fatalf("%d cleaner threads at start, want log.cleaner.threads' default 1", n)
+	}
+	ir := adminIncAlter(t, b, c, false, adminIncResource(adminResBroker, "", opSet("log.cleaner.threads", "3")))
+	adminWantCode(t, "raise log.cleaner.threads", ir[0].ErrorCode, ir[0].ErrorMessage, nil, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for started() != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cleaner threads after raising log.cleaner.threads to 3", started())
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval of a loop with a deadline
+	}
+	ir = adminIncAlter(t, b, c, false, adminIncResource(adminResBroker, "", opSet("log.cleaner.threads", "1")))
+	adminWantCode(t, "lower log.cleaner.threads", ir[0].ErrorCode, ir[0].ErrorMessage, nil, "")
+	if got := b.cleaner.threads(); got != 1 {
+		t.Fatalf("threads() = %d after lowering to 1", got)
+	}
+	ir = adminIncAlter(t, b, c, false, adminIncResource(adminResBroker, "", opSet("log.cleaner.threads", "65")))
+	if ir[0].ErrorCode == 0 {
+		t.Fatal("log.cleaner.threads above its bound was accepted")
+	}
+}

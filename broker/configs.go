@@ -156,15 +156,15 @@ func brokerConfigDefs(topicDefs []configDef) []configDef {
 		{name: "offsets.retention.check.interval.ms", typ: kmsg.ConfigTypeLong, def: str("600000"), check: intRange(1, maxLong), doc: "how often expired offsets are looked for", enforced: true},
 		{name: "log.cleaner.backoff.ms", typ: kmsg.ConfigTypeLong, def: str("15000"), check: intRange(0, maxLong), doc: "how long a log cleaner thread waits when no compacted partition is due; 0 stops cleaning", dynamic: true, enforced: true},
 		{name: "log.cleaner.enable", typ: kmsg.ConfigTypeBoolean, def: str("true"), check: isBool, doc: "run the log cleaner (compaction of cleanup.policy=compact topics, the internal topics included); read at start", enforced: true},
-		{name: "log.cleaner.threads", typ: kmsg.ConfigTypeInt, def: str("1"), check: intRange(1, 64), doc: "log cleaner goroutines; read at start", enforced: true},
+		{name: "log.cleaner.threads", typ: kmsg.ConfigTypeInt, def: str("1"), check: intRange(1, maxCleanerThreads), doc: "log cleaner goroutines", dynamic: true, enforced: true},
 		{name: "log.cleaner.dedupe.buffer.size", typ: kmsg.ConfigTypeLong, def: str("134217728"), check: intRange(1<<10, maxLong), doc: "memory of the cleaners' offset maps, shared among the threads (24 bytes a key)", dynamic: true, enforced: true},
 		{name: "log.cleaner.io.buffer.load.factor", typ: kmsg.ConfigTypeDouble, def: str("0.9"), check: isDouble(0.01, 1), doc: "how full an offset map is filled", dynamic: true, enforced: true},
 		{name: "log.cleaner.io.max.bytes.per.second", typ: kmsg.ConfigTypeDouble, def: str("1.7976931348623157E308"), check: isDouble(1, math.MaxFloat64), doc: "bytes per second the cleaners read and write, together", dynamic: true, enforced: true},
 		// Retention (retention.go): log.retention.ms and .bytes are the
 		// dynamic synonyms of the topic configs; the hours and minutes
 		// forms and the intervals are read-only, as in Kafka.
-		{name: "log.retention.hours", typ: kmsg.ConfigTypeInt, def: str("168"), check: intRange(-1, math.MaxInt32), doc: "retention.ms default in hours, when neither log.retention.ms nor log.retention.minutes is set", enforced: true},
-		{name: "log.retention.minutes", typ: kmsg.ConfigTypeInt, check: intRange(-1, math.MaxInt32), doc: "retention.ms default in minutes, when log.retention.ms is not set", enforced: true},
+		{name: "log.retention.hours", typ: kmsg.ConfigTypeInt, def: str("168"), check: intRange(-1, math.MaxInt32), doc: "retention.ms default in hours, when neither log.retention.ms nor log.retention.minutes is set", dynamic: true, enforced: true},
+		{name: "log.retention.minutes", typ: kmsg.ConfigTypeInt, check: intRange(-1, math.MaxInt32), doc: "retention.ms default in minutes, when log.retention.ms is not set", dynamic: true, enforced: true},
 		{name: "log.retention.check.interval.ms", typ: kmsg.ConfigTypeLong, def: str("300000"), check: intRange(1, maxLong), doc: "how often every partition is checked for segments to delete", enforced: true},
 		{name: "log.flush.start.offset.checkpoint.interval.ms", typ: kmsg.ConfigTypeInt, def: str("60000"), check: intRange(0, math.MaxInt32), doc: "how often the log start offsets are written to log-start-offset-checkpoint (DeleteRecords writes it at once)", enforced: true},
 		{name: "offset.metadata.max.bytes", typ: kmsg.ConfigTypeInt, def: str("4096"), check: intRange(0, math.MaxInt32), doc: "largest metadata string of a committed offset", enforced: true},

@@ -21,6 +21,8 @@ func TestRetentionSettingsResolution(t *testing.T) {
 		{"dynamic default ms beats static hours", nil, brokerLayers{dynamicDefault: map[string]string{"log.retention.ms": "7"}, static: map[string]string{"log.retention.hours": "2"}}, 7},
 		{"topic beats all", map[string]string{"retention.ms": "11"}, brokerLayers{dynamic: map[string]string{"log.retention.ms": "7"}}, 11},
 		{"hours -1 is no limit", nil, brokerLayers{static: map[string]string{"log.retention.hours": "-1"}}, -1},
+		{"dynamic hours beat static hours", nil, brokerLayers{dynamic: map[string]string{"log.retention.hours": "5"}, static: map[string]string{"log.retention.hours": "2"}}, 5 * 3600000},
+		{"cluster-wide minutes beat static hours", nil, brokerLayers{dynamicDefault: map[string]string{"log.retention.minutes": "9"}, static: map[string]string{"log.retention.hours": "2"}}, 9 * 60000},
 	}
 	for _, c := range cases {
 		s := tbl.settings(c.topic, c.layers)
@@ -51,9 +53,10 @@ func TestRetentionSettingsResolution(t *testing.T) {
 	if s := tbl.settings(nil, brokerLayers{}); !s.deletePolicy || s.storage.RetentionBytes != -1 {
 		t.Errorf("default topic: deletePolicy %v, retention.bytes %d", s.deletePolicy, s.storage.RetentionBytes)
 	}
-	// Dynamic at run time as in Kafka; the hours and minutes forms are not.
+	// Dynamic at run time as in Kafka (the hours and minutes forms too);
+	// the check interval is not.
 	for name, dynamic := range map[string]bool{"log.retention.ms": true, "log.retention.bytes": true, "log.cleaner.backoff.ms": true,
-		"log.segment.bytes": true, "log.roll.jitter.ms": true, "log.retention.hours": false, "log.retention.minutes": false, "log.retention.check.interval.ms": false} {
+		"log.segment.bytes": true, "log.roll.jitter.ms": true, "log.retention.hours": true, "log.retention.minutes": true, "log.retention.check.interval.ms": false} {
 		if err := tbl.validateBrokerConfig(name, "1000"); (err == nil) != dynamic {
 			t.Errorf("%s: dynamic %v, got %v", name, dynamic, err)
 		}
