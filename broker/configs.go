@@ -427,5 +427,8 @@ func (t *configTable) settings(topicConfigs map[string]string, l brokerLayers) t
 			s.deletePolicy = s.deletePolicy || strings.TrimSpace(p) == "delete"
 		}
 	}
+	if s.compacted && s.maxCompactionLagMs < maxLong {
+		s.storage.CompactionRollMs = s.maxCompactionLagMs
+	}
 	return s
 }

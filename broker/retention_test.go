@@ -50,6 +50,12 @@ func TestRetentionSettingsResolution(t *testing.T) {
 	if s.storage.RetentionBytes != 100 || !s.deletePolicy || !s.compacted {
 		t.Errorf("compact,delete topic: %+v, deletePolicy %v", s.storage, s.deletePolicy)
 	}
+	if s := tbl.settings(map[string]string{"cleanup.policy": "compact", "max.compaction.lag.ms": "60000"}, brokerLayers{}); s.storage.CompactionRollMs != 60000 {
+		t.Errorf("compacted topic with max.compaction.lag.ms: CompactionRollMs %d, want 60000", s.storage.CompactionRollMs)
+	}
+	if s := tbl.settings(map[string]string{"max.compaction.lag.ms": "60000"}, brokerLayers{}); s.storage.CompactionRollMs != 0 {
+		t.Errorf("delete-policy topic: CompactionRollMs %d, want 0", s.storage.CompactionRollMs)
+	}
 	if s := tbl.settings(nil, brokerLayers{}); !s.deletePolicy || s.storage.RetentionBytes != -1 {
 		t.Errorf("default topic: deletePolicy %v, retention.bytes %d", s.deletePolicy, s.storage.RetentionBytes)
 	}

@@ -39,6 +39,12 @@ type Config struct {
 	// after SegmentMs minus a random jitter in [0, SegmentJitterMs),
 	// drawn when the segment is created (default 0).
 	SegmentJitterMs int64
+	// CompactionRollMs is, for a compacted log, max.compaction.lag.ms:
+	// EnforceRetention rolls a non-empty active segment this old, so that
+	// the cleaner (which cleans closed segments only) can honour the lag
+	// in a partition that gets few writes (KIP-354). 0 (the default, and
+	// for logs that are not compacted): never.
+	CompactionRollMs int64
 }
 
 // Kafka's defaults.

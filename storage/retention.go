@@ -40,6 +40,13 @@ func (s *segment) rollJitterMs(c *Config) int64 {
 	return int64(s.jitterSeed % uint64(j))
 }
 
+// compactionLagPassed reports whether a compacted log's active segment is
+// older than max.compaction.lag.ms (Config.CompactionRollMs), counted, as
+// segment.ms is, from when the segment was made.
+func (s *segment) compactionLagPassed(c *Config, now time.Time) bool {
+	return c.CompactionRollMs > 0 && now.Sub(s.created).Milliseconds() > c.CompactionRollMs
+}
+
 // timeToRoll reports whether segment.ms (less the segment's jitter) has
 // passed since the segment was created.
 func (s *segment) timeToRoll(c *Config, now time.Time) bool {
@@ -137,8 +144,12 @@ func (l *Log) EnforceRetention(now time.Time, deletePolicy bool) (RetentionResul
 	}
 	cfg := l.cfg.Load()
 	segs := l.segments()
-	if active := segs[len(segs)-1]; active.size.Load() > 0 && active.timeToRoll(cfg, now) {
-		if _, err := l.rollLocked(l.leo.Load(), now, "segment.ms"); err != nil {
+	if active := segs[len(segs)-1]; active.size.Load() > 0 && (active.timeToRoll(cfg, now) || active.compactionLagPassed(cfg, now)) {
+		reason := "segment.ms"
+		if !active.timeToRoll(cfg, now) {
+			reason = "max.compaction.lag.ms"
+		}
+		if _, err := l.rollLocked(l.leo.Load(), now, reason); err != nil {
 			return res, fmt.Errorf("storage: retention of %s: %w", l.dir, err)
 		}
 		res.Rolled = true

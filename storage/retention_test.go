@@ -340,3 +340,30 @@ func TestTruncateBelowLogStart(t *testing.T) {
 		t.Fatalf("truncate to 1: leo %d, %v, start %d; want an empty log at 1", leo, err, l.LogStartOffset())
 	}
 }
+
+// TestRetentionRollsOnMaxCompactionLag: a compacted log's non-empty active
+// segment is rolled once max.compaction.lag.ms (CompactionRollMs) passed,
+// so the cleaner, which cleans closed segments only, can clean it; nothing
+// is deleted without the delete policy.
+func TestRetentionRollsOnMaxCompactionLag(t *testing.T) {
+	e, cfg, one := retentionEnv(t)
+	cfg.SegmentMs = 0 // never on time
+	cfg.CompactionRollMs = 1000
+	e.cfg = cfg
+	l := e.open()
+	appendAll(t, l, one, one)
+	l.SetHighWatermark(2)
+	e.clock.Advance(800 * time.Millisecond)
+	if res, err := l.EnforceRetention(e.clock.Now(), false); err != nil || res.Rolled {
+		t.Fatalf("before max.compaction.lag.ms: %+v, %v", res, err)
+	}
+	e.clock.Advance(300 * time.Millisecond)
+	res, err := l.EnforceRetention(e.clock.Now(), false)
+	if err != nil || !res.Rolled || res.Segments != 0 || l.SegmentCount() != 2 {
+		t.Fatalf("after max.compaction.lag.ms: %+v, %v, %d segments; want rolled, nothing deleted", res, err, l.SegmentCount())
+	}
+	e.clock.Advance(time.Hour)
+	if res, err := l.EnforceRetention(e.clock.Now(), false); err != nil || res.Rolled {
+		t.Fatalf("empty active segment: %+v, %v", res, err)
+	}
+}
