@@ -10,6 +10,7 @@ package integration
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -282,10 +283,15 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 			}
 			return nil
 		})
+		// Each broker applies the value on its own watch: the one asked
+		// above may be ahead of the others.
 		for _, b := range brokers {
-			if !strings.Contains(b.Logs(), "upgrade Gregor") {
-				t.Fatalf("no log line of %s says to upgrade Gregor", b.Addr)
-			}
+			fzWaitFor(t, 10*time.Second, "a log line of "+b.Addr+" saying to upgrade Gregor", func() error {
+				if !strings.Contains(b.Logs(), "upgrade Gregor") {
+					return errors.New("none yet")
+				}
+				return nil
+			})
 		}
 		rcs, err := adm.DescribeTopicConfigs(ctx, topic)
 		if err != nil || len(rcs) != 1 || rcs[0].Err != kerr.LeaderNotAvailable {
