@@ -553,6 +553,9 @@ type cleaned struct {
 // writeCleaned writes the cleaned image of g as <base>.{log,index,timeindex}.cleaned, fsynced.
 func (p *cleanPass) writeCleaned(g []*segment, base int64) (*cleaned, error) {
 	l := p.l
+	if p.stopped() {
+		return nil, ErrCleanAborted
+	}
 	f, err := l.fs.OpenFile(segmentPath(l.dir, base, logSuffix)+cleanedSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create cleaned segment %d: %w", base, err)

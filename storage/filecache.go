@@ -298,7 +298,7 @@ func (c *FileCache) evictLocked() []victim {
 	var out []victim
 	for c.max > 0 && c.open > c.max && c.idle.Len() > 0 {
 		var e *list.Element
-		backlog := len(c.dirty) + c.closing + len(out)
+		backlog := len(c.dirty) + c.closing
 		for i, cand := 0, c.idle.Back(); i < 64 && cand != nil; i, cand = i+1, cand.Prev() {
 			h := cand.Value.(*cachedFile)
 			if h.writes == h.synced {
@@ -315,7 +315,15 @@ func (c *FileCache) evictLocked() []victim {
 		h := e.Value.(*cachedFile)
 		c.idle.Remove(e)
 		h.elem = nil
-		out = append(out, victim{h: h, f: h.f, writes: h.writes, dirty: h.writes != h.synced})
+		v := victim{h: h, f: h.f, writes: h.writes, dirty: h.writes != h.synced}
+		if v.dirty {
+			// Counted as pending at once, under mu: a Sync of this file
+			// from now on waits for the closer's fsync of this
+			// descriptor (and sees its error), never only for its own.
+			c.dirty = append(c.dirty, v)
+			h.pending++
+		}
+		out = append(out, v)
 		h.f = nil
 		c.open--
 	}
@@ -323,23 +331,25 @@ func (c *FileCache) evictLocked() []victim {
 }
 
 // closeVictims closes evicted descriptors without unsynced writes and
-// hands the others to the closer.
+// wakes the closer for the others (evictLocked queued them).
 func (c *FileCache) closeVictims(vs []victim) {
 	if len(vs) == 0 {
 		return
 	}
-	inline := false
+	dirty := false
 	for _, v := range vs {
 		if !v.dirty {
 			_ = v.f.Close()
 			continue
 		}
-		c.mu.Lock()
-		c.dirty = append(c.dirty, v)
-		v.h.pending++
-		inline = c.stopped
-		c.mu.Unlock()
+		dirty = true
 	}
+	if !dirty {
+		return
+	}
+	c.mu.Lock()
+	inline := c.stopped
+	c.mu.Unlock()
 	if inline {
 		c.closeDirty()
 		return

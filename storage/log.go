@@ -698,6 +698,12 @@ func (l *Log) close(clean bool) error {
 	}
 	l.mu.Unlock()
 
+	// A Clean pass under way sees the log closed between batches and
+	// stops; wait for it, so that no pass writes files in the directory
+	// once Close returned (a log reopened on it may run its own).
+	l.cleanMu.Lock()
+	//lint:ignore SA2001 an empty critical section: waiting for the pass is the point
+	l.cleanMu.Unlock()
 	l.stopFlusher()
 	l.bg.Wait()
 	if clean {

@@ -39,6 +39,19 @@ func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 	}
 	hdr, _ := protocol.ParseBatchHeader(batch) // checked just above
 	l.mu.Lock()
+	if leo := l.leo.Load(); hdr.FirstOffset < leo && hdr.FirstOffset+int64(hdr.LastOffsetDelta) >= leo && leo == l.start.Load() && l.bytes.Load() == 0 &&
+		!l.mu.closed && l.failure() == nil {
+		// An empty log that starts inside the leader's batch (the
+		// leader's log start was moved there by DeleteRecords, and this
+		// follower started over at it): start over at the batch's base
+		// instead, as Kafka's follower does, and take the batch whole.
+		// The leader's log start, which fetch responses carry, moves
+		// this log's start up again.
+		if err := l.startAtLocked(hdr.FirstOffset); err != nil {
+			l.mu.Unlock()
+			return AppendResult{}, fmt.Errorf("storage: replica append to %s: %w", l.dir, err)
+		}
+	}
 	if leo := l.leo.Load(); hdr.FirstOffset < leo {
 		l.mu.Unlock()
 		return AppendResult{}, fmt.Errorf("%w: batch at %d, log %s ends at %d", ErrNotContiguous, hdr.FirstOffset, l.dir, leo)
@@ -266,6 +279,11 @@ func (l *Log) StartAt(offset int64) error {
 	if leo := l.leo.Load(); offset <= leo {
 		return fmt.Errorf("storage: start %s at %d: not above the log end offset %d", l.dir, offset, leo)
 	}
+	return l.startAtLocked(offset)
+}
+
+// startAtLocked empties the log and starts it at offset. l.mu must be held.
+func (l *Log) startAtLocked(offset int64) error {
 	f := &l.fl
 	f.mu.Lock()
 	for f.syncing {

@@ -134,3 +134,41 @@ func TestTruncateBelowStartStartsOver(t *testing.T) {
 		t.Fatalf("log end after one append: %d", l.LogEndOffset())
 	}
 }
+
+// TestAppendReplicaStartInsideBatch: a follower that started over at the
+// leader's log start, which DeleteRecords put inside a batch, gets that
+// whole batch (its base below the follower's log end) from the leader: it
+// starts over at the batch's base and takes it, as Kafka's follower does,
+// instead of refusing it for good; its start then moves up to the
+// leader's again.
+func TestAppendReplicaStartInsideBatch(t *testing.T) {
+	leader := newEnv(t, storage.DefaultConfig()).open()
+	b := simple(t, 10, 1000)
+	if _, err := leader.Append(append([]byte(nil), b...), 1); err != nil {
+		t.Fatal(err)
+	}
+	leader.SetHighWatermark(10)
+	if _, err := leader.AdvanceLogStart(5); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := readBytes(t, leader, 5, 1<<20, true, leader.LogEndOffset())
+
+	follower := newEnv(t, storage.DefaultConfig()).open()
+	if err := follower.StartAt(5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := follower.AppendReplica(raw); err != nil {
+		t.Fatalf("the batch holding the follower's start: %v", err)
+	}
+	if follower.LogEndOffset() != 10 || follower.LogStartOffset() != 0 {
+		t.Fatalf("follower log %d..%d, want 0..10", follower.LogStartOffset(), follower.LogEndOffset())
+	}
+	follower.SetHighWatermark(10)
+	if _, err := follower.AdvanceLogStart(5); err != nil || follower.LogStartOffset() != 5 {
+		t.Fatalf("follower start after the leader's: %d, %v", follower.LogStartOffset(), err)
+	}
+	// A log that is not empty still refuses a batch below its end.
+	if _, err := follower.AppendReplica(raw); !errors.Is(err, storage.ErrNotContiguous) {
+		t.Fatalf("the same batch again: %v, want ErrNotContiguous", err)
+	}
+}
