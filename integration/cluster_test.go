@@ -201,7 +201,9 @@ func runClusterScenario(t *testing.T, brokers []*brokerProc) {
 	grpReportErrs(t, m)
 
 	// Broker 3 dies: its partitions have no other replica, so no leader;
-	// the others keep working.
+	// the others keep working. Metadata answers leader -1 as soon as the
+	// broker's registration is gone; the wait is for the controller to
+	// have recorded the loss too (a new leader epoch).
 	brokers[2].Kill()
 	fzWaitFor(t, 20*time.Second, "broker 3's partitions to lose their leader", func() error {
 		md, err := adm.Metadata(ctx, topic)
@@ -209,8 +211,8 @@ func runClusterScenario(t *testing.T, brokers []*brokerProc) {
 			return err
 		}
 		for _, p := range md.Topics[topic].Partitions {
-			if led[p.Partition] == 3 && p.Leader != -1 {
-				return fmt.Errorf("partition %d still led by %d", p.Partition, p.Leader)
+			if led[p.Partition] == 3 && (p.Leader != -1 || p.LeaderEpoch < 1) {
+				return fmt.Errorf("partition %d: leader %d at epoch %d", p.Partition, p.Leader, p.LeaderEpoch)
 			}
 		}
 		return nil
