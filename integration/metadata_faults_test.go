@@ -347,7 +347,16 @@ func runMetadataFaults(t *testing.T, brokers []*brokerProc, rf int16) {
 		// the partition directory, the old one is set aside.
 		auto := fzClient(t, p.Addr, kgo.AllowAutoTopicCreation(), kgo.DisableIdempotentWrite(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 		actx, acancel := context.WithTimeout(ctx, 20*time.Second)
-		fzProduceSync(actx, t, auto, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("into the new topic")})
+		if len(brokers) == 1 {
+			fzProduceSync(actx, t, auto, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("into the new topic")})
+		} else {
+			// The partition's leader may not have applied the creation
+			// yet when the producer reaches it: UNKNOWN_TOPIC_ID then,
+			// retriable in Kafka too (kgo gives up on it for a produce).
+			fzWaitFor(t, 20*time.Second, "a produce into the auto-created topic", func() error {
+				return auto.ProduceSync(actx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("into the new topic")}).FirstErr()
+			})
+		}
 		acancel()
 		auto.Close()
 		md, err := adm.Metadata(ctx, topic)
