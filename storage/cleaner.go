@@ -174,6 +174,11 @@ func (l *Log) Clean(checkpoint int64, cfg CleanConfig) (CleanStats, error) {
 	if cfg.Codecs == nil {
 		return st, errors.New("storage: clean: no codecs")
 	}
+	// The truncation count is read before anything of the log is: a
+	// truncation from here on abandons every swap of the pass.
+	l.mu.Lock()
+	gen := l.mu.truncations
+	l.mu.Unlock()
 	c := l.Cleanable(checkpoint, cfg.MinCompactionLagMs)
 	st.FirstDirty, st.CleanedTo = c.FirstDirty, c.FirstDirty
 	st.NextDeleteHorizonMs = -1
@@ -181,6 +186,7 @@ func (l *Log) Clean(checkpoint int64, cfg CleanConfig) (CleanStats, error) {
 		l:       l,
 		cfg:     &cfg,
 		now:     l.now().UnixMilli(),
+		gen:     gen,
 		txnData: make(map[int64]bool),
 		st:      &st,
 	}
@@ -284,7 +290,6 @@ const mergeRounds = 3
 func (p *cleanPass) loadProducers() {
 	l := p.l
 	l.mu.Lock()
-	p.gen = l.mu.truncations
 	p.lastBatch = make(map[int64]int64, len(l.pstate.producers))
 	for id, e := range l.pstate.producers {
 		if e.n > 0 {
