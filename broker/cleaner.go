@@ -23,6 +23,7 @@ package broker
 // log.cleaner.dedupe.buffer.size among themselves.
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"sync"
@@ -243,8 +244,16 @@ func (c *logCleaner) clean(p *partition) {
 	}
 	res, err := p.log.Clean(cp, cfg)
 	if err != nil {
-		b.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("log cleaner pass failed")
-		// A failed pass is tried again after the backoff, not at once.
+		if errors.Is(err, storage.ErrCleanAborted) {
+			// The log changed under the pass (a truncation, a deletion of
+			// segments) or the broker is stopping: nothing was swapped
+			// past that point; the next pass starts over.
+			b.log.Info().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("log cleaner pass abandoned")
+		} else {
+			b.log.Warn().Err(err).Str("topic", p.topic).Int32("partition", p.index).Msg("log cleaner pass failed")
+		}
+		// A failed or abandoned pass is tried again after the backoff,
+		// not at once.
 		wait, _ := c.backoff()
 		c.mu.Lock()
 		delete(c.horizon, p)

@@ -8,9 +8,9 @@
 //	12      4      partition leader epoch (set by the broker; not covered by CRC)
 //	16      1      magic                  (must be 2)
 //	17      4      CRC-32C                (Castagnoli, over bytes 21..end)
-//	21      2      attributes             (bits 0-2 codec, 3 timestamp type, 4 transactional, 5 control)
+//	21      2      attributes             (bits 0-2 codec, 3 timestamp type, 4 transactional, 5 control, 6 delete horizon)
 //	23      4      last offset delta
-//	27      8      first timestamp
+//	27      8      base timestamp         (the delete horizon when bit 6 is set; see filter.go)
 //	35      8      max timestamp
 //	43      8      producer id
 //	51      2      producer epoch
@@ -47,6 +47,10 @@ const (
 	AttrLogAppendTime   = 0x08
 	AttrTransactional   = 0x10
 	AttrControl         = 0x20
+	// AttrDeleteHorizon (KIP-534, Kafka's hasDeleteHorizonMs) says the
+	// base timestamp field holds the batch's delete horizon: the log
+	// cleaner set it, and the record timestamp deltas are relative to it.
+	AttrDeleteHorizon = 0x40
 )
 
 // Codec is a record batch compression codec, as stored in attributes bits 0-2.

@@ -26,10 +26,11 @@ var ErrCleanAborted = errors.New("storage: clean aborted")
 type CleanConfig struct {
 	// Codecs decompresses and recompresses batches; required.
 	Codecs *protocol.Codecs
-	// DeleteRetentionMs is delete.retention.ms: a tombstone (a record
-	// with a null value), and a transaction marker with no record of its
-	// transaction left, are removed once their batch's max timestamp is
-	// this much older than now.
+	// DeleteRetentionMs is delete.retention.ms: the first pass that keeps
+	// a tombstone (a record with a null value), or a transaction marker
+	// with no record of its transaction left, stamps its batch with the
+	// delete horizon now + DeleteRetentionMs (KIP-534); a later pass
+	// removes them once now has reached the horizon.
 	DeleteRetentionMs int64
 	// MinCompactionLagMs is min.compaction.lag.ms: a segment whose
 	// largest timestamp is younger than this is not cleaned yet, nor is
@@ -60,10 +61,10 @@ type CleanStats struct {
 	Elapsed                  time.Duration
 	MapEntries, MapSlots     int
 	BatchesDropped, Emptied  int
-	// NextDeleteHorizonMs is when (Unix ms, by Options.Now) the earliest
-	// tombstone or transaction marker the pass kept for
-	// delete.retention.ms may go; -1 when it kept none. A pass then
-	// removes it even if nothing new is dirty.
+	// NextDeleteHorizonMs is the earliest delete horizon (Unix ms, by
+	// Options.Now) of the batches whose tombstones or transaction marker
+	// the pass kept only for delete.retention.ms; -1 when it kept none. A
+	// pass then removes them even if nothing new is dirty.
 	NextDeleteHorizonMs int64
 }
 
@@ -146,15 +147,19 @@ func (l *Log) Cleanable(checkpoint, minCompactionLagMs int64) Cleanable {
 // Clean compacts the closed segments of the log: for every key it keeps
 // only the latest record below the first uncleanable offset (see
 // Cleanable), in place, offsets preserved; it removes records of aborted
-// transactions, and tombstones and empty transactions' markers older
-// than delete.retention.ms. checkpoint is the CleanedTo of the last pass.
+// transactions, and tombstones and empty transactions' markers whose
+// delete horizon (stamped on their batch by the first pass that kept
+// them: that pass's time plus delete.retention.ms, KIP-534) has passed.
+// checkpoint is the CleanedTo of the last pass.
 //
 // It reads the segments without the append lock and writes each group of
 // segments it cleans aside, then swaps it in under the append lock with
 // the crash-safe protocol of doc.go. One pass at a time runs on a log; a
 // second caller waits. Appends and reads go on meanwhile; a truncation or
 // deletion of segments during the pass makes the swap of an affected
-// group give up (ErrCleanAborted), leaving the log as it was.
+// group give up (ErrCleanAborted), leaving the log as it was; so does,
+// for every later group, a truncation anywhere in the log since the pass
+// began (its offset map may hold keys of records that are gone).
 func (l *Log) Clean(checkpoint int64, cfg CleanConfig) (CleanStats, error) {
 	l.cleanMu.Lock()
 	defer l.cleanMu.Unlock()
@@ -169,13 +174,19 @@ func (l *Log) Clean(checkpoint int64, cfg CleanConfig) (CleanStats, error) {
 	if cfg.Codecs == nil {
 		return st, errors.New("storage: clean: no codecs")
 	}
+	// The truncation count is read before anything of the log is: a
+	// truncation from here on abandons every swap of the pass.
+	l.mu.Lock()
+	gen := l.mu.truncations
+	l.mu.Unlock()
 	c := l.Cleanable(checkpoint, cfg.MinCompactionLagMs)
 	st.FirstDirty, st.CleanedTo = c.FirstDirty, c.FirstDirty
 	st.NextDeleteHorizonMs = -1
 	p := &cleanPass{
 		l:       l,
 		cfg:     &cfg,
-		horizon: l.now().UnixMilli() - cfg.DeleteRetentionMs,
+		now:     l.now().UnixMilli(),
+		gen:     gen,
 		txnData: make(map[int64]bool),
 		st:      &st,
 	}
@@ -204,7 +215,8 @@ func (l *Log) Clean(checkpoint int64, cfg CleanConfig) (CleanStats, error) {
 	// as cleaning shrinks them, later rounds (at most mergeRounds) merge
 	// the runs of cleaned segments that now fit in one. Those rounds only
 	// filter again what the first kept, so they leave markers alone (a
-	// marker's fate needs the whole log read in order).
+	// marker's fate needs the whole log read in order) and tombstones
+	// too (a pass decides once, at its start time, as Kafka's does).
 	for round := range mergeRounds {
 		segs = l.segments()
 		var todo []*segment
@@ -215,7 +227,7 @@ func (l *Log) Clean(checkpoint int64, cfg CleanConfig) (CleanStats, error) {
 			todo = append(todo, s)
 		}
 		p.txnData = make(map[int64]bool)
-		p.keepMarkers = round > 0
+		p.merging = round > 0
 		merged := false
 		for _, g := range l.groupSegments(todo, segs) {
 			if round > 0 && len(g.segs) == 1 {
@@ -242,11 +254,17 @@ func (l *Log) Clean(checkpoint int64, cfg CleanConfig) (CleanStats, error) {
 
 // cleanPass is the state of one Clean.
 type cleanPass struct {
-	l       *Log
-	cfg     *CleanConfig
-	m       *offsetMap
-	end     int64 // the map covers the dirty batches below end
-	horizon int64 // tombstones and markers with a max timestamp below it may go
+	l   *Log
+	cfg *CleanConfig
+	m   *offsetMap
+	end int64 // the map covers the dirty batches below end
+	// now is the pass's time (Unix ms): a delete horizon at or before it
+	// has passed; a batch stamped by this pass gets now +
+	// delete.retention.ms.
+	now int64
+	// gen is the log's truncation count when the pass began: a swap
+	// under a later count is abandoned.
+	gen uint64
 	// lastBatch is each idempotent producer's latest batch (its last
 	// offset): kept, if only as an empty batch, so that the producer
 	// state read back from the log after a restart still knows it.
@@ -257,10 +275,11 @@ type cleanPass struct {
 	// was kept so far (reset at its marker): a marker goes only when
 	// nothing of its transaction is left.
 	txnData map[int64]bool
-	// keepMarkers is set in the merge rounds, which do not read the log
-	// from its start.
-	keepMarkers bool
-	st          *CleanStats
+	// merging is set in the merge rounds, which do not read the log from
+	// its start: they keep every marker and tombstone the first round
+	// kept.
+	merging bool
+	st      *CleanStats
 }
 
 // mergeRounds bounds the rounds of a pass: the first cleans, the others
@@ -399,39 +418,43 @@ func (p *cleanPass) buildMap(segs []*segment, from, to int64) (int64, error) {
 }
 
 // filter returns what becomes of batch h: the batch itself, a smaller
-// one, an empty one, or nil (dropped).
+// one, an empty one, one stamped with a delete horizon, or nil (dropped).
 func (p *cleanPass) filter(batch []byte, h *batchHeader) ([]byte, error) {
 	if h.base >= p.end {
 		return batch, nil // past the map (and maybe the last stable offset): as it is
 	}
 	pid := h.producerID
+	horizon, stamped := protocol.DeleteHorizon(batch)
 	if h.attrs&protocol.AttrControl != 0 {
 		if pid < 0 {
 			return batch, nil
 		}
-		kept := p.txnData[pid] || p.keepMarkers
+		kept := p.txnData[pid] || p.merging
 		delete(p.txnData, pid)
-		if !kept {
-			if h.maxTs < p.horizon {
-				return nil, nil
-			}
-			p.noteHorizon(h.maxTs)
+		if kept {
+			return batch, nil
 		}
-		return batch, nil
+		// The marker of a transaction with nothing left: it goes once
+		// its delete horizon has passed; the first pass stamps one.
+		if stamped && horizon <= p.now {
+			return nil, nil
+		}
+		return p.stamp(batch, h, horizon, stamped)
 	}
 	txn := h.attrs&protocol.AttrTransactional != 0 && pid >= 0
 	var out []byte
 	var kept int
 	var err error
+	tombstones := false
 	if txn && p.isAborted(h) {
 		out, kept, err = p.cfg.Codecs.FilterBatch(batch, func(*protocol.RecordAt) bool { return false })
 	} else {
-		out, kept, err = p.cfg.Codecs.FilterBatch(batch, p.keep(h))
+		out, kept, err = p.cfg.Codecs.FilterBatch(batch, p.keep(horizon, stamped, &tombstones))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: batch at offset %d: %v", ErrCorrupt, h.base, err)
 	}
-	if !p.keepMarkers { // the first round: the merge rounds read the same records again
+	if !p.merging { // the first round: the merge rounds read the same records again
 		p.st.RecordsRead += int64(protocol.BatchRecordCount(batch))
 		p.st.RecordsKept += int64(kept)
 	}
@@ -445,15 +468,42 @@ func (p *cleanPass) filter(batch []byte, h *batchHeader) ([]byte, error) {
 	if txn {
 		p.txnData[pid] = true
 	}
+	if tombstones {
+		return p.stamp(out, h, horizon, stamped)
+	}
 	return out, nil
 }
 
-// keep is the record rule of batch h: a record stays when it has a key,
-// no later record of that key was mapped, and it is not a tombstone past
-// delete.retention.ms. Records without a key cannot be compacted and go,
-// as in Kafka.
-func (p *cleanPass) keep(h *batchHeader) func(r *protocol.RecordAt) bool {
-	expired := h.maxTs < p.horizon
+// stamp returns batch, which keeps tombstones or is an empty
+// transaction's marker, with a delete horizon: the one it has, or now +
+// delete.retention.ms, as Kafka's cleaner sets it the first time
+// (KIP-534). It notes the horizon for NextDeleteHorizonMs.
+func (p *cleanPass) stamp(batch []byte, h *batchHeader, horizon int64, stamped bool) ([]byte, error) {
+	if stamped {
+		p.noteHorizon(horizon)
+		return batch, nil
+	}
+	if p.merging {
+		// The first round stamped every batch below the map's end that
+		// needed it; one from before is left for the next pass.
+		return batch, nil
+	}
+	horizon = p.now + p.cfg.DeleteRetentionMs
+	out, err := p.cfg.Codecs.SetDeleteHorizon(batch, horizon)
+	if err != nil {
+		return nil, fmt.Errorf("%w: batch at offset %d: %v", ErrCorrupt, h.base, err)
+	}
+	p.noteHorizon(horizon)
+	return out, nil
+}
+
+// keep is the record rule of a batch with delete horizon horizon (if
+// stamped): a record stays when it has a key, no later record of that
+// key was mapped, and it is not a tombstone whose horizon has passed
+// (tombstones is set when one stays). Records without a key cannot be
+// compacted and go, as in Kafka.
+func (p *cleanPass) keep(horizon int64, stamped bool, tombstones *bool) func(r *protocol.RecordAt) bool {
+	expired := stamped && horizon <= p.now && !p.merging
 	return func(r *protocol.RecordAt) bool {
 		if r.Record.Key == nil {
 			return false
@@ -465,16 +515,15 @@ func (p *cleanPass) keep(h *batchHeader) func(r *protocol.RecordAt) bool {
 			return true
 		}
 		if !expired {
-			p.noteHorizon(h.maxTs)
+			*tombstones = true
 		}
 		return !expired
 	}
 }
 
-// noteHorizon notes a kept tombstone or marker of a batch with max
-// timestamp ts.
-func (p *cleanPass) noteHorizon(ts int64) {
-	at := ts + p.cfg.DeleteRetentionMs
+// noteHorizon notes the delete horizon of a batch whose tombstones or
+// marker the pass kept for delete.retention.ms.
+func (p *cleanPass) noteHorizon(at int64) {
 	if p.st.NextDeleteHorizonMs < 0 || at < p.st.NextDeleteHorizonMs {
 		p.st.NextDeleteHorizonMs = at
 	}
@@ -534,7 +583,10 @@ func (p *cleanPass) cleanGroup(g []*segment, end int64) error {
 		removeCleaned(l.fs, l.dir, base)
 		return err
 	}
-	if err := l.swapIn(g, end, w); err != nil {
+	if l.testBeforeSwap != nil {
+		l.testBeforeSwap()
+	}
+	if err := l.swapIn(g, end, w, p.gen); err != nil {
 		return err
 	}
 	p.st.SegmentsIn += len(g)

@@ -5,7 +5,9 @@ package storage
 // drawn in doc.go ("Compaction"); the marker's format is here.
 //
 // Swap marker (cleaner-swap in the log's directory), text, written with
-// writeFileAtomic before any .swap file exists and removed after the swap:
+// writeFileAtomic (fsynced, with the directory) before the append lock is
+// taken, so before any .swap file exists, and removed after the swap or
+// when the swap is abandoned:
 //
 //	gregor-cleaner-swap v1
 //	base: 0
@@ -84,54 +86,92 @@ func removeCleaned(fsys FS, dir string, base int64) {
 }
 
 // swapIn replaces the segments g (ending where the segment at end
-// begins) with the cleaned segment w, under the append lock:
+// begins) with the cleaned segment w, fsynced aside:
 //
-//  1. check that g is still in the log, unchanged (a truncation or a
-//     deletion of segments since the pass began makes it give up);
-//  2. write the swap marker (base, end);
+//  1. before the append lock, write the swap marker (base, end), fsynced
+//     with the directory: its content is known, and a marker with no
+//     .log.swap decides nothing (Open removes it), so an abandoned swap
+//     only has to remove it again;
+//
+// then under the append lock:
+//
+//  2. check that g is still in the log, unchanged, and that the log was
+//     not truncated since the pass began (gen; a truncation, a deletion
+//     of segments, a close or a failure makes it give up);
 //  3. rename the cleaned files to .swap, the .log last, and fsync the
 //     directory: from here on the swap is decided;
-//  4. rename the replaced segments' files to .deleted (delete.go) and
-//     fsync the directory;
+//  4. rename the replaced segments' files to .deleted (delete.go), and
+//     fsync the directory once;
 //  5. rename the .swap files to their segment names, the .log last, and
 //     fsync the directory;
-//  6. publish the new segment list, remove the marker.
+//  6. publish the new segment list, release the lock, remove the marker.
 //
-// A failure before 3 leaves the log as it was; from 3 on, the log
-// fails (sticky, as a failed deletion does) and the next Open finishes
-// the swap.
-func (l *Log) swapIn(g []*segment, end int64, w *cleaned) error {
+// Three directory fsyncs happen under the lock, whatever the number of
+// replaced segments. A failure before 3 leaves the log as it was; from 3
+// on, the log fails (sticky, as a failed deletion does) and the next Open
+// finishes the swap.
+func (l *Log) swapIn(g []*segment, end int64, w *cleaned, gen uint64) error {
+	base := w.base
+	markerPath := filepath.Join(l.dir, swapMarkerName)
+	removeMarker := func() {
+		if err := l.fs.Remove(markerPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.log.Warn().Err(err).Msg("cannot remove the cleaner swap marker; the next open removes it")
+		}
+	}
+	if l.closed.Load() {
+		removeCleaned(l.fs, l.dir, base)
+		return ErrCleanAborted
+	}
+	if err := writeFileAtomic(l.fs, l.dir, markerPath, swapMarkerBytes(base, end)); err != nil {
+		removeCleaned(l.fs, l.dir, base)
+		removeMarker()
+		return fmt.Errorf("swap segment %d: %w", base, err)
+	}
+	decided, err := l.swapLocked(g, end, w, gen)
+	switch {
+	case !decided:
+		// Abandoned (or failed) before step 3: the log is as it was.
+		removeCleaned(l.fs, l.dir, base)
+		removeMarker()
+	case err == nil:
+		removeMarker()
+	}
+	// Decided but failed: the log failed; the next Open finishes the
+	// swap, with the marker.
+	return err
+}
+
+// swapLocked is steps 2 to 6 of swapIn, under the append lock, which it
+// takes. decided reports that step 3 renamed the .log to .swap: from
+// then on a failure leaves the swap to the next Open.
+func (l *Log) swapLocked(g []*segment, end int64, w *cleaned, gen uint64) (decided bool, err error) {
 	base := w.base
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	segs := l.segments()
 	i := segmentFor(segs, base)
+	if !l.mu.closed && l.mu.truncations != gen {
+		l.log.Info().Int64("segment", base).Msg("log truncated during the clean pass; abandoning its swap")
+		return false, ErrCleanAborted
+	}
 	if l.mu.closed || i < 0 || i+len(g) >= len(segs) || !slices.Equal(segs[i:i+len(g)], g) || segs[i+len(g)].base != end {
-		removeCleaned(l.fs, l.dir, base)
-		return ErrCleanAborted
+		return false, ErrCleanAborted
 	}
 	if err := l.failure(); err != nil {
-		removeCleaned(l.fs, l.dir, base)
-		return err
+		return false, err
 	}
-	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, swapMarkerName), swapMarkerBytes(base, end)); err != nil {
-		removeCleaned(l.fs, l.dir, base)
-		return fmt.Errorf("swap segment %d: %w", base, err)
-	}
-	fail := func(step string, err error) error {
-		return l.setFailed(fmt.Errorf("swap cleaned segment %d: %s: %w", base, step, err))
+	fail := func(step string, err error) (bool, error) {
+		return true, l.setFailed(fmt.Errorf("swap cleaned segment %d: %s: %w", base, step, err))
 	}
 	for _, suffix := range segmentSuffixes {
 		p := segmentPath(l.dir, base, suffix)
 		if err := l.fs.Rename(p+cleanedSuffix, p+swapSuffix); err != nil {
 			if suffix != logSuffix {
 				// Not decided yet: undo.
-				removeCleaned(l.fs, l.dir, base)
 				for _, sfx := range segmentSuffixes {
 					_ = l.fs.Remove(segmentPath(l.dir, base, sfx) + swapSuffix)
 				}
-				_ = l.fs.Remove(filepath.Join(l.dir, swapMarkerName))
-				return fmt.Errorf("swap segment %d: %w", base, err)
+				return false, fmt.Errorf("swap segment %d: %w", base, err)
 			}
 			return fail("rename to .swap", err)
 		}
@@ -140,9 +180,12 @@ func (l *Log) swapIn(g []*segment, end int64, w *cleaned) error {
 		return fail("fsync directory", err)
 	}
 	for _, s := range g {
-		if _, err := l.retireFilesLocked(s); err != nil {
+		if _, err := l.renameDeletedLocked(s); err != nil {
 			return fail("retire replaced segment", err)
 		}
+	}
+	if err := syncDir(l.fs, l.dir); err != nil {
+		return fail("fsync directory", err)
 	}
 	for _, suffix := range segmentSuffixes {
 		p := segmentPath(l.dir, base, suffix)
@@ -171,11 +214,8 @@ func (l *Log) swapIn(g []*segment, end int64, w *cleaned) error {
 	}
 	l.segs.Store(&next)
 	l.bytes.Add(size - old)
-	if err := l.fs.Remove(filepath.Join(l.dir, swapMarkerName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		l.log.Warn().Err(err).Msg("cannot remove the cleaner swap marker; the next open removes it")
-	}
 	l.removeLater(g, time.Duration(l.cfg.Load().FileDeleteDelayMs)*time.Millisecond)
-	return nil
+	return true, nil
 }
 
 // recoverCleanerSwap, at Open before the segments are read, finishes a

@@ -119,15 +119,26 @@ func (l *Log) deleteOldestLocked(n int, reason string) (int, int64, error) {
 // was renamed (the segment is no longer part of the log on disk), even
 // when a later step failed.
 func (l *Log) retireFilesLocked(s *segment) (gone bool, err error) {
+	if gone, err = l.renameDeletedLocked(s); err != nil {
+		return gone, err
+	}
+	if err := syncDir(l.fs, l.dir); err != nil {
+		return true, fmt.Errorf("segment %d: %w", s.base, err)
+	}
+	return true, nil
+}
+
+// renameDeletedLocked renames a segment's files to their deleted names,
+// the .log first, without fsyncing the directory: the caller does, once
+// for all the segments it retires (the cleaner's swap). gone is as for
+// retireFilesLocked.
+func (l *Log) renameDeletedLocked(s *segment) (gone bool, err error) {
 	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 		p := segmentPath(l.dir, s.base, suffix)
 		if err := l.fs.Rename(p, p+deletedSuffix); err != nil && !(suffix != logSuffix && errors.Is(err, os.ErrNotExist)) {
 			return gone, fmt.Errorf("segment %d: %w", s.base, err)
 		}
 		gone = true
-	}
-	if err := syncDir(l.fs, l.dir); err != nil {
-		return true, fmt.Errorf("segment %d: %w", s.base, err)
 	}
 	return true, nil
 }

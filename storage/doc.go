@@ -63,7 +63,8 @@
 // them; see protocol/batch.go for the 61-byte header. Append writes the
 // base offset (bytes 0-7) and the partition leader epoch (bytes 12-15);
 // neither is covered by the CRC-32C (bytes 17-20, over bytes 21 to the end
-// of the batch), so the producer's CRC stays valid. Offsets are contiguous
+// of the batch), so the producer's CRC stays valid (the log cleaner
+// rewrites batches with a new CRC: see Compaction). Offsets are contiguous
 // within a partition: each batch's base offset is the previous batch's
 // base offset + last offset delta + 1, until the log cleaner removes
 // records (see Compaction): then offsets only increase, with gaps, both
@@ -139,52 +140,84 @@
 //     to where it stopped (CleanStats.CleanedTo, the next checkpoint).
 //   - Every closed segment from the log start to there is rewritten: a
 //     record stays if it has a key, no later record of the key was mapped,
-//     and it is not a tombstone (null value) whose batch's max timestamp
-//     is older than delete.retention.ms. Batches keep their base offset,
-//     last offset delta, producer fields and timestamps; only the records
-//     left, their count and the CRC change (protocol.FilterBatch). Kept
-//     records keep their offsets; the log start offset does not move.
+//     and it is not a tombstone (null value) whose batch's delete horizon
+//     (below) has passed. Batches keep their base offset, last offset
+//     delta, producer fields and timestamps; only the records left, their
+//     count and the CRC change (protocol.FilterBatch). Kept records keep
+//     their offsets; the log start offset does not move.
 //   - Records of aborted transactions go. A transaction marker stays
-//     while any batch of its transaction stays, and also until
-//     delete.retention.ms after its timestamp. A batch left with no
+//     while any batch of its transaction stays, and, once none does,
+//     until its batch's delete horizon has passed. A batch left with no
 //     record stays, as an empty batch, when it is its idempotent
 //     producer's latest, so the producer state rebuilt from the log keeps
 //     every producer; otherwise it goes. Keyless records go (Kafka drops
 //     them too; produce refuses them on compacted topics).
+//   - Delete horizon (KIP-534, as Kafka 3.1 and later): the first pass
+//     that keeps tombstones in a batch, or keeps a marker only for
+//     delete.retention.ms, rewrites that batch with attribute bit 6
+//     (0x40, Kafka's hasDeleteHorizonMs) set and its base timestamp
+//     (bytes 27-34) holding the delete horizon: the pass's start time
+//     (Options.Now) plus delete.retention.ms. Every record's timestamp
+//     delta is rewritten relative to the horizon, so base timestamp +
+//     delta (what Kafka's and franz-go's consumers compute) still gives
+//     each record the timestamp it had; the max timestamp, the other
+//     attributes and the codec stay, and the CRC is recomputed
+//     (protocol.SetDeleteHorizon). A batch that has the bit keeps its
+//     horizon when filtered again. A later pass whose start time is at
+//     or past the horizon removes the batch's tombstones, or the marker.
+//     A tombstone thus stays at least delete.retention.ms after the first
+//     pass that saw it, whatever timestamp its producer gave it. The
+//     merge rounds (below) decide nothing about tombstones and markers:
+//     one pass decides once, at its start time, as Kafka's does.
 //   - Segments are cleaned in groups whose sizes, index sizes and offset
 //     ranges fit one segment; each group becomes one segment named by the
 //     group's first base offset. Later rounds of the same pass merge runs
 //     of cleaned segments that now fit in one.
 //
-// Differences from Kafka: the tombstone and marker clock is the batch's
-// max timestamp, not the time the cleaner first saw it (KIP-534); the
-// cleaner does not roll an active segment older than
-// max.compaction.lag.ms (only closed segments are cleaned).
+// Only closed segments are cleaned; a compacted log's active segment is
+// rolled once it is older than max.compaction.lag.ms (retention.go).
 //
 // Swap protocol. A group's cleaned image is written aside as
 // <base>.log.cleaned, <base>.index.cleaned and <base>.timeindex.cleaned
-// and fsynced, without the append lock. Then, under the append lock, after
-// checking that the group's segments are still in the log:
+// and fsynced, without the append lock. Then:
 //
-//  1. the swap marker cleaner-swap is written (write .tmp, fsync, rename,
-//     fsync the directory):
+//  1. still without the append lock, the swap marker cleaner-swap is
+//     written (write .tmp, fsync, rename, fsync the directory):
 //
 //     gregor-cleaner-swap v1
 //     base: 0
 //     end: 1234567
 //
 //     base is the cleaned segment's base offset, end the base offset of
-//     the first segment it does not replace;
+//     the first segment it does not replace. No .swap file exists yet, so
+//     the marker decides nothing: a crash here leaves the old segments,
+//     and Open removes the marker;
 //
-//  2. the .cleaned files are renamed to .swap, the .log last, and the
+//  2. under the append lock, the group is checked: its segments still in
+//     the log, the same ones, followed by the segment at end, and no
+//     truncation of the log (TruncateTo, a start over) since the pass
+//     began (the log counts them). If the check fails, the swap is
+//     abandoned: the .cleaned files and the marker are removed, nothing
+//     else changed, and the pass ends with ErrCleanAborted (the broker
+//     runs a new one after log.cleaner.backoff.ms);
+//
+//  3. the .cleaned files are renamed to .swap, the .log last, and the
 //     directory fsynced: once <base>.log.swap exists the swap is decided;
 //
-//  3. the replaced segments' files are renamed to .deleted (as
-//     DeleteSegmentsBelow does), the directory fsynced after each;
+//  4. the replaced segments' files are renamed to .deleted, oldest
+//     segment first and each segment's .log first, and the directory
+//     fsynced once, after the last;
 //
-//  4. the .swap files are renamed to their segment names, the .log last,
-//     and the directory fsynced; the new segment is published and the
-//     marker removed.
+//  5. the .swap files are renamed to their segment names, the .log last,
+//     and the directory fsynced; the new segment is published, the append
+//     lock released, and the marker removed (not fsynced: a marker left
+//     with no .swap file is removed at Open).
+//
+// Steps 2 to 5 hold the append lock, with three directory fsyncs
+// whatever the number of segments replaced. A kill during step 4 leaves
+// <base>.log.swap durable (step 3's fsync) and any of step 4's renames:
+// Open removes the group's segment files that are left. Step 5 starts
+// only once step 4 is durable.
 //
 // Open, before reading segments, removes every .cleaned file; with a
 // <base>.log.swap it removes the segment files with base offsets in

@@ -36,3 +36,24 @@ func (l *Log) ActiveRollJitterMs() int64 {
 	segs := l.segments()
 	return segs[len(segs)-1].rollJitterMs(l.cfg.Load())
 }
+
+// SetBeforeSwapHook makes every Clean pass call fn between writing a
+// cleaned image aside and swapping it in. Set before any Clean.
+func (l *Log) SetBeforeSwapHook(fn func()) { l.testBeforeSwap = fn }
+
+// Truncations is the log's truncation count.
+func (l *Log) Truncations() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.truncations
+}
+
+// AppendLockHeld reports whether someone holds the append lock (a probe
+// for tests that check what runs under it; never blocks).
+func (l *Log) AppendLockHeld() bool {
+	if l.mu.TryLock() {
+		l.mu.Unlock()
+		return false
+	}
+	return true
+}

@@ -59,6 +59,11 @@ type Log struct {
 	mu struct {
 		sync.Mutex
 		closed bool
+		// truncations counts the truncations of the log (TruncateTo's
+		// cuts, and every start over): a Clean pass reads it when it
+		// begins and abandons its swaps if it changed, since a cut and
+		// re-appends may leave segments that look the same as before.
+		truncations uint64
 	}
 	// pstate is the idempotent and transactional producers' state
 	// (producers.go, txns.go), owned by mu; firstUnstable and abortedPub
@@ -113,6 +118,11 @@ type Log struct {
 	// cleanMu serializes Clean passes (cleaner.go); held across a whole
 	// pass, never by the append path.
 	cleanMu sync.Mutex
+
+	// testBeforeSwap, when set (by tests, before any Clean: export_test.go),
+	// is called by a Clean pass between writing a cleaned image and
+	// swapping it in, without any lock held.
+	testBeforeSwap func()
 
 	scanBufs sync.Pool // *[]byte of scanChunk bytes for header scanners; see scanBuf
 

@@ -157,6 +157,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // and below the log end offset). l.mu and fl.mu held, no pass running.
 // gappy reports that the segment left active has gaps between batches.
 func (l *Log) cutLocked(offset int64) (end int64, gappy bool, err error) {
+	l.mu.truncations++ // before anything changes: a failed cut counts too
 	segs := l.segments()
 	i := segmentFor(segs, offset)
 	s := segs[i]
@@ -218,6 +219,7 @@ func (l *Log) cutLocked(offset int64) (end int64, gappy bool, err error) {
 // resetLocked empties the log and starts it at start: a fresh segment at
 // start replaces every segment. l.mu and fl.mu held, no pass running.
 func (l *Log) resetLocked(start int64) (int64, error) {
+	l.mu.truncations++
 	if err := l.dropSegmentsAfterLocked(-1); err != nil {
 		return 0, err
 	}
