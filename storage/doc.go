@@ -217,6 +217,18 @@
 // closing the logs at shutdown, and hands the checkpointed value to Open
 // (Options.RecoveryPoint; 0 when there is none).
 //
+// A truncation (TruncateTo, StartAt, a follower starting over inside the
+// leader's batch) cuts the recovery point back with the bytes and hands
+// the new point to Options.OnTruncate under the append lock, so before
+// any batch can be appended past the cut; the broker lowers its
+// checkpoint entry there, durably, when the entry is above the point
+// (Kafka's LogManager.truncateTo does the same). Without that, the
+// offsets between the new end and the old entry would be written again,
+// not yet fsynced, and a crash before the next checkpoint write would
+// make Open trust the segments holding them. For the same reason the
+// broker never hands a log the entry of another incarnation of its
+// directory (a topic recreated under the name): broker/checkpoint_recovery.go.
+//
 // After an unclean shutdown, Open trusts the segments that end at or below
 // the recovery point (a segment ends where the next begins) and checks
 // every later one:

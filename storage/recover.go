@@ -65,7 +65,7 @@ func writeMarker(fsys FS, dir string, leo int64) error {
 // dropping the segments after it. The high watermark starts at the log end
 // offset.
 func Open(dir string, cfg Config, opts Options) (*Log, error) {
-	l := &Log{dir: dir, fs: opts.FS, now: opts.Now}
+	l := &Log{dir: dir, fs: opts.FS, now: opts.Now, onTruncate: opts.OnTruncate}
 	l.recovery.Point = max(opts.RecoveryPoint, 0)
 	if l.fs == nil {
 		l.fs = OSFS{}
