@@ -239,6 +239,9 @@ func (l *Log) cutLocked(offset int64) (end int64, gappy bool, err error) {
 
 // resetLocked empties the log and starts it at start: a fresh segment at
 // start replaces every segment. l.mu and fl.mu held, no pass running.
+// start may lie below a deletion intent left behind (delete.go): the
+// retired segments' directory fsyncs, before the new segment is made,
+// make the intent's removal durable first.
 func (l *Log) resetLocked(start int64) (int64, error) {
 	if err := l.dropSegmentsAfterLocked(-1); err != nil {
 		return 0, err
