@@ -22,7 +22,8 @@
 //
 // Files with other names are left alone, except that an .index or
 // .timeindex with no .log beside it is removed at Open, as is a
-// leftover .gregor-clean-shutdown.tmp.
+// leftover .gregor-clean-shutdown.tmp, and a deletion intent (below) is
+// acted on and removed.
 //
 // DeleteSegmentsBelow removes old segments (a prefix of the log) by
 // renaming their three files to <name>.deleted, and removes the renamed
@@ -57,10 +58,10 @@
 // for the cleaner's sake, could not tell from a gap). Without an intent
 // (one segment) the single rename of the .log decides. An intent left
 // behind names only segments that are gone; no segment is ever made
-// below the first segment's base, except by a truncation that starts
-// the log over lower (TruncateTo, or a follower starting over inside
-// the leader's batch), and that renames segments with a directory fsync
-// after each first, which takes the intent's removal along. Version
+// below the first segment's base, except when an empty follower starts
+// over inside the leader's batch (AppendReplica), and that first renames
+// every segment with a directory fsync after each, which takes the
+// intent's removal along. Version
 // rule: the name is the format (this is version 1); a later format gets
 // another name.
 //

@@ -14,8 +14,11 @@ package storage
 // once per leadership change. Open reads it, drops entries past the
 // recovered log end, and rebuilds it from the batch headers when the file
 // is missing or unreadable. DeleteSegmentsBelow moves the first entry up
-// to the new log start. Version 0 is the only version; another is read
-// as missing (and rebuilt).
+// to the new log start, rewriting the file only when entries below it go
+// (a file whose first entry starts lower says the same: Open moves it up
+// to the first segment's base, and no answer depends on the first
+// entry's start). Version 0 is the only version; another is read as
+// missing (and rebuilt).
 
 import (
 	"errors"
