@@ -308,3 +308,45 @@ func TestEpochsAfterDeletionAndCrash(t *testing.T) {
 		t.Fatalf("epochs %s, want epoch 1 from 5", got)
 	}
 }
+
+// TestDeletionFailsMidwayThenReopen: a rename that fails in the middle of
+// a deletion of several segments fails the log with the intent left on
+// disk; the next Open finishes the deletion, so the log is the suffix
+// from the first segment that was to stay.
+func TestDeletionFailsMidwayThenReopen(t *testing.T) {
+	cfg := storage.DefaultConfig()
+	one := simple(t, 1, 1)
+	cfg.SegmentBytes = int64(len(one) + 10)
+	e := newEnv(t, cfg)
+	ffs := &faultFS{}
+	e.fs = ffs
+	l := e.open()
+	var all []stored
+	for range 8 {
+		all = append(all, appendAll(t, l, one)...)
+	}
+	l.SetHighWatermark(l.LogEndOffset())
+	ffs.set(func(f *faultFS) {
+		f.inject = func(op, name string) error {
+			if op == faultRename && filepath.Base(name) == segName(2, ".log") {
+				return errInjected
+			}
+			return nil
+		}
+	})
+	n, err := l.DeleteSegmentsBelow(5)
+	if !errors.Is(err, storage.ErrStorage) || n != 2 {
+		t.Fatalf("delete below 5 with a failing rename: %d segments, %v; want 2 and ErrStorage", n, err)
+	}
+	if _, err := os.Stat(e.path(fmt.Sprintf(".gregor-delete-below-v1-%020d", 5))); err != nil {
+		t.Fatalf("no deletion intent after the failure: %v", err)
+	}
+	l.Crash()
+	ffs.set(func(f *faultFS) { f.inject = nil })
+	l = e.open()
+	if got := fmt.Sprint(l.SegmentBases()); got != "[5 6 7]" || l.LogStartOffset() != 5 {
+		t.Fatalf("segments %s, log start %d after reopening; want [5 6 7] from 5", got, l.LogStartOffset())
+	}
+	l.SetHighWatermark(l.LogEndOffset())
+	checkLog(t, l, all[5:])
+}

@@ -2,9 +2,12 @@ package storage_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/gregorbroker/gregor/storage"
 )
 
 // crashedLog fills a log of many segments, crashes it and returns the
@@ -266,4 +269,44 @@ func segmentFor(bases []int64, offset int64) int {
 		i++
 	}
 	return i
+}
+
+// TestOnTruncateCalls: OnTruncate gets the recovery point after every
+// truncation and start over, and nothing when TruncateTo has nothing to
+// cut.
+func TestOnTruncateCalls(t *testing.T) {
+	e := newEnv(t, recoveryConfig(200))
+	var calls []int64
+	e.onTruncate = func(rp int64) error { calls = append(calls, rp); return nil }
+	l := e.open()
+	fill(t, l, 20)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	end := l.LogEndOffset()
+	if _, err := l.TruncateTo(end + 5); err != nil {
+		t.Fatal(err)
+	}
+	cut, err := l.TruncateTo(end - 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartAt(end + 100); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprint([]int64{cut, end + 100}); fmt.Sprint(calls) != want {
+		t.Fatalf("OnTruncate calls %v, want %s", calls, want)
+	}
+	// A failing OnTruncate fails the log: the broker could not lower its
+	// checkpoint, so appending past the cut is not safe.
+	e.onTruncate = func(int64) error { return errInjected }
+	l.Crash()
+	l = e.open()
+	fill(t, l, 3)
+	if _, err := l.TruncateTo(l.LogEndOffset() - 1); !errors.Is(err, storage.ErrStorage) || !errors.Is(err, errInjected) {
+		t.Fatalf("truncate with a failing OnTruncate: %v, want ErrStorage wrapping the hook's error", err)
+	}
+	if _, err := l.Append(simple(t, 1, 1), 0); !errors.Is(err, storage.ErrStorage) {
+		t.Fatalf("append after a failed OnTruncate: %v, want ErrStorage", err)
+	}
 }
