@@ -166,9 +166,14 @@ func (s *partitionSet) lookup(topic string, p int32) *partition {
 // this very topic id is moved back. s.mu must be held.
 func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error) {
 	key := topicPartition{t.Name, p}
+	// same says the directory holds the log, of this topic id, that the
+	// recovery point checkpoint's entry (if any) is for; see
+	// checkpoint_recovery.go.
+	same := true
 	if old := s.parts[key]; old != nil && old.topicID == t.ID {
 		return old, nil
 	} else if old != nil {
+		same = false
 		delete(s.parts, key)
 		s.b.repl.Unfollow(old.topic, old.index)
 		if err := old.log.Close(); err != nil {
@@ -176,11 +181,13 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 		}
 	}
 	dir := s.partitionDir(t.Name, p)
-	if id, err := readPartitionMetadata(dir); err == nil && id != t.ID {
+	id, metaErr := readPartitionMetadata(dir)
+	if metaErr == nil && id != t.ID {
 		if err := s.setAsideLocked(t.Name, p, id); err != nil {
 			return nil, err
 		}
 	}
+	same = same && metaErr == nil && id == t.ID
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if err := s.restoreStrayLocked(t.Name, p, t.ID); err != nil {
 			return nil, err
@@ -189,8 +196,17 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 	_, statErr := os.Stat(dir)
 	start := s.startFor(t.Name, p, errors.Is(statErr, os.ErrNotExist))
 	settings := s.b.configs.settings(t.Configs, s.b.layers())
+	tp := storage.TopicPartition{Topic: t.Name, Partition: p}
+	var point int64 // none: every segment is checked after a crash
+	if same {
+		point = s.recoveryPoint(tp)
+	} else if err := s.forgetRecoveryPoints(tp); err != nil {
+		// Before Open creates anything in the directory.
+		return nil, err
+	}
 	l, err := storage.Open(dir, settings.storage, storage.Options{Logger: s.b.log, Now: s.b.now, FS: s.b.cfg.LogFS,
-		LogStartOffset: start, RecoveryPoint: s.recoveryPoint(t.Name, p), Files: s.b.files})
+		LogStartOffset: start, RecoveryPoint: point, Files: s.b.files,
+		OnTruncate: func(rp int64) error { return s.lowerRecoveryPoint(tp, rp) }})
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +214,7 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 		l.Close()
 		return nil, err
 	}
+	s.ownRecoveryPoint(tp, l)
 	if t.ReplicationFactor > 1 {
 		// The log end may hold records the ISR never had (Gregor keeps no
 		// high watermark checkpoint): consumers see nothing until the
@@ -256,8 +273,17 @@ func (s *partitionSet) remove(t metadata.Topic) {
 	delay := s.deleteDelay(t)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var gone []storage.TopicPartition
+	defer func() {
+		// In one write: a topic recreated under the name then opens its
+		// partitions without a write each.
+		if err := s.forgetRecoveryPoints(gone...); err != nil {
+			s.b.log.Warn().Err(err).Str("topic", t.Name).Msg("cannot remove a deleted topic's recovery points; they are removed when the name is used again")
+		}
+	}()
 	for key, part := range s.parts {
 		if key.topic == t.Name && part.topicID == t.ID {
+			gone = append(gone, storage.TopicPartition{Topic: part.topic, Partition: part.index})
 			delete(s.parts, key)
 			s.b.cleaner.forget(part.topic, part.index)
 			s.b.repl.Unfollow(part.topic, part.index)

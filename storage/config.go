@@ -126,6 +126,17 @@ type Options struct {
 	// unclean shutdown, Open trusts the segments that end at or below it
 	// and checks the rest; 0 (unknown) checks every segment.
 	RecoveryPoint int64
+	// OnTruncate, when set, is called after a truncation (TruncateTo, and
+	// the start-over of StartAt and AppendReplica) with the log's
+	// recovery point afterwards, under the append lock: nothing is
+	// appended past the cut before it returns. The broker lowers its
+	// recovery-point-offset-checkpoint entry there when the entry is
+	// above the point, durably, as Kafka's LogManager.truncateTo does;
+	// otherwise a crash after the truncated range was written again
+	// would make Open trust segments that were never fsynced (doc.go,
+	// Recovery point). An error fails the log (ErrStorage). It must not
+	// call the log's methods that take the append lock.
+	OnTruncate func(recoveryPoint int64) error
 	// Files, when set, opens the segment files through this shared
 	// descriptor cache (filecache.go): opened on demand, closed when
 	// idle. Nil keeps them open for the log's life.

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gregorbroker/gregor/internal/safe"
@@ -49,11 +52,11 @@ func (l *Log) Roll() (int64, error) {
 // offset moves to the base offset of the first segment left, if that is
 // above it. It returns how many segments went.
 //
-// Only ever a prefix of the log goes, each segment's .log renamed before
-// the next and the directory fsynced after each, so a crash at any point
-// leaves a log that is a suffix of the one before. Ranges that readers
-// got from Read before stay readable for the configured FileDeleteDelay;
-// the files are then closed and removed.
+// Only ever a prefix of the log goes, durably, with one or two directory
+// fsyncs however many segments go (deleteOldestLocked; the protocol is in
+// doc.go), so a crash at any point leaves a log that is a suffix of the
+// one before. Ranges that readers got from Read before stay readable for
+// the configured FileDeleteDelay; the files are then closed and removed.
 func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -76,20 +79,47 @@ func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 // one: n < len(segments)), as DeleteSegmentsBelow describes, and moves
 // the log start offset up to the first segment left. It returns how many
 // went and their bytes; an error fails the log (ErrStorage). l.mu held.
+//
+// One segment: its files are renamed to their deleted names and the
+// directory fsynced. More: the deletion intent <deleteIntentPrefix><base
+// of the first segment kept> is created and the directory fsynced, then
+// every segment's files are renamed, the oldest first, then the directory
+// is fsynced once and the intent removed (not fsynced: the next fsync of
+// the directory, at the latest the one before any segment is created
+// below the intent's offset, see resetLocked, takes the removal along).
+// The filesystem may make the renames durable in any order; an intent
+// found by Open finishes the deletion, so a crash never leaves a hole.
 func (l *Log) deleteOldestLocked(n int, reason string) (int, int64, error) {
 	segs := l.segments()
-	n = min(n, len(segs)-1)
+	n = max(min(n, len(segs)-1), 0)
 	var retired []*segment
 	var err error
-	for _, s := range segs[:max(n, 0)] {
-		var gone bool
-		if gone, err = l.retireFilesLocked(s); gone {
-			// Its .log is renamed: a reopen would not find the segment,
-			// so neither does anyone from now on.
-			retired = append(retired, s)
+	intent := ""
+	if n > 1 {
+		intent = deleteIntentPath(l.dir, segs[n].base)
+		err = l.createIntentLocked(intent)
+	}
+	if err == nil {
+		for _, s := range segs[:n] {
+			var gone bool
+			if gone, err = l.renameDeletedLocked(s); gone {
+				// Its .log is renamed: a reopen would not find the
+				// segment (or, with an intent, would remove it), so
+				// neither does anyone from now on.
+				retired = append(retired, s)
+			}
+			if err != nil {
+				break
+			}
 		}
-		if err != nil {
-			break
+	}
+	if err == nil && n > 0 {
+		if err = syncDir(l.fs, l.dir); err == nil && intent != "" {
+			if rerr := l.fs.Remove(intent); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				// Harmless as long as it is there: it names
+				// segments that are gone. Open removes it.
+				l.log.Warn().Err(rerr).Str("file", intent).Msg("cannot remove a segment deletion intent")
+			}
 		}
 	}
 	var freed int64
@@ -114,10 +144,46 @@ func (l *Log) deleteOldestLocked(n int, reason string) (int, int64, error) {
 	return len(retired), freed, err
 }
 
+// deleteIntentPrefix starts the name of a deletion intent; the rest of
+// the name is the base offset of the first segment kept, as segment file
+// names are written (doc.go, Files).
+const deleteIntentPrefix = ".gregor-delete-below-v1-"
+
+// deleteIntentPath is the deletion intent for the segments below base.
+func deleteIntentPath(dir string, base int64) string {
+	return filepath.Join(dir, fmt.Sprintf("%s%020d", deleteIntentPrefix, base))
+}
+
+// parseDeleteIntent returns the offset a deletion intent's name holds.
+func parseDeleteIntent(name string) (int64, bool) {
+	digits, ok := strings.CutPrefix(name, deleteIntentPrefix)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	base, err := strconv.ParseInt(digits, 10, 64)
+	return base, err == nil && base >= 0
+}
+
+// createIntentLocked creates an (empty) deletion intent file and makes
+// it durable before any rename it covers.
+func (l *Log) createIntentLocked(path string) error {
+	f, err := l.fs.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("create segment deletion intent: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create segment deletion intent: %w", err)
+	}
+	if err := syncDir(l.fs, l.dir); err != nil {
+		return fmt.Errorf("create segment deletion intent: %w", err)
+	}
+	return nil
+}
+
 // retireFilesLocked renames a segment's files to their deleted names, the
-// .log first, and makes the renames durable. gone reports that the .log
-// was renamed (the segment is no longer part of the log on disk), even
-// when a later step failed.
+// .log first, and makes the renames durable (a directory fsync). gone
+// reports that the .log was renamed (the segment is no longer part of the
+// log on disk), even when a later step failed.
 func (l *Log) retireFilesLocked(s *segment) (gone bool, err error) {
 	if gone, err = l.renameDeletedLocked(s); err != nil {
 		return gone, err

@@ -22,16 +22,48 @@
 //
 // Files with other names are left alone, except that an .index or
 // .timeindex with no .log beside it is removed at Open, as is a
-// leftover .gregor-clean-shutdown.tmp.
+// leftover .gregor-clean-shutdown.tmp, and a deletion intent (below) is
+// acted on and removed.
 //
 // DeleteSegmentsBelow removes old segments (a prefix of the log) by
-// renaming their three files to <name>.deleted, oldest segment first with
-// a directory fsync after each, and removes the renamed files after
-// file.delete.delay.ms (readers may still hold ranges of them), at Close,
-// or, if the process stopped first, at the next Open. Retention
-// (retention.go: retention.ms by each segment's largest timestamp,
-// retention.bytes, segments below the log start) deletes segments the
-// same way.
+// renaming their three files to <name>.deleted, and removes the renamed
+// files after file.delete.delay.ms (readers may still hold ranges of
+// them), at Close, or, if the process stopped first, at the next Open.
+// Retention (retention.go: retention.ms by each segment's largest
+// timestamp, retention.bytes, segments below the log start) deletes
+// segments the same way. One call costs one directory fsync for one
+// segment and two for more, however many go:
+//
+//  1. with more than one segment to delete, the deletion intent, an
+//     empty file whose name holds the base offset of the first segment
+//     kept, 20 digits as in segment names, is created and the directory
+//     fsynced. Deleting segments 0 and 1234567 of the example above
+//     while a third segment starts at 2345678:
+//
+//     .gregor-delete-below-v1-00000000000002345678
+//
+//  2. the segments' files are renamed, the oldest segment first, each
+//     .log before its indexes, and the directory fsynced once;
+//
+//  3. the intent is removed, without an fsync of its own (see below).
+//
+// The filesystem may make renames durable in any order, so a crash
+// before step 2's fsync ends may leave any subset of the renames: a later
+// segment's .log renamed, an earlier one's not. Open then finds the
+// intent and removes the files of every segment with a base offset below
+// the intent's (they were all being deleted), fsyncs the directory,
+// removes the intent and fsyncs again, all before it reads the segments:
+// the log is the suffix from the intent's offset, never one with a
+// segment missing in the middle (which Open, which allows offset gaps
+// for the cleaner's sake, could not tell from a gap). Without an intent
+// (one segment) the single rename of the .log decides. An intent left
+// behind names only segments that are gone; no segment is ever made
+// below the first segment's base, except when an empty follower starts
+// over inside the leader's batch (AppendReplica), and that first renames
+// every segment with a directory fsync after each, which takes the
+// intent's removal along. Version
+// rule: the name is the format (this is version 1); a later format gets
+// another name.
 //
 // # Log start offset
 //
@@ -249,6 +281,18 @@
 // checkpoint.go) every log.flush.offset.checkpoint.interval.ms and after
 // closing the logs at shutdown, and hands the checkpointed value to Open
 // (Options.RecoveryPoint; 0 when there is none).
+//
+// A truncation (TruncateTo, StartAt, a follower starting over inside the
+// leader's batch) cuts the recovery point back with the bytes and hands
+// the new point to Options.OnTruncate under the append lock, so before
+// any batch can be appended past the cut; the broker lowers its
+// checkpoint entry there, durably, when the entry is above the point
+// (Kafka's LogManager.truncateTo does the same). Without that, the
+// offsets between the new end and the old entry would be written again,
+// not yet fsynced, and a crash before the next checkpoint write would
+// make Open trust the segments holding them. For the same reason the
+// broker never hands a log the entry of another incarnation of its
+// directory (a topic recreated under the name): broker/checkpoint_recovery.go.
 //
 // After an unclean shutdown, Open trusts the segments that end at or below
 // the recovery point (a segment ends where the next begins) and checks

@@ -14,8 +14,11 @@ package storage
 // once per leadership change. Open reads it, drops entries past the
 // recovered log end, and rebuilds it from the batch headers when the file
 // is missing or unreadable. DeleteSegmentsBelow moves the first entry up
-// to the new log start. Version 0 is the only version; another is read
-// as missing (and rebuilt).
+// to the new log start, rewriting the file only when entries below it go
+// (a file whose first entry starts lower says the same: Open moves it up
+// to the first segment's base, and no answer depends on the first
+// entry's start). Version 0 is the only version; another is read as
+// missing (and rebuilt).
 
 import (
 	"errors"
@@ -109,7 +112,11 @@ func (l *Log) noteEpochLocked(epoch int32, base int64) error {
 }
 
 // truncateEpochsBelow drops what lies below a new log start offset: the
-// last entry at or below it is kept, starting at it.
+// last entry at or below it is kept, starting at it. The checkpoint is
+// rewritten only when an entry went: moving the first entry's start up
+// needs no write (and no fsyncs under the append lock at every
+// retention deletion), as loadEpochs clamps the first entry to the first
+// segment's base.
 func (l *Log) truncateEpochsBelow(start int64) {
 	l.epochs.Lock()
 	es := l.epochs.entries
@@ -124,6 +131,9 @@ func (l *Log) truncateEpochsBelow(start int64) {
 	l.epochs.entries = es
 	data := encodeEpochs(es)
 	l.epochs.Unlock()
+	if i == 0 {
+		return
+	}
 	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, epochCheckpointName), data); err != nil {
 		l.log.Warn().Err(err).Msg("cannot rewrite the leader epoch checkpoint; it is rebuilt at the next start")
 	}
@@ -168,6 +178,15 @@ func (l *Log) loadEpochs(segs []*segment, leo int64) error {
 	}
 	for len(entries) > 0 && entries[len(entries)-1].StartOffset >= leo && leo > segs[0].base {
 		entries = entries[:len(entries)-1] // cut off by recovery
+	}
+	// Entries below the first segment, which deleted segments leave
+	// (truncateEpochsBelow does not always rewrite the file), go as
+	// truncateEpochsBelow would have them go.
+	for len(entries) > 1 && entries[1].StartOffset <= segs[0].base {
+		entries = entries[1:]
+	}
+	if len(entries) > 0 && entries[0].StartOffset < segs[0].base {
+		entries[0].StartOffset = segs[0].base
 	}
 	if leo == segs[0].base {
 		entries = nil // an empty log has no epochs

@@ -3,9 +3,12 @@ package storage_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,4 +188,98 @@ func listFDs(t *testing.T) []string {
 		out = append(out, l)
 	}
 	return out
+}
+
+// TestFileCacheBoundUnderConcurrentWriters: many logs written at once on
+// a disk whose fsyncs are slower than the writers, so the closer cannot
+// keep up: the cache never holds more than 2*max descriptors beyond one
+// per writer (the bound in filecache.go), and every append lands and is
+// fsynced without error.
+func TestFileCacheBoundUnderConcurrentWriters(t *testing.T) {
+	const (
+		max      = 8
+		logs     = 64
+		writers  = 8
+		appends  = 150
+		maxBound = 2*max + writers
+	)
+	files := storage.NewFileCache(max, zerolog.Nop())
+	t.Cleanup(files.Close)
+	ffs := &faultFS{}
+	ffs.set(func(f *faultFS) { f.onLogSync = func() { time.Sleep(time.Millisecond) } })
+	dir := t.TempDir()
+	cfg := storage.DefaultConfig()
+	ls := make([]*storage.Log, logs)
+	for i := range ls {
+		l, err := storage.Open(filepath.Join(dir, fmt.Sprintf("t-%d", i)), cfg, storage.Options{FS: ffs, Files: files})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls[i] = l
+	}
+	t.Cleanup(func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	})
+
+	var peak atomic.Int64
+	note := func() {
+		n := int64(files.Open())
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+	}
+	stop := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				note()
+				runtime.Gosched()
+			}
+		}
+	}()
+	batch := simple(t, 1, 1)
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range appends {
+				l := ls[(w*logs/writers+i*7)%logs]
+				if _, err := l.Append(append([]byte(nil), batch...), 0); err != nil {
+					errs <- err
+					return
+				}
+				note()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	sampler.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if p := peak.Load(); p > maxBound {
+		t.Fatalf("%d descriptors open at the peak with a bound of %d and %d writers, want at most %d", p, max, writers, maxBound)
+	}
+	var total int64
+	for _, l := range ls {
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		total += l.LogEndOffset()
+	}
+	if total != writers*appends {
+		t.Fatalf("%d records in the logs, want %d", total, writers*appends)
+	}
+	t.Logf("peak %d descriptors open (bound %d, %d writers, %d logs), %d opened in all", peak.Load(), max, writers, logs, files.Opened())
 }

@@ -246,6 +246,8 @@ type env struct {
 	logs  *logLines
 	fs    storage.FS
 	rp    int64 // Options.RecoveryPoint
+	// onTruncate is Options.OnTruncate.
+	onTruncate func(recoveryPoint int64) error
 	// files is Options.Files: nil, or with GREGOR_TEST_FILE_CACHE=n set a
 	// cache of n descriptors, so that every test also runs with segment
 	// files closed and reopened under it.
@@ -278,6 +280,7 @@ func (e *env) tryOpen() (*storage.Log, error) {
 		FS:            e.fs,
 		RecoveryPoint: e.rp,
 		Files:         e.files,
+		OnTruncate:    e.onTruncate,
 	})
 }
 

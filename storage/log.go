@@ -131,6 +131,8 @@ type Log struct {
 	crashRecovered bool
 	// recovery is what Open checked; set by Open, read-only afterwards.
 	recovery RecoveryStats
+	// onTruncate is Options.OnTruncate; set by Open, read-only afterwards.
+	onTruncate func(recoveryPoint int64) error
 }
 
 // CrashRecovered reports whether Open found the log not shut down cleanly

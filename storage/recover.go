@@ -65,7 +65,7 @@ func writeMarker(fsys FS, dir string, leo int64) error {
 // dropping the segments after it. The high watermark starts at the log end
 // offset.
 func Open(dir string, cfg Config, opts Options) (*Log, error) {
-	l := &Log{dir: dir, fs: opts.FS, now: opts.Now}
+	l := &Log{dir: dir, fs: opts.FS, now: opts.Now, onTruncate: opts.OnTruncate}
 	l.recovery.Point = max(opts.RecoveryPoint, 0)
 	if l.fs == nil {
 		l.fs = OSFS{}
@@ -102,6 +102,8 @@ func (l *Log) load() (err error) {
 	type files struct{ log, idx, tidx bool }
 	found := make(map[int64]*files)
 	markerPresent := false
+	var intents []string     // deletion intents (delete.go)
+	deleteBelow := int64(-1) // the highest offset they name
 	for _, e := range ents {
 		name := e.Name()
 		if e.IsDir() {
@@ -115,6 +117,11 @@ func (l *Log) load() (err error) {
 			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
 				return err
 			}
+			continue
+		}
+		if below, ok := parseDeleteIntent(name); ok {
+			intents = append(intents, name)
+			deleteBelow = max(deleteBelow, below)
 			continue
 		}
 		if strings.HasSuffix(name, deletedSuffix) {
@@ -141,6 +148,18 @@ func (l *Log) load() (err error) {
 			f.idx = true
 		case timeIndexSuffix:
 			f.tidx = true
+		}
+	}
+	if len(intents) > 0 {
+		var doomed []int64
+		for base := range found {
+			if base < deleteBelow {
+				doomed = append(doomed, base)
+				delete(found, base)
+			}
+		}
+		if err := l.finishDeletion(doomed, deleteBelow, intents); err != nil {
+			return fmt.Errorf("finish segment deletion below %d: %w", deleteBelow, err)
 		}
 	}
 	var bases []int64
@@ -248,7 +267,7 @@ func (l *Log) load() (err error) {
 			Dur("duration", l.recovery.Duration).Msg("recovered the log after an unclean shutdown")
 	}
 	if len(segs) == 0 {
-		base := max(markerLEO, 0) // keep offsets moving forward if only the marker survived
+		base := max(markerLEO, deleteBelow, 0) // keep offsets moving forward if only the marker (or an intent) survived
 		s, err := createSegment(l.fs, l.dir, base, now)
 		if err != nil {
 			return err
@@ -750,4 +769,32 @@ func (l *Log) dropSegments(bases []int64) error {
 	}
 	l.log.Warn().Int("segments", len(bases)).Int64("first_dropped", bases[0]).Msg("dropped the segments after a cut segment")
 	return nil
+}
+
+// finishDeletion completes the deletions that deletion intents (delete.go)
+// announced and a crash interrupted: it removes the files of the segments
+// below the intents' offset (bases), makes that durable, then removes the
+// intents.
+func (l *Log) finishDeletion(bases []int64, below int64, intents []string) error {
+	slices.Sort(bases)
+	for _, base := range bases {
+		for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			if err := l.fs.Remove(segmentPath(l.dir, base, suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	if len(bases) > 0 {
+		l.log.Warn().Int("segments", len(bases)).Int64("first", bases[0]).Int64("below", below).
+			Msg("removed the segments an interrupted deletion had not removed yet")
+	}
+	if err := syncDir(l.fs, l.dir); err != nil {
+		return err
+	}
+	for _, name := range intents {
+		if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return syncDir(l.fs, l.dir)
 }

@@ -2,9 +2,12 @@ package storage_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/gregorbroker/gregor/storage"
 )
 
 // crashedLog fills a log of many segments, crashes it and returns the
@@ -197,4 +200,113 @@ func TestRecoveryDropFails(t *testing.T) {
 	l := e.open()
 	checkLog(t, l, below(want, seg[len(seg)-1].base))
 	checkDropped(t, e, bases, torn)
+}
+
+// TestTruncateBelowRecoveryPointThenCrash: a truncation below the
+// checkpointed recovery point calls OnTruncate with the point after the
+// cut before TruncateTo returns, so the checkpoint the broker keeps with
+// it is below the range written again. After a crash that left garbage in
+// a segment of that range (one that ends below the old checkpoint, never
+// fsynced), Open given that checkpoint checks the segment and cuts the log
+// there; given the old one it would trust the garbage.
+func TestTruncateBelowRecoveryPointThenCrash(t *testing.T) {
+	e := newEnv(t, recoveryConfig(200))
+	var checkpoint int64 // the broker's entry for this log
+	var calls []int64
+	e.onTruncate = func(rp int64) error {
+		calls = append(calls, rp)
+		checkpoint = min(checkpoint, rp)
+		return nil
+	}
+	l := e.open()
+	first := fill(t, l, 60)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	checkpoint = l.RecoveryPoint() // a periodic checkpoint write
+	old := checkpoint
+	bases := l.SegmentBases()
+	end, err := l.TruncateTo(inSegment(first, bases, 2)[1].base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 1 || calls[0] != end || checkpoint != end {
+		t.Fatalf("OnTruncate calls %v, checkpoint %d after truncating to %d", calls, checkpoint, end)
+	}
+	again := fill(t, l, 40)
+	want := append(below(first, end), again...)
+	newBases := l.SegmentBases()
+	k := -1
+	for i := range len(newBases) - 1 {
+		if newBases[i] >= end && newBases[i+1] <= old {
+			k = i
+			break
+		}
+	}
+	if k < 0 {
+		t.Fatalf("no closed segment past the cut at %d that ends below the old checkpoint %d: %v", end, old, newBases)
+	}
+	l.Crash()
+	// As if segment k's bytes never reached the disk.
+	editFile(t, e.path(segName(newBases[k], ".log")), func(b []byte) []byte {
+		for i := 30; i < 60; i++ {
+			b[i] ^= 0x5a
+		}
+		return b
+	})
+	e.rp = checkpoint
+	l = e.open()
+	checkLog(t, l, below(want, newBases[k]))
+	if st := l.Recovery(); st.Point != end || st.Segments < k-segmentFor(newBases, end)+1 || st.Dropped != len(newBases)-k-1 {
+		t.Fatalf("recovery %+v, want from point %d on, segment %d cut and the %d after it dropped", st, end, newBases[k], len(newBases)-k-1)
+	}
+}
+
+// segmentFor is the index of the segment of bases that holds offset.
+func segmentFor(bases []int64, offset int64) int {
+	i := 0
+	for i+1 < len(bases) && bases[i+1] <= offset {
+		i++
+	}
+	return i
+}
+
+// TestOnTruncateCalls: OnTruncate gets the recovery point after every
+// truncation and start over, and nothing when TruncateTo has nothing to
+// cut.
+func TestOnTruncateCalls(t *testing.T) {
+	e := newEnv(t, recoveryConfig(200))
+	var calls []int64
+	e.onTruncate = func(rp int64) error { calls = append(calls, rp); return nil }
+	l := e.open()
+	fill(t, l, 20)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	end := l.LogEndOffset()
+	if _, err := l.TruncateTo(end + 5); err != nil {
+		t.Fatal(err)
+	}
+	cut, err := l.TruncateTo(end - 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartAt(end + 100); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprint([]int64{cut, end + 100}); fmt.Sprint(calls) != want {
+		t.Fatalf("OnTruncate calls %v, want %s", calls, want)
+	}
+	// A failing OnTruncate fails the log: the broker could not lower its
+	// checkpoint, so appending past the cut is not safe.
+	e.onTruncate = func(int64) error { return errInjected }
+	l.Crash()
+	l = e.open()
+	fill(t, l, 3)
+	if _, err := l.TruncateTo(l.LogEndOffset() - 1); !errors.Is(err, storage.ErrStorage) || !errors.Is(err, errInjected) {
+		t.Fatalf("truncate with a failing OnTruncate: %v, want ErrStorage wrapping the hook's error", err)
+	}
+	if _, err := l.Append(simple(t, 1, 1), 0); !errors.Is(err, storage.ErrStorage) {
+		t.Fatalf("append after a failed OnTruncate: %v, want ErrStorage", err)
+	}
 }

@@ -86,21 +86,11 @@ func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 // the leader epoch cache are cut back with it. An offset at or below the
 // log start offset empties the log; the log then starts at offset
 // (Kafka's truncateFullyAndStartAt), or at the first segment's base when
-// offset is below that.
+// offset is below that. Options.OnTruncate is called before it returns,
+// under the append lock.
 func (l *Log) TruncateTo(offset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// A cut inside a segment the cleaner wrote leaves an active segment
-	// with gaps; it is closed (a roll, after fl.mu is released) so that
-	// the active segment stays contiguous, as recovery expects.
-	rollAt := int64(-1)
-	defer func() {
-		if rollAt >= 0 {
-			if _, err := l.rollLocked(rollAt, l.now(), "truncated into a cleaned segment"); err != nil {
-				l.log.Warn().Err(err).Msg("cannot roll after truncating into a cleaned segment")
-			}
-		}
-	}()
 	if l.mu.closed {
 		return 0, ErrClosed
 	}
@@ -111,28 +101,48 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if offset >= leo {
 		return leo, nil
 	}
+	newLEO, gappy, err := l.truncateLocked(offset)
+	if err != nil {
+		return 0, err
+	}
+	if gappy {
+		// A cut inside a segment the cleaner wrote leaves an active
+		// segment with gaps; it is closed so that the active segment
+		// stays contiguous, as recovery expects.
+		if _, err := l.rollLocked(newLEO, l.now(), "truncated into a cleaned segment"); err != nil {
+			l.log.Warn().Err(err).Msg("cannot roll after truncating into a cleaned segment")
+		}
+	}
+	l.log.Warn().Int64("offset", offset).Int64("old_log_end_offset", leo).Int64("log_end_offset", newLEO).
+		Msg("truncated the log to follow the leader")
+	if err := l.noteTruncatedLocked(); err != nil {
+		return 0, err
+	}
+	return newLEO, nil
+}
+
+// truncateLocked is TruncateTo's cut, for an offset below the log end
+// offset. It waits for a running sync pass and holds fl.mu throughout,
+// so that the flusher's notion of what is durable is cut back with the
+// bytes. gappy says the segment left active has gaps. l.mu held.
+func (l *Log) truncateLocked(offset int64) (newLEO int64, gappy bool, err error) {
 	f := &l.fl
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	for f.syncing {
 		f.cond.Wait()
 	}
-	defer f.mu.Unlock()
 	segs := l.segments()
-	var newLEO int64
-	var err error
 	if offset <= segs[0].base || offset < l.start.Load() {
 		// Nothing at or above the log start would be left: start over
 		// at offset (Kafka's truncateFullyAndStartAt).
 		newLEO, err = l.resetLocked(max(offset, segs[0].base))
 	} else {
-		var gappy bool
-		if newLEO, gappy, err = l.cutLocked(offset); gappy && err == nil {
-			rollAt = newLEO
-		}
+		newLEO, gappy, err = l.cutLocked(offset)
 	}
 	if err != nil {
 		l.setFailedLocked(fmt.Errorf("truncate to %d: %w", offset, err))
-		return 0, f.err
+		return 0, false, f.err
 	}
 	f.synced = min(f.synced, newLEO)
 	if segs := l.segments(); f.syncedBelow > segs[len(segs)-1].base {
@@ -141,16 +151,28 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	l.truncateEpochsFrom(newLEO)
 	if err := l.resetProducersLocked(newLEO); err != nil {
 		l.setFailedLocked(fmt.Errorf("truncate to %d: %w", offset, err))
-		return 0, f.err
+		return 0, false, f.err
 	}
 	l.hwMu.Lock()
 	if l.hw.Load() > newLEO {
 		l.hw.Store(newLEO)
 	}
 	l.hwMu.Unlock()
-	l.log.Warn().Int64("offset", offset).Int64("old_log_end_offset", leo).Int64("log_end_offset", newLEO).
-		Msg("truncated the log to follow the leader")
-	return newLEO, nil
+	return newLEO, gappy, nil
+}
+
+// noteTruncatedLocked hands the recovery point after a truncation to
+// Options.OnTruncate, before anything is appended past the cut: the
+// broker lowers its checkpoint there (doc.go, Recovery point). An error
+// fails the log. l.mu held, fl.mu not.
+func (l *Log) noteTruncatedLocked() error {
+	if l.onTruncate == nil {
+		return nil
+	}
+	if err := l.onTruncate(l.RecoveryPoint()); err != nil {
+		return l.setFailed(fmt.Errorf("record the recovery point after a truncation: %w", err))
+	}
+	return nil
 }
 
 // cutLocked cuts the log inside it (offset above the first segment's base
@@ -218,6 +240,9 @@ func (l *Log) cutLocked(offset int64) (end int64, gappy bool, err error) {
 
 // resetLocked empties the log and starts it at start: a fresh segment at
 // start replaces every segment. l.mu and fl.mu held, no pass running.
+// start may lie below a deletion intent left behind (delete.go): the
+// retired segments' directory fsyncs, before the new segment is made,
+// make the intent's removal durable first.
 func (l *Log) resetLocked(start int64) (int64, error) {
 	l.mu.truncations++
 	if err := l.dropSegmentsAfterLocked(-1); err != nil {
@@ -284,8 +309,18 @@ func (l *Log) StartAt(offset int64) error {
 	return l.startAtLocked(offset)
 }
 
-// startAtLocked empties the log and starts it at offset. l.mu must be held.
+// startAtLocked empties the log and starts it at offset, then calls
+// Options.OnTruncate. l.mu must be held.
 func (l *Log) startAtLocked(offset int64) error {
+	if err := l.resetToLocked(offset); err != nil {
+		return err
+	}
+	return l.noteTruncatedLocked()
+}
+
+// resetToLocked is startAtLocked's reset, under fl.mu with no sync pass
+// running. l.mu must be held.
+func (l *Log) resetToLocked(offset int64) error {
 	f := &l.fl
 	f.mu.Lock()
 	for f.syncing {

@@ -101,10 +101,12 @@ func retentionLogs(b *testing.B, n int, cfg storage.Config, fsys lazyFS) []*stor
 // 10,000 partitions is the steady state (each log's oldest segment
 // checked against retention.ms and retention.bytes); "delete-3-segments"
 // over 1,000 partitions has every partition lose its three closed
-// segments (per segment: three renames and a directory fsync), so its
-// ns/partition times 10,000 is the cost of such a pass over 10,000. Run
-// it with -benchtime 1x (make bench does): setting up the logs takes
-// longer than the passes.
+// segments (per segment three renames; per partition a deletion intent
+// and two directory fsyncs), so its ns/partition times 10,000 is the cost
+// of such a pass over 10,000. "delete-1000-segments" is one DeleteRecords
+// that takes 1,000 segments of one log at once, all under its append
+// lock (ns/segment). Run it with -benchtime 1x (make bench does): setting
+// up the logs takes longer than the passes.
 func BenchmarkRetentionPass(b *testing.B) {
 	cfg := storage.DefaultConfig()
 	cfg.FileDeleteDelayMs = 0
@@ -161,5 +163,32 @@ func BenchmarkRetentionPass(b *testing.B) {
 		}
 		b.ReportMetric(float64(deleted)/float64(b.N)/partitions, "segments/partition")
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/partitions, "ns/partition")
+	})
+	b.Run("delete-1000-segments", func(b *testing.B) {
+		const segments = 1_000
+		l := retentionLogs(b, 1, cfg, lazyFS{})[0]
+		fill := func() {
+			for range segments {
+				if _, err := l.Append(append([]byte(nil), simple(b, 1, 1)...), 0); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := l.Roll(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			l.SetHighWatermark(l.LogEndOffset())
+		}
+		deleted := 0
+		for b.Loop() {
+			b.StopTimer()
+			fill()
+			b.StartTimer()
+			n, err := l.DeleteSegmentsBelow(l.LogEndOffset())
+			if err != nil {
+				b.Fatal(err)
+			}
+			deleted += n
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(deleted), "ns/segment")
 	})
 }
