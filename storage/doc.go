@@ -303,7 +303,9 @@
 //     cleaner leaves them), its indexes rewritten and, when good, fsynced
 //     with them;
 //   - the last one is checked from its last offset index entry that points
-//     at a real batch, as before;
+//     at a real batch ending below the recovery point (from its start when
+//     there is none): an entry past the point was not fsynced with the
+//     bytes before it, which writeback may have lost while saving it;
 //   - the first segment found bad is cut at the first bad byte and becomes
 //     the active segment; every segment after it is removed, the newest
 //     first, before the cut (Kafka's rule: the log ends at the first

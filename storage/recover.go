@@ -471,9 +471,12 @@ func (l *Log) openTrusted(s *segment, size int64, fresh bool, markerLEO int64) (
 
 // recoverLast checks the active segment after a crash: batch by batch
 // (header, length, CRC-32C, contiguous offsets) from its last offset index
-// entry that points at a real batch (from the start when there is none or
-// an index file is missing), cutting the .log at the first bad byte and
-// rewriting both indexes. It returns the log end offset.
+// entry that points at a real batch ending below the recovery point (from
+// the start when there is none or an index file is missing), cutting the
+// .log at the first bad byte and rewriting both indexes. Bytes past the
+// recovery point were not fsynced, so none of them is trusted on an index
+// entry's word: writeback may have saved a later page and an entry naming
+// it while losing an earlier page. It returns the log end offset.
 func (l *Log) recoverLast(s *segment, size int64, fresh bool) (int64, error) {
 	b := l.newIndexBuilder(s)
 	var start int64
@@ -492,6 +495,10 @@ func (l *Log) recoverLast(s *segment, size int64, fresh bool) (int64, error) {
 		offs := decodeOffsetEntries(ib)
 		offs = offs[:validOffsetPrefix(offs, size)]
 		for i, e := range offs {
+			if s.base+int64(e.rel) >= l.recovery.Point {
+				offs = offs[:i] // its batch and what precedes it may not be on disk
+				break
+			}
 			if ok, err := s.offsetEntryHolds(e, size); err != nil {
 				return 0, err
 			} else if !ok {

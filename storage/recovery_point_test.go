@@ -310,3 +310,44 @@ func TestOnTruncateCalls(t *testing.T) {
 		t.Fatalf("append after a failed OnTruncate: %v, want ErrStorage", err)
 	}
 }
+
+// TestCrashDamageInActiveSegmentPastRecoveryPoint: after a crash, a bad
+// batch in the active segment between the recovery point and the
+// segment's last offset index entry is found (writeback may save a later
+// page, and the index entry naming it, while losing an earlier one): the
+// check starts at the last entry below the recovery point, not at the
+// last entry, and the segment is cut at the bad batch.
+func TestCrashDamageInActiveSegmentPastRecoveryPoint(t *testing.T) {
+	for _, rp := range []string{"inside", "none"} {
+		t.Run(rp, func(t *testing.T) {
+			cfg := storage.DefaultConfig()
+			cfg.IndexIntervalBytes = 100 // an index entry every few batches
+			e := newEnv(t, cfg)
+			l := e.open()
+			want := fill(t, l, 40)
+			if n := len(l.SegmentBases()); n != 1 {
+				t.Fatalf("%d segments, the test needs one", n)
+			}
+			l.Crash()
+			if idx := readFile(t, e.path(segName(0, ".index"))); len(idx) < 8*5 {
+				t.Fatalf("%d bytes of offset index, the test needs entries past the damage", len(idx))
+			}
+			const bad = 20
+			if rp == "inside" {
+				e.rp = want[5].last + 1
+			}
+			var pos int
+			for _, s := range want[:bad] {
+				pos += len(s.bytes)
+			}
+			pos += len(want[bad].bytes) - 3 // inside the records, covered by the CRC
+			editFile(t, e.path(segName(0, ".log")), func(b []byte) []byte { b[pos] ^= 0x20; return b })
+
+			l = e.open()
+			checkLog(t, l, want[:bad])
+			if len(e.logs.lines(t, "cut torn or corrupt tail of the log")) != 1 {
+				t.Fatal("no warning about the cut")
+			}
+		})
+	}
+}
