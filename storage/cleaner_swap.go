@@ -250,7 +250,10 @@ func (l *Log) recoverCleanerSwap() error {
 		return nil
 	}
 	if swapLog < 0 {
-		// Never decided: the replaced segments are all there.
+		// Never decided, so the replaced segments are all there; or
+		// finished but for index renames a crash lost (step 5 renames
+		// the .log last; the old indexes went in step 4, durably): a
+		// missing index is rebuilt from the .log.
 		for _, name := range swaps {
 			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
@@ -299,9 +302,12 @@ func (l *Log) finishSwap(ents []os.DirEntry, base, end int64, swaps []string) er
 		if !ok || b < base || b >= end {
 			continue
 		}
-		if b == base && !hasSwap[name] {
-			continue // already renamed into place from its .swap
-		}
+		// Every file in the range goes. For base's .log that is the old
+		// one (its .log.swap is here). An index of base without its .swap
+		// was either renamed into place already (step 5) or is the old
+		// segment's, the cleaned index's rename to .swap lost (step 3's
+		// renames become durable together, in any order): either way it
+		// is removed and rebuilt from the .log when the log is read.
 		if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}

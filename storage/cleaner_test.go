@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -662,5 +663,113 @@ func TestCleanerFollowerCopiesGaps(t *testing.T) {
 	again, _ = readRecords(t, follower)
 	if fmt.Sprint(again) != fmt.Sprint(got) {
 		t.Fatalf("after a crash:\n%v\nbefore:\n%v", again, got)
+	}
+}
+
+// TestCleanerSwapLostIndexRenames: a power loss after step 3 of a swap
+// kept the cleaned .log's rename to .swap but lost its indexes' (the
+// three renames become durable together, in any order). Open must not
+// pair the cleaned .log with the old first segment's indexes: they are
+// rebuilt, so the largest timestamp and lookups by time are the cleaned
+// segment's.
+func TestCleanerSwapLostIndexRenames(t *testing.T) {
+	cfg := storage.DefaultConfig()
+	cfg.IndexIntervalBytes = 100
+	e := newEnv(t, cfg)
+	l := e.open()
+	base := e.clock.Now().UnixMilli()
+	// The first segment's records all stay (their keys are never written
+	// again), so the cleaned .log begins with its bytes and the old
+	// indexes look valid for it; the later segments' keys are overwritten
+	// over and over, so they shrink and merge into the first.
+	for i := range 60 {
+		key := fmt.Sprintf("u%d", i)
+		if i >= 10 {
+			key = fmt.Sprintf("k%d", i%3)
+		}
+		appendAll(t, l, keyed(t, protocol.CodecNone, base+int64(i)*1000, kv{key, val(fmt.Sprintf("v%d", i))}))
+		if i%10 == 9 {
+			l.Roll()
+		}
+	}
+	l.SetHighWatermark(l.LogEndOffset())
+	before := l.SegmentBases()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	saved := t.TempDir()
+	copyDir(t, e.dir, saved)
+
+	l = e.open()
+	l.SetHighWatermark(l.LogEndOffset())
+	if _, err := l.Clean(0, cleanCfg()); err != nil {
+		t.Fatal(err)
+	}
+	after := l.SegmentBases()
+	if len(after) >= len(before)-1 || after[0] != before[0] {
+		t.Fatalf("segments %v after the clean, %v before: the test needs several merged into the first", after, before)
+	}
+	wantRecs, _ := readRecords(t, l)
+	wantTs, wantTsBase := l.MaxTimestamp()
+	atTime := func(l *storage.Log) (out []string) {
+		for i := range 60 {
+			b, ok, err := l.BatchAtTime(base + int64(i)*1000 - 500)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%v:%x", ok, b))
+		}
+		return out
+	}
+	wantAtTime := atTime(l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cleanedLog := readFile(t, e.path(segName(after[0], ".log")))
+	cleanedIdx := readFile(t, e.path(segName(after[0], ".index")))
+	cleanedTidx := readFile(t, e.path(segName(after[0], ".timeindex")))
+
+	// The state the power loss left: the old segments, the cleaned .log
+	// as .swap, its indexes still .cleaned, the marker, no clean shutdown.
+	if err := os.RemoveAll(e.dir); err != nil {
+		t.Fatal(err)
+	}
+	copyDir(t, saved, e.dir)
+	os.Remove(e.path(".gregor-clean-shutdown"))
+	writeFile(t, e.path(segName(after[0], ".log.swap")), cleanedLog)
+	writeFile(t, e.path(segName(after[0], ".index.cleaned")), cleanedIdx)
+	writeFile(t, e.path(segName(after[0], ".timeindex.cleaned")), cleanedTidx)
+	writeFile(t, e.path("cleaner-swap"), fmt.Appendf(nil, "gregor-cleaner-swap v1\nbase: %d\nend: %d\n", after[0], after[1]))
+	e.rp = l.LogEndOffset() // everything was fsynced before the pass
+
+	l = e.open()
+	got, _ := readRecords(t, l)
+	if fmt.Sprint(got) != fmt.Sprint(wantRecs) {
+		t.Fatalf("records after the interrupted swap:\n%v\nwant\n%v", got, wantRecs)
+	}
+	if ts, tsBase := l.MaxTimestamp(); ts != wantTs || tsBase != wantTsBase {
+		t.Fatalf("largest timestamp %d (batch %d) after the interrupted swap, want %d (batch %d)", ts, tsBase, wantTs, wantTsBase)
+	}
+	if got := atTime(l); !slices.Equal(got, wantAtTime) {
+		t.Fatal("lookups by time after the interrupted swap differ from the cleaned log's")
+	}
+	for _, name := range mustReadDir(t, e.dir) {
+		if strings.HasSuffix(name, ".cleaned") || strings.HasSuffix(name, ".swap") || name == "cleaner-swap" {
+			t.Fatalf("Open left %s", name)
+		}
+	}
+}
+
+// copyDir copies the regular files of src into dst (created).
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range mustReadDir(t, src) {
+		if fi, err := os.Stat(filepath.Join(src, name)); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		writeFile(t, filepath.Join(dst, name), readFile(t, filepath.Join(src, name)))
 	}
 }

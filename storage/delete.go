@@ -90,6 +90,11 @@ func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 // The filesystem may make the renames durable in any order; an intent
 // found by Open finishes the deletion, so a crash never leaves a hole.
 func (l *Log) deleteOldestLocked(n int, reason string) (int, int64, error) {
+	if err := l.failure(); err != nil {
+		// A failed log's files may be mid-change (a swap decided but
+		// not finished): only the next Open may touch them.
+		return 0, 0, err
+	}
 	segs := l.segments()
 	n = max(min(n, len(segs)-1), 0)
 	var retired []*segment
@@ -116,9 +121,10 @@ func (l *Log) deleteOldestLocked(n int, reason string) (int, int64, error) {
 	if err == nil && n > 0 {
 		if err = syncDir(l.fs, l.dir); err == nil && intent != "" {
 			if rerr := l.fs.Remove(intent); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-				// Harmless as long as it is there: it names
-				// segments that are gone. Open removes it.
-				l.log.Warn().Err(rerr).Str("file", intent).Msg("cannot remove a segment deletion intent")
+				// Left behind, it would make the next Open remove a
+				// segment a follower's start over creates below it:
+				// the log fails, and Open removes the intent.
+				err = fmt.Errorf("remove segment deletion intent: %w", rerr)
 			}
 		}
 	}

@@ -56,12 +56,15 @@
 // the log is the suffix from the intent's offset, never one with a
 // segment missing in the middle (which Open, which allows offset gaps
 // for the cleaner's sake, could not tell from a gap). Without an intent
-// (one segment) the single rename of the .log decides. An intent left
-// behind names only segments that are gone; no segment is ever made
-// below the first segment's base, except when an empty follower starts
-// over inside the leader's batch (AppendReplica), and that first renames
-// every segment with a directory fsync after each, which takes the
-// intent's removal along. Version
+// (one segment) the single rename of the .log decides. The intent's
+// removal (step 3) is made durable by the next directory fsync; no
+// segment is ever made below the first segment's base, except when an
+// empty follower starts over inside the leader's batch (AppendReplica),
+// and that first renames every segment with a directory fsync after
+// each, which takes the removal along. A removal that fails fails the
+// log (an intent left in place would make Open remove such a segment);
+// so does any deletion asked of a log that has failed already (its files
+// may be mid-change: only the next Open touches them). Version
 // rule: the name is the format (this is version 1); a later format gets
 // another name.
 //
@@ -253,10 +256,13 @@
 //
 // Open, before reading segments, removes every .cleaned file; with a
 // <base>.log.swap it removes the segment files with base offsets in
-// [base, end) (but a file of base already renamed from its .swap) and
-// renames the .swap files into place; without one it removes the .swap
-// files (the swap was not decided: the old segments are whole). Then it
-// removes the marker. A kill at any step thus leaves either the old
+// [base, end) and renames the .swap files into place; an index of base
+// left without a .swap (renamed in step 5 already, or the old one with
+// the cleaned one's rename of step 3 lost) is thus removed and rebuilt
+// from the .log. Without a <base>.log.swap it removes the .swap files:
+// either the swap was not decided (the old segments are whole) or step 5
+// renamed the .log (the old segments went durably in step 4), and a
+// missing index is rebuilt. Then it removes the marker. A kill at any step thus leaves either the old
 // segments or the cleaned one, never both or neither, and every key reads
 // the same latest value. The marker's version rule is the clean-shutdown
 // marker's.

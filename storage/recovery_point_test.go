@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -349,5 +352,95 @@ func TestCrashDamageInActiveSegmentPastRecoveryPoint(t *testing.T) {
 				t.Fatal("no warning about the cut")
 			}
 		})
+	}
+}
+
+// TestTruncateFsyncsTheCutSegment: TruncateTo makes the cut durable before
+// it returns (an fsync of the cut segment's .log after the truncate), so a
+// power loss cannot bring the diverged tail back into a segment the
+// recovery point covers.
+func TestTruncateFsyncsTheCutSegment(t *testing.T) {
+	ffs := &faultFS{}
+	e := newEnv(t, recoveryConfig(200))
+	e.fs = ffs
+	l := e.open()
+	fill(t, l, 40)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	bases := l.SegmentBases()
+	cutSeg := bases[len(bases)-2]
+	var ops []string
+	ffs.set(func(f *faultFS) {
+		f.inject = func(op, name string) error {
+			if (op == faultTruncate || op == faultSync) && strings.HasSuffix(name, ".log") {
+				ops = append(ops, op+" "+filepath.Base(name))
+			}
+			return nil
+		}
+	})
+	if _, err := l.TruncateTo(cutSeg + 1); err != nil {
+		t.Fatal(err)
+	}
+	ffs.set(func(f *faultFS) { f.inject = nil })
+	truncated := 0
+	for i, op := range ops {
+		if name, ok := strings.CutPrefix(op, faultTruncate+" "); ok {
+			truncated++
+			if !slices.Contains(ops[i+1:], faultSync+" "+name) {
+				t.Fatalf("operations on .log files during TruncateTo: %v; %s truncated, not fsynced after", ops, name)
+			}
+		}
+	}
+	if truncated == 0 {
+		t.Fatalf("operations on .log files during TruncateTo: %v; no truncation", ops)
+	}
+}
+
+// TestFailedLogRefusesDeletions: once a log has failed, segment deletions
+// and StartAt touch no file (a failed swap may have left them mid-change:
+// only the next Open may finish it); a deletion intent that cannot be
+// removed fails the log.
+func TestFailedLogRefusesDeletions(t *testing.T) {
+	ffs := &faultFS{}
+	e := newEnv(t, recoveryConfig(200))
+	e.fs = ffs
+	l := e.open()
+	fill(t, l, 40)
+	bases := l.SegmentBases()
+	l.SetHighWatermark(l.LogEndOffset())
+	ffs.set(func(f *faultFS) {
+		f.inject = func(op, name string) error {
+			if op == faultRemove && strings.Contains(filepath.Base(name), ".gregor-delete-below-") {
+				return errInjected
+			}
+			return nil
+		}
+	})
+	if len(bases) < 5 {
+		t.Fatalf("%d segments, the test needs 5", len(bases))
+	}
+	if _, err := l.DeleteSegmentsBelow(bases[2]); !errors.Is(err, storage.ErrStorage) || !errors.Is(err, errInjected) {
+		t.Fatalf("deletion whose intent cannot be removed: %v, want ErrStorage wrapping the injected error", err)
+	}
+	if l.Failed() == nil {
+		t.Fatal("the log has not failed")
+	}
+	ffs.set(func(f *faultFS) { f.inject = nil })
+	files := mustReadDir(t, e.dir)
+	if _, err := l.DeleteSegmentsBelow(bases[3]); !errors.Is(err, storage.ErrStorage) {
+		t.Fatalf("deletion on a failed log: %v, want ErrStorage", err)
+	}
+	if err := l.StartAt(l.LogEndOffset() + 10); !errors.Is(err, storage.ErrStorage) {
+		t.Fatalf("StartAt on a failed log: %v, want ErrStorage", err)
+	}
+	if got := mustReadDir(t, e.dir); !slices.Equal(got, files) {
+		t.Fatalf("files changed on a failed log:\n%v\nwas\n%v", got, files)
+	}
+	// The next Open finishes the first deletion from its intent.
+	l.Crash()
+	l = e.open()
+	if got := l.SegmentBases()[0]; got != bases[2] {
+		t.Fatalf("first segment %d after reopening, want %d", got, bases[2])
 	}
 }

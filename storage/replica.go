@@ -208,6 +208,14 @@ func (l *Log) cutLocked(offset int64) (end int64, gappy bool, err error) {
 	if err := s.log.Truncate(pos); err != nil {
 		return 0, false, fmt.Errorf("cut segment %d at %d: %w", s.base, pos, err)
 	}
+	// The cut is made durable now: the recovery point may cover s (it
+	// is the cut's offset when what was below was synced), and a segment
+	// made at the cut (a gappy roll) would leave no later append to
+	// fsync s, so a power loss could bring the diverged tail back into a
+	// segment Open trusts.
+	if err := s.log.Sync(); err != nil {
+		return 0, false, fmt.Errorf("fsync segment %d cut at %d: %w", s.base, pos, err)
+	}
 	b := l.newIndexBuilder(s)
 	end, good, reason, err := l.scanValid(s, 0, pos, b, true) // s may be a cleaned segment
 	if err != nil {
@@ -302,6 +310,9 @@ func (l *Log) StartAt(offset int64) error {
 	defer l.mu.Unlock()
 	if l.mu.closed {
 		return ErrClosed
+	}
+	if err := l.failure(); err != nil {
+		return err
 	}
 	if leo := l.leo.Load(); offset <= leo {
 		return fmt.Errorf("storage: start %s at %d: not above the log end offset %d", l.dir, offset, leo)
