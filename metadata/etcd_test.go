@@ -214,6 +214,7 @@ func TestEtcdSkipsUndecodableValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the repair to clear the fault", func() bool { return s.TopicFault("good") == nil })
+	mustSync(t, s) // the cache changes before its events are published
 	if evs := seen.get(); len(evs) != 1 || evs[0].Kind != TopicUpdated {
 		t.Fatalf("events = %s, want only the repair's TopicUpdated", describeEvents(evs))
 	}
@@ -241,6 +242,7 @@ func TestEtcdSkipsUndecodableValues(t *testing.T) {
 		got, ok := s.Topic("good")
 		return ok && got.ID == good.ID
 	})
+	mustSync(t, s) // the cache changes before its events are published
 	evs := seen.get()
 	if len(evs) != 3 || evs[1].Kind != TopicUnavailable || evs[2].Kind != TopicCreated || evs[2].Topic.ID != good.ID {
 		t.Fatalf("events = %s, want TopicUpdated, TopicUnavailable, TopicCreated", describeEvents(evs))
@@ -281,6 +283,7 @@ func TestEtcdVanishedTopicIsNotDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the store to drop a", func() bool { _, ok := s.Topic("a"); return !ok })
+	mustSync(t, s) // the cache changes before its events are published
 	if evs := seen.get(); len(evs) != 1 || evs[0].Kind != TopicUnavailable || evs[0].Topic.ID != a.ID {
 		t.Fatalf("events = %s, want TopicUnavailable of a", describeEvents(evs))
 	}
@@ -309,6 +312,7 @@ func TestEtcdVanishedTopicIsNotDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the store to drop c", func() bool { _, ok := s.Topic("c"); return !ok })
+	mustSync(t, s) // the cache changes before its events are published
 	evs := seen.get()
 	if last := evs[len(evs)-1]; last.Kind != TopicUnavailable || last.Topic.ID != c.ID {
 		t.Fatalf("events = %s, want TopicUnavailable of c last", describeEvents(evs))
@@ -358,6 +362,7 @@ func TestEtcdResyncKeepsLastGood(t *testing.T) {
 	if n := len(s.Faults()); n != 2 {
 		t.Fatalf("%d faults, want 2", n)
 	}
+	mustSync(t, s) // the cache changes before its events are published
 	for _, ev := range seen.get() {
 		if ev.Topic.Name == "keep" {
 			t.Fatalf("event %s for the topic whose value broke", describeEvents([]Event{ev}))
@@ -416,6 +421,7 @@ func TestEtcdResyncAfterCompaction(t *testing.T) {
 		t.Fatalf("a has %d partitions, want 2", got.Partitions)
 	}
 	var got []string
+	mustSync(t, s) // the cache changes before its events are published
 	for _, ev := range seen.get() {
 		got = append(got, fmt.Sprintf("%d:%s", ev.Kind, ev.Topic.Name))
 	}
@@ -730,6 +736,7 @@ func TestEtcdNewerPartitionStateSuspendsTopic(t *testing.T) {
 		t.Fatalf("TopicFault after the repair = %v", s.TopicFault("t"))
 	}
 	var kinds []EventKind
+	mustSync(t, s) // the cache changes before its events are published
 	for _, ev := range seen.get() {
 		if ev.Topic.Name == "t" {
 			kinds = append(kinds, ev.Kind)
@@ -773,6 +780,7 @@ func TestEtcdNewerPartitionStateSuspendsTopic(t *testing.T) {
 	if _, ok := s2.Topic("t"); ok {
 		t.Fatal("a resync served a topic with a partition state of a newer format")
 	}
+	mustSync(t, s2) // the cache changes before its events are published
 	for _, ev := range seen2.get() {
 		if ev.Topic.Name == "t" && ev.Kind != TopicUnavailable {
 			t.Fatalf("event %s for t, want only TopicUnavailable", describeEvents([]Event{ev}))
@@ -805,6 +813,7 @@ func TestEtcdSubscriberPanicKeepsWatch(t *testing.T) {
 	mustCreate(t, other, "after", 1, nil)
 	waitFor(t, "the watch to apply the topic after the panic", func() bool { _, ok := s.Topic("after"); return ok })
 	var names []string
+	mustSync(t, s) // the cache changes before its events are published
 	for _, ev := range seen.get() {
 		names = append(names, ev.Topic.Name)
 	}
@@ -813,5 +822,17 @@ func TestEtcdSubscriberPanicKeepsWatch(t *testing.T) {
 	}
 	if panics.Load() != 1 || logs.count("background task panicked") != 1 {
 		t.Fatalf("%d panics, %d log lines about them, want 1 and 1:\n%s", panics.Load(), logs.count("background task panicked"), logs.buf.String())
+	}
+}
+
+// mustSync returns once s has published every event up to etcd's current
+// revision: a store's cache changes before its subscribers hear of it, so
+// a test that waited on the cache reads the events only after this.
+func mustSync(t *testing.T, s Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Sync(ctx); err != nil {
+		t.Fatalf("sync the store: %v", err)
 	}
 }
