@@ -130,8 +130,9 @@ func TestRetentionByTime(t *testing.T) {
 	defer spc.Close()
 	// kcat's bound is the test's: the steps before its last record each
 	// have their own, which add up to more than a minute under load.
-	kcat := exec.CommandContext(ctx, kcatBin(t), "-C", "-b", b.Addr, "-t", topic, "-p", "0", "-o", "beginning", "-c", "60", "-f", "%o\n")
-	var kcatOut, kcatErr bytes.Buffer
+	// -u: unbuffered, so that what kcat has read shows as it reads.
+	kcat := exec.CommandContext(ctx, kcatBin(t), "-C", "-u", "-b", b.Addr, "-t", topic, "-p", "0", "-o", "beginning", "-c", "60", "-f", "%o\n")
+	var kcatOut, kcatErr lockedBuffer
 	kcat.Stdout, kcat.Stderr = &kcatOut, &kcatErr
 	if err := kcat.Start(); err != nil {
 		t.Fatal(err)
@@ -155,6 +156,14 @@ func TestRetentionByTime(t *testing.T) {
 		}
 	}
 	saramaSeen(49)
+	// kcat too must have read the old records before they go (it starts
+	// slowly under load: started later, "beginning" would be past them).
+	fzWaitFor(t, 60*time.Second, "kcat to read offset 49", func() error {
+		if lines := strings.Fields(kcatOut.String()); len(lines) < 50 {
+			return fmt.Errorf("%d offsets", len(lines))
+		}
+		return nil
+	})
 
 	// The default (7 days) keeps everything; an hour, set at run time,
 	// deletes the segments whose records are all two hours old.
@@ -480,4 +489,23 @@ func TestRetentionInternalTopicFollowers(t *testing.T) {
 	for _, b := range brokers {
 		fzCheckLogs(t, b)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a process writing to it while
+// the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
