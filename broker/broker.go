@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/gregorbroker/gregor/coordinator"
@@ -55,6 +56,10 @@ type Config struct {
 	// LogFS is the filesystem the partition logs are on; nil is the
 	// operating system's. Tests inject disk faults through it.
 	LogFS storage.FS
+	// Metrics is the Prometheus registry the broker registers its metrics
+	// in (metrics.go); nil gives it a registry of its own that nothing
+	// serves. A registry serves one broker.
+	Metrics *prometheus.Registry
 }
 
 // Broker serves the Kafka protocol for one node.
@@ -88,6 +93,7 @@ type Broker struct {
 	// fetchMaxBytes is fetch.max.bytes, immutable after New.
 	fetchMaxBytes int32
 	handlers      *registry
+	metrics       *brokerMetrics // set in New before the partitions open; safe for concurrent use
 	parts         *partitionSet
 	coord         *coordinator.Coordinator    // safe for concurrent use
 	txn           *coordinator.TxnCoordinator // safe for concurrent use
@@ -178,6 +184,13 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		return nil, err
 	}
 	b.handlers = reg
+	promReg := cfg.Metrics
+	if promReg == nil {
+		promReg = prometheus.NewRegistry()
+	}
+	if b.metrics, err = b.newBrokerMetrics(reg, promReg); err != nil {
+		return nil, fmt.Errorf("broker: metrics: %w", err)
+	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
@@ -247,6 +260,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.startPeerLiveness()
 	b.startFailedLogHandOff()
 	b.startRecoveryCheckpoints()
+	b.metrics.collector.ready.Store(true)
 	return b, nil
 }
 
