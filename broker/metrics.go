@@ -62,7 +62,10 @@ type topicMetrics struct {
 
 // topicMetricsSet holds the counters of every topic with a local
 // partition. Partitions take their topic's at open (forTopic); the
-// collector drops those of topics that no longer exist.
+// collector drops those of topics that no longer exist. Lock order: mu is
+// taken under partitionSet.mu (a partition opening) and, held, calls
+// into the metadata store's cache (snapshot's keep), whose lock is a
+// leaf; it is never held while taking partitionSet.mu.
 type topicMetricsSet struct {
 	mu     sync.Mutex
 	topics map[string]*topicMetrics // protected by mu
