@@ -164,7 +164,7 @@ func (b *Broker) newBrokerMetrics(reg *registry, promReg *prometheus.Registry) (
 	m.apis = make([]*apiMetrics, maxKey+1)
 	for _, k := range reg.keys {
 		h := reg.byKey[k]
-		m.apis[k] = &apiMetrics{name: kmsg.NameForKey(k), min: h.min, versions: make([]atomic.Pointer[counterBox], h.max-h.min+1)}
+		m.apis[k] = &apiMetrics{name: kafkaAPIName(k), min: h.min, versions: make([]atomic.Pointer[counterBox], h.max-h.min+1)}
 	}
 	m.collector = &brokerCollector{b: b}
 	for _, c := range []prometheus.Collector{m.requests, m.totalTime, m.isrShrinks, m.isrExpands, m.collector} {
@@ -173,6 +173,22 @@ func (b *Broker) newBrokerMetrics(reg *registry, promReg *prometheus.Registry) (
 		}
 	}
 	return m, nil
+}
+
+// kafkaAPIName is the name Kafka gives an API in its request metrics
+// (ApiKeys' name): kmsg's, except where kmsg spells it otherwise.
+func kafkaAPIName(key int16) string {
+	switch key {
+	case kmsg.InitProducerID.Int16():
+		return "InitProducerId"
+	case kmsg.AlterPartitionAssignments.Int16():
+		return "AlterPartitionReassignments"
+	case kmsg.SASLHandshake.Int16():
+		return "SaslHandshake"
+	case kmsg.SASLAuthenticate.Int16():
+		return "SaslAuthenticate"
+	}
+	return kmsg.NameForKey(key)
 }
 
 // request counts one handled request of a registered (key, version) and

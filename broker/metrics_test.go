@@ -530,3 +530,13 @@ func BenchmarkRequestMetrics(b *testing.B) {
 		br.metrics.request(3, 12, start, req)
 	}
 }
+
+// TestKafkaAPINames: request labels are Kafka's API names where kmsg
+// spells them otherwise.
+func TestKafkaAPINames(t *testing.T) {
+	for key, want := range map[int16]string{0: "Produce", 18: "ApiVersions", 22: "InitProducerId", 23: "OffsetForLeaderEpoch", 45: "AlterPartitionReassignments", 68: "ConsumerGroupHeartbeat"} {
+		if got := kafkaAPIName(key); got != want {
+			t.Errorf("api key %d: %q, want %q", key, got, want)
+		}
+	}
+}
