@@ -332,3 +332,99 @@ func TestMetricsUnderLoad(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestMetricsCluster scrapes three brokers on one etcd: each counts the
+// records produced to the partitions it leads (followers do not count
+// replication), one is the controller; when a follower stops fetching,
+// its leaders shrink the ISR (isrshrinks) and report under-replicated
+// partitions, and when it is back and caught up they expand the ISR
+// again (isrexpands) and nothing is under-replicated.
+func TestMetricsCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// A follower silent for a second leaves the ISR, before its 2 s
+	// lease expires: the leader, not the controller, shrinks the ISR.
+	lag := []string{"--etcd-lease-ttl", "2s", "--config", "replica.lag.time.max.ms=1000"}
+	first := startBroker(t, append([]string{"--node-id", "1"}, lag...)...)
+	brokers := []*brokerProc{first}
+	for id := 2; id <= 3; id++ {
+		brokers = append(brokers, startBroker(t, append([]string{"--node-id", strconv.Itoa(id), "--etcd-endpoints", first.Etcd}, lag...)...))
+	}
+	waitBrokersInMetadata(ctx, t, first.Addr, 3)
+	adm := fzAdmin(t, first.Addr)
+	topic := fzTopic(t, "metrics")
+	replCreateTopic(ctx, t, adm, topic, 3, 3, nil)
+	td := replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
+
+	producer := fzClient(t, first.Addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	recs := make([]*kgo.Record, 300)
+	for i := range recs {
+		recs[i] = &kgo.Record{Value: []byte("record " + strconv.Itoa(i))}
+	}
+	byLeader := map[int32]float64{}
+	for _, r := range fzProduceSync(ctx, t, producer, recs...) {
+		byLeader[td.Partitions[r.Partition].Leader]++
+	}
+	scrapeAll := func(ps []*brokerProc) []scrape {
+		t.Helper()
+		var out []scrape
+		for _, p := range ps {
+			s, err := scrapeMetrics(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	sum := func(ss []scrape, name string) float64 {
+		var n float64
+		for _, s := range ss {
+			n += s.must(t, name)
+		}
+		return n
+	}
+	ss := scrapeAll(brokers)
+	for i, s := range ss {
+		id := int32(i + 1)
+		if got := s.must(t, "kafka_server_brokertopicmetrics_messagesin_total", "topic", topic); got != byLeader[id] {
+			t.Errorf("broker %d: messages in = %v, want %v (the records of the partitions it leads)", id, got, byLeader[id])
+		}
+	}
+	if got := sum(ss, "kafka_controller_kafkacontroller_activecontrollercount"); got != 1 {
+		t.Errorf("active controllers over the cluster = %v, want 1", got)
+	}
+	if got := sum(ss, "kafka_server_replicamanager_underreplicatedpartitions"); got != 0 {
+		t.Errorf("under-replicated partitions with every broker up = %v, want 0", got)
+	}
+
+	// Broker 3 stops; the leaders of the others shrink their ISRs.
+	brokers[2].Pause()
+	fzWaitFor(t, 30*time.Second, "under-replicated partitions and ISR shrinks", func() error {
+		ss := scrapeAll(brokers[:2])
+		if under := sum(ss, "kafka_server_replicamanager_underreplicatedpartitions"); under < 3 {
+			return fmt.Errorf("%v under-replicated partitions", under)
+		}
+		if shrinks := sum(ss, "kafka_server_replicamanager_isrshrinks_total"); shrinks < 1 {
+			return fmt.Errorf("%v isr shrinks", shrinks)
+		}
+		return nil
+	})
+
+	// Back and caught up: the ISRs expand and nothing is under-replicated.
+	brokers[2].Resume()
+	replWaitISR(ctx, t, adm, topic, 3, 60*time.Second)
+	fzWaitFor(t, 30*time.Second, "ISR expands and no under-replicated partitions", func() error {
+		ss := scrapeAll(brokers)
+		if under := sum(ss, "kafka_server_replicamanager_underreplicatedpartitions"); under != 0 {
+			return fmt.Errorf("%v under-replicated partitions", under)
+		}
+		if expands := sum(ss, "kafka_server_replicamanager_isrexpands_total"); expands < 1 {
+			return fmt.Errorf("%v isr expands", expands)
+		}
+		if got := sum(ss, "kafka_controller_kafkacontroller_activecontrollercount"); got != 1 {
+			return fmt.Errorf("%v active controllers", got)
+		}
+		return nil
+	})
+}
