@@ -99,7 +99,11 @@ type Broker struct {
 	txn           *coordinator.TxnCoordinator // safe for concurrent use
 	markers       *markerWriter               // safe for concurrent use
 	peers         *peerPool                   // safe for concurrent use
-	cleaner       *logCleaner                 // set by startLogCleaner in New; safe for concurrent use
+	// lagPeers asks other leaders for high watermarks when /metrics is
+	// scraped (metrics.go), apart from peers so that a scrape never
+	// delays a marker write; safe for concurrent use.
+	lagPeers *peerPool
+	cleaner  *logCleaner // set by startLogCleaner in New; safe for concurrent use
 
 	// ctx is cancelled when Close starts; handlers that wait (Fetch) stop early.
 	ctx    context.Context
@@ -250,6 +254,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		return fail(fmt.Errorf("broker: group coordinator: %w", err))
 	}
 	b.peers = &peerPool{b: b}
+	b.lagPeers = &peerPool{b: b, clientID: "gregor-metrics"}
 	b.markers = &markerWriter{b: b, peers: b.peers}
 	b.txn = coordinator.NewTxn(b.txnCoordinatorConfig(), b.txnLogs(), b.markers, b.nextProducerID, b.offsetsLogs(), b.codecs, b.log, b.now)
 	b.txn.Start()
@@ -507,6 +512,7 @@ func (b *Broker) Close() error {
 	b.wg.Wait()
 	b.txn.Close()
 	b.peers.close()
+	b.lagPeers.close()
 	b.coord.Close()
 	b.ctrl.Close()
 	b.unsubscribe()

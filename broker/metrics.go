@@ -18,7 +18,9 @@ package broker
 //   - kafka_log_log_{size,logendoffset,logstartoffset}{topic,partition},
 //     for every local replica.
 //   - kafka_consumergroup_{lag,current_offset}{consumergroup,topic,
-//     partition}, kafka_exporter's names.
+//     partition}, kafka_exporter's names, exported by the group's
+//     coordinator: high watermarks of the partitions led elsewhere come
+//     from one ListOffsets per leader per scrape.
 //   - gregor_etcd_up, gregor_etcd_request_duration_seconds,
 //     gregor_metadata_faults.
 //
@@ -26,8 +28,8 @@ package broker
 // topic's *topicMetrics, and request metrics are cached per (api key,
 // version) in a table built at New. Everything else is read when scraped
 // (brokerCollector), with bounded work: per-partition series exist only
-// for local logs and for the lag of partitions this broker leads, and the
-// series of a deleted topic go with it.
+// for local logs and for the lag of the groups this broker coordinates
+// (at most maxLagSeries), and the series of a deleted topic go with it.
 
 import (
 	"context"
@@ -303,10 +305,10 @@ var (
 	descLogStart = prometheus.NewDesc("kafka_log_log_logstartoffset",
 		"Log start offset of the partition's local replica.", []string{"topic", "partition"}, nil)
 	descLag = prometheus.NewDesc("kafka_consumergroup_lag",
-		"High watermark minus the group's committed offset (0 when the offset is past it), for groups this broker coordinates on partitions it leads.",
+		"High watermark minus the group's committed offset (0 when the offset is past it), for the groups this broker coordinates.",
 		[]string{"consumergroup", "topic", "partition"}, nil)
 	descCurrentOffset = prometheus.NewDesc("kafka_consumergroup_current_offset",
-		"The group's committed offset, for groups this broker coordinates on partitions it leads.",
+		"The group's committed offset, for the groups this broker coordinates.",
 		[]string{"consumergroup", "topic", "partition"}, nil)
 	descEtcdUp = prometheus.NewDesc("gregor_etcd_up",
 		"1 if a metadata store round trip made for this scrape succeeded and this broker's registration is live, else 0.", nil, nil)
@@ -410,14 +412,91 @@ func (c *brokerCollector) collectLag(ch chan<- prometheus.Metric) {
 	if truncated {
 		b.log.Debug().Int("series", maxLagSeries).Msg("consumer group lag: more committed offsets than exported")
 	}
+	// High watermarks: read here for the partitions this broker leads,
+	// asked of their leaders for the others.
+	hws := make(map[topicPartition]int64)
+	remote := make(map[int32][]topicPartition)
 	for _, o := range offsets {
-		part := b.parts.lookup(o.Topic, o.Partition)
-		if part == nil || !part.leading.Load() {
-			continue // its leader's high watermark is not known here
+		tp := topicPartition{o.Topic, o.Partition}
+		if _, seen := hws[tp]; seen {
+			continue
+		}
+		if part := b.parts.lookup(o.Topic, o.Partition); part != nil && part.leading.Load() {
+			hws[tp] = part.log.HighWatermark()
+			continue
+		}
+		hws[tp] = -1 // unknown unless its leader answers
+		if st, ok := b.store.Partition(o.Topic, o.Partition); ok && st.Leader != metadata.NoLeader && st.Leader != b.cfg.NodeID {
+			remote[st.Leader] = append(remote[st.Leader], tp)
+		}
+	}
+	for tp, hw := range b.remoteHighWatermarks(remote) {
+		hws[tp] = hw
+	}
+	for _, o := range offsets {
+		hw := hws[topicPartition{o.Topic, o.Partition}]
+		if hw < 0 {
+			continue // no leader, or it did not answer: no series this scrape
 		}
 		p := strconv.Itoa(int(o.Partition))
-		lag := max(part.log.HighWatermark()-o.Offset, 0)
+		lag := max(hw-o.Offset, 0)
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(lag), o.Group, o.Topic, p)
 		ch <- prometheus.MustNewConstMetric(descCurrentOffset, prometheus.GaugeValue, float64(o.Offset), o.Group, o.Topic, p)
 	}
+}
+
+// lagPeerTimeout bounds the ListOffsets a scrape sends to other leaders.
+const lagPeerTimeout = time.Second
+
+// remoteHighWatermarks asks each broker in byLeader, all at once and with
+// one ListOffsets (latest, read_uncommitted) each, for the high
+// watermarks of its partitions there. Partitions whose leader does not
+// answer within lagPeerTimeout, or answers with an error, are absent.
+func (b *Broker) remoteHighWatermarks(byLeader map[int32][]topicPartition) map[topicPartition]int64 {
+	out := make(map[topicPartition]int64)
+	var mu sync.Mutex // protects out
+	var wg sync.WaitGroup
+	for leader, tps := range byLeader {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := kmsg.NewPtrListOffsetsRequest()
+			req.SetVersion(4)
+			req.ReplicaID = -1
+			byTopic := make(map[string]int)
+			for _, tp := range tps {
+				i, ok := byTopic[tp.topic]
+				if !ok {
+					i = len(req.Topics)
+					byTopic[tp.topic] = i
+					rt := kmsg.NewListOffsetsRequestTopic()
+					rt.Topic = tp.topic
+					req.Topics = append(req.Topics, rt)
+				}
+				rp := kmsg.NewListOffsetsRequestTopicPartition()
+				rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = tp.partition, listLatest, -1
+				req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+			}
+			raw, err := b.lagPeers.roundTrip(b.ctx, leader, req, lagPeerTimeout)
+			if err != nil {
+				b.log.Debug().Err(err).Int32("leader", leader).Msg("consumer group lag: cannot ask a leader for its high watermarks")
+				return
+			}
+			resp, ok := raw.(*kmsg.ListOffsetsResponse)
+			if !ok {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					if rp.ErrorCode == 0 && rp.Offset >= 0 {
+						out[topicPartition{rt.Topic, rp.Partition}] = rp.Offset
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
