@@ -335,7 +335,8 @@ func TestMetricsUnderLoad(t *testing.T) {
 
 // TestMetricsCluster scrapes three brokers on one etcd: each counts the
 // records produced to the partitions it leads (followers do not count
-// replication), one is the controller; when a follower stops fetching,
+// replication), one is the controller, a group's coordinator exports its
+// lag on every partition, those led elsewhere too; when a follower stops fetching,
 // its leaders shrink the ISR (isrshrinks) and report under-replicated
 // partitions, and when it is back and caught up they expand the ISR
 // again (isrexpands) and nothing is under-replicated.
@@ -362,8 +363,10 @@ func TestMetricsCluster(t *testing.T) {
 		recs[i] = &kgo.Record{Value: []byte("record " + strconv.Itoa(i))}
 	}
 	byLeader := map[int32]float64{}
+	byPartition := map[int32]int64{}
 	for _, r := range fzProduceSync(ctx, t, producer, recs...) {
 		byLeader[td.Partitions[r.Partition].Leader]++
+		byPartition[r.Partition]++
 	}
 	scrapeAll := func(ps []*brokerProc) []scrape {
 		t.Helper()
@@ -396,6 +399,36 @@ func TestMetricsCluster(t *testing.T) {
 	}
 	if got := sum(ss, "kafka_server_replicamanager_underreplicatedpartitions"); got != 0 {
 		t.Errorf("under-replicated partitions with every broker up = %v, want 0", got)
+	}
+
+	// A group's lag, exported by its coordinator for every partition,
+	// those led by other brokers too (their high watermarks asked of
+	// their leaders), and by no other broker.
+	const group = "metrics-cluster-group"
+	offsets := kadm.Offsets{}
+	for part := range int32(3) {
+		offsets.Add(kadm.Offset{Topic: topic, Partition: part, At: 10, LeaderEpoch: -1})
+	}
+	if resp, err := adm.CommitOffsets(ctx, group, offsets); err != nil || resp.Error() != nil {
+		t.Fatalf("commit offsets: %v %v", err, resp.Error())
+	}
+	coord := adm.FindGroupCoordinators(ctx, group)[group]
+	if coord.Err != nil {
+		t.Fatalf("find coordinator: %v", coord.Err)
+	}
+	ss = scrapeAll(brokers)
+	for i, s := range ss {
+		for part := range int32(3) {
+			lag, ok := s.get("kafka_consumergroup_lag", "consumergroup", group, "topic", topic, "partition", strconv.Itoa(int(part)))
+			switch {
+			case int32(i+1) != coord.NodeID && ok:
+				t.Errorf("broker %d, not the coordinator (%d), exports lag of partition %d", i+1, coord.NodeID, part)
+			case int32(i+1) == coord.NodeID && !ok:
+				t.Errorf("coordinator %d exports no lag for partition %d (leader %d)", coord.NodeID, part, td.Partitions[part].Leader)
+			case ok && lag != float64(byPartition[part]-10):
+				t.Errorf("lag of partition %d (leader %d) = %v, want %d", part, td.Partitions[part].Leader, lag, byPartition[part]-10)
+			}
+		}
 	}
 
 	// Broker 3 stops; the leaders of the others shrink their ISRs.
