@@ -197,11 +197,16 @@ func (part *partition) waitCommitted(ctx context.Context, deadline time.Time, en
 // producePartition appends one partition's batch and fills in the
 // response. For acks=-1 it returns what to wait for when the batch is not
 // committed yet.
-func (b *Broker) producePartition(ctx context.Context, txnID *string, topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, acks, version int16) (*commitWait, error) {
+func (b *Broker) producePartition(ctx context.Context, txnID *string, topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, acks, version int16) (_ *commitWait, err error) {
 	part, err := b.parts.get(topic, rp.Partition)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil && countsAsFailedProduce(err) {
+			part.metrics.failedProduce.Add(1)
+		}
+	}()
 	settings := part.settings.Load()
 	records := rp.Records
 	if len(records) > int(settings.maxMessageBytes) {
@@ -252,6 +257,8 @@ func (b *Broker) producePartition(ctx context.Context, txnID *string, topic stri
 		// LogAppendTime is not known here, so the broker's now stands.
 		b.log.Debug().Str("topic", topic).Int32("partition", rp.Partition).Int64("base_offset", res.BaseOffset).Msg("duplicate idempotent batch")
 	} else {
+		part.metrics.messagesIn.Add(uint64(max(h.NumRecords, 0)))
+		part.metrics.bytesIn.Add(uint64(len(records)))
 		b.parts.appended(part)
 	}
 	sp.BaseOffset = res.BaseOffset
@@ -260,6 +267,15 @@ func (b *Broker) producePartition(ctx context.Context, txnID *string, topic stri
 		return &commitWait{part: part, end: res.LastOffset + 1, minISR: settings.minInsyncReplicas}, nil
 	}
 	return nil, nil
+}
+
+// countsAsFailedProduce reports whether an append error on a partition
+// this broker leads counts in failedproducerequests. As in Kafka, a batch
+// too large or corrupt does not (Kafka counts those apart); every other
+// refusal does, including KAFKA_STORAGE_ERROR, which Kafka counts as an
+// offline log dir instead, a metric Gregor does not have.
+func countsAsFailedProduce(err error) bool {
+	return !errors.Is(err, kerr.MessageTooLarge) && !errors.Is(err, protocol.ErrCorruptBatch)
 }
 
 // batchError carries a protocol validation error and its Kafka code.

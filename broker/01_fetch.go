@@ -81,14 +81,17 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 		deadline = t.C
 	}
 	budget := b.fetchBudget(req)
+	var tally fetchTally
 	for {
-		resp, size, hasErr, wake := b.fetchOnce(c, req)
+		resp, size, hasErr, wake := b.fetchOnce(c, req, &tally)
 		if hasErr || size >= int64(req.MinBytes) || deadline == nil {
+			tally.apply()
 			return resp, nil
 		}
 		// Not enough: this read is dropped (its bytes go back to the
 		// response budget) and made again once something moves.
 		budget.give(b.recycleFetch(resp))
+		tally.reset()
 		// Wait for any partition to move, the deadline, or shutdown.
 		cases := make([]reflect.SelectCase, 0, len(wake)+2)
 		cases = append(cases,
@@ -99,7 +102,8 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 		}
 		chosen, _, _ := reflect.Select(cases)
 		if chosen < 2 {
-			resp, _, _, _ = b.fetchOnce(c, req)
+			resp, _, _, _ = b.fetchOnce(c, req, &tally)
+			tally.apply()
 			return resp, nil
 		}
 	}
@@ -126,7 +130,8 @@ func (b *Broker) fetchBudget(req *kmsg.FetchRequest) *byteBudget {
 // fetchOnce reads what every requested partition has now. wake holds the
 // channels that close when those partitions next advance; they are taken
 // before reading so no append between the read and the wait is missed.
-func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int64, hasErr bool, wake []<-chan struct{}) {
+// What the read adds to the topic counters goes to tally.
+func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest, tally *fetchTally) (resp *kmsg.FetchResponse, size int64, hasErr bool, wake []<-chan struct{}) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	resp.SetVersion(req.Version)
 	remaining := int64(min(req.MaxBytes, b.fetchMaxBytes))
@@ -180,7 +185,7 @@ func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 			if err == nil {
 				var n int64
 				var ch <-chan struct{}
-				n, ch, err = b.fetchPartition(name, rp, &sp, remaining, size == 0, readCommitted, replica)
+				n, ch, err = b.fetchPartition(name, rp, &sp, remaining, size == 0, readCommitted, replica, tally)
 				size += n
 				remaining -= n
 				if ch != nil {
@@ -212,8 +217,9 @@ func (b *Broker) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 
 // fetchPartition reads one partition into sp, at most limit bytes (or one
 // whole batch when minOne). replica is the fetching follower's id, -1 for
-// a consumer.
-func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, limit int64, minOne, readCommitted bool, replica int32) (int64, <-chan struct{}, error) {
+// a consumer. The bytes returned to a consumer, or a failed read, go to
+// tally.
+func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, limit int64, minOne, readCommitted bool, replica int32, tally *fetchTally) (int64, <-chan struct{}, error) {
 	part, err := b.parts.get(topic, rp.Partition)
 	if err != nil {
 		return 0, nil, err
@@ -249,6 +255,7 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 			return 0, nil, kerr.OffsetOutOfRange
 		}
 		b.log.Error().Err(err).Str("topic", topic).Int32("partition", rp.Partition).Int64("offset", rp.FetchOffset).Msg("fetch read failed")
+		tally.add(part.metrics, 0, true)
 		return 0, nil, kerr.KafkaStorageError
 	}
 	if rr.Size == 0 {
@@ -282,6 +289,7 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 			budget.give(rr.Size)
 			b.bufs.put(buf)
 			b.log.Error().Err(err).Str("topic", topic).Int32("partition", rp.Partition).Msg("fetch read failed")
+			tally.add(part.metrics, 0, true)
 			return 0, nil, kerr.KafkaStorageError
 		}
 	}
@@ -289,6 +297,9 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 		budget.give(rr.Size - n)
 	}
 	sp.RecordBatches = buf
+	if replica < 0 {
+		tally.add(part.metrics, int64(len(buf)), false)
+	}
 	return int64(len(buf)), wake, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/gregorbroker/gregor/coordinator"
@@ -55,6 +56,10 @@ type Config struct {
 	// LogFS is the filesystem the partition logs are on; nil is the
 	// operating system's. Tests inject disk faults through it.
 	LogFS storage.FS
+	// Metrics is the Prometheus registry the broker registers its metrics
+	// in (metrics.go); nil gives it a registry of its own that nothing
+	// serves. A registry serves one broker.
+	Metrics *prometheus.Registry
 }
 
 // Broker serves the Kafka protocol for one node.
@@ -88,12 +93,17 @@ type Broker struct {
 	// fetchMaxBytes is fetch.max.bytes, immutable after New.
 	fetchMaxBytes int32
 	handlers      *registry
+	metrics       *brokerMetrics // set in New before the partitions open; safe for concurrent use
 	parts         *partitionSet
 	coord         *coordinator.Coordinator    // safe for concurrent use
 	txn           *coordinator.TxnCoordinator // safe for concurrent use
 	markers       *markerWriter               // safe for concurrent use
 	peers         *peerPool                   // safe for concurrent use
-	cleaner       *logCleaner                 // set by startLogCleaner in New; safe for concurrent use
+	// lagPeers asks other leaders for high watermarks when /metrics is
+	// scraped (metrics.go), apart from peers so that a scrape never
+	// delays a marker write; safe for concurrent use.
+	lagPeers *peerPool
+	cleaner  *logCleaner // set by startLogCleaner in New; safe for concurrent use
 
 	// ctx is cancelled when Close starts; handlers that wait (Fetch) stop early.
 	ctx    context.Context
@@ -178,6 +188,13 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		return nil, err
 	}
 	b.handlers = reg
+	promReg := cfg.Metrics
+	if promReg == nil {
+		promReg = prometheus.NewRegistry()
+	}
+	if b.metrics, err = b.newBrokerMetrics(reg, promReg); err != nil {
+		return nil, fmt.Errorf("broker: metrics: %w", err)
+	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
@@ -237,6 +254,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 		return fail(fmt.Errorf("broker: group coordinator: %w", err))
 	}
 	b.peers = &peerPool{b: b}
+	b.lagPeers = &peerPool{b: b, clientID: "gregor-metrics"}
 	b.markers = &markerWriter{b: b, peers: b.peers}
 	b.txn = coordinator.NewTxn(b.txnCoordinatorConfig(), b.txnLogs(), b.markers, b.nextProducerID, b.offsetsLogs(), b.codecs, b.log, b.now)
 	b.txn.Start()
@@ -247,6 +265,7 @@ func New(cfg Config, store metadata.Store) (*Broker, error) {
 	b.startPeerLiveness()
 	b.startFailedLogHandOff()
 	b.startRecoveryCheckpoints()
+	b.metrics.collector.ready.Store(true)
 	return b, nil
 }
 
@@ -493,6 +512,7 @@ func (b *Broker) Close() error {
 	b.wg.Wait()
 	b.txn.Close()
 	b.peers.close()
+	b.lagPeers.close()
 	b.coord.Close()
 	b.ctrl.Close()
 	b.unsubscribe()

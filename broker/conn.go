@@ -268,6 +268,7 @@ func (c *conn) processLoop() {
 
 // process handles one request frame; false closes the connection.
 func (c *conn) process(frame []byte) bool {
+	start := time.Now() // for the request metrics: from here to the response queued
 	hdr, req, err := protocol.ParseRequest(frame)
 	if err != nil {
 		if resp := c.b.answerUnparsable(hdr, err); resp != nil {
@@ -283,6 +284,7 @@ func (c *conn) process(frame []byte) bool {
 	}
 	if resp == nil { // acks=0 produce
 		c.inFlight.Add(-1)
+		c.b.metrics.request(hdr.Key, hdr.Version, start, req)
 		return true
 	}
 	if d, ok := resp.(*deferredResponse); ok {
@@ -292,7 +294,9 @@ func (c *conn) process(frame []byte) bool {
 		return c.sendFrame(outFrame{deferred: func() []byte {
 			d.wait()
 			d.Response.SetVersion(version)
-			return protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(d.Response)), corr, d.Response)
+			out := protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(d.Response)), corr, d.Response)
+			c.b.metrics.request(hdr.Key, version, start, req)
+			return out
 		}})
 	}
 	resp.SetVersion(hdr.Version)
@@ -304,6 +308,7 @@ func (c *conn) process(frame []byte) bool {
 		// the frame until it is written.
 		of.charge, of.budget = c.b.recycleFetch(fr), c.b.fetchBudget(req.(*kmsg.FetchRequest))
 	}
+	c.b.metrics.request(hdr.Key, hdr.Version, start, req)
 	return c.sendFrame(of)
 }
 

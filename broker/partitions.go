@@ -33,6 +33,9 @@ type partition struct {
 	index   int32
 	topicID metadata.TopicID
 	log     *storage.Log // safe for concurrent use; see storage.Log
+	// metrics are the topic's counters (metrics.go), set at open; safe
+	// for concurrent use.
+	metrics *topicMetrics
 	// settings is replaced whole when the topic's or broker's configs change.
 	settings atomic.Pointer[topicSettings]
 	// leading and epoch follow the partition's state in the metadata store
@@ -221,7 +224,7 @@ func (s *partitionSet) openLocked(t metadata.Topic, p int32) (*partition, error)
 		// leader's followers, or the leader, say again what is committed.
 		l.ResetHighWatermark(l.LogStartOffset())
 	}
-	part := &partition{topic: t.Name, index: p, topicID: t.ID, log: l, roleChanged: make(chan struct{})}
+	part := &partition{topic: t.Name, index: p, topicID: t.ID, log: l, metrics: s.b.metrics.topics.forTopic(t.Name), roleChanged: make(chan struct{})}
 	part.settings.Store(&settings)
 	s.parts[key] = part
 	return part, nil

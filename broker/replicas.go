@@ -207,11 +207,17 @@ func (s *partitionSet) changeISRLocked(part *partition, change func([]int32) []i
 			if slices.Equal(next, st.ISR) {
 				return
 			}
+			shrunk := len(next) < len(st.ISR)
 			st.ISR = next
 			ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 			_, err := b.store.SetPartitionState(ctx, st)
 			cancel()
 			if err == nil {
+				if shrunk {
+					b.metrics.isrShrinks.Inc()
+				} else {
+					b.metrics.isrExpands.Inc()
+				}
 				b.log.Info().Str("topic", part.topic).Int32("partition", part.index).Int32("leader_epoch", epoch).
 					Ints32("isr", next).Msg(why)
 				return

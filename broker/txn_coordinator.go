@@ -7,6 +7,7 @@ package broker
 // others.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,9 +70,10 @@ type markerWriter struct {
 // requests (markers, transaction verification). mu protects conns; each
 // connection is used under its own mu, one request at a time.
 type peerPool struct {
-	b     *Broker
-	mu    sync.Mutex
-	conns map[int32]*pooledConn
+	b        *Broker
+	clientID string // of its requests; empty is "gregor-coordinator"
+	mu       sync.Mutex
+	conns    map[int32]*pooledConn
 }
 
 type pooledConn struct {
@@ -97,7 +99,7 @@ func (pp *peerPool) roundTrip(ctx context.Context, id int32, req kmsg.Request, t
 	}
 	pc := pp.conns[id]
 	if pc == nil {
-		pc = &pooledConn{c: peer.Conn{ClientID: "gregor-coordinator"}}
+		pc = &pooledConn{c: peer.Conn{ClientID: cmp.Or(pp.clientID, "gregor-coordinator")}}
 		pp.conns[id] = pc
 	}
 	pp.mu.Unlock()

@@ -1151,3 +1151,48 @@ func sortedKeys[K string | int32, V any](m map[K]V) []K {
 func containsFold(list []string, s string) bool {
 	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, s) })
 }
+
+// CommittedOffset is one committed offset of a group, for the lag
+// metrics.
+type CommittedOffset struct {
+	Group     string
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Committed returns the committed offsets of the groups in memory (those
+// of the OffsetsTopic partitions this broker leads), at most limit of
+// them, and whether some were left out. Offsets pending in open
+// transactions are not included. Each group's lock is held only while its
+// offsets are copied.
+func (c *Coordinator) Committed(limit int) ([]CommittedOffset, bool) {
+	c.mu.Lock()
+	groups := make([]*group, 0, len(c.groups))
+	for _, g := range c.groups {
+		groups = append(groups, g)
+	}
+	c.mu.Unlock()
+	var out []CommittedOffset
+	truncated := false
+	for _, g := range groups {
+		locked(&g.mu, func() {
+			if g.deleted {
+				return
+			}
+			for t, ps := range g.offsets {
+				for p, o := range ps {
+					if len(out) >= limit {
+						truncated = true
+						return
+					}
+					out = append(out, CommittedOffset{Group: g.id, Topic: t, Partition: p, Offset: o.offset})
+				}
+			}
+		})
+		if truncated {
+			break
+		}
+	}
+	return out, truncated
+}

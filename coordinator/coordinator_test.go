@@ -1,7 +1,10 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -244,5 +247,35 @@ func TestDeleteOffsetsAndNonEmptyGroup(t *testing.T) {
 	}
 	if got, _ := c.FetchOffsets(ctx, "g", nil); len(got) != 1 || got[0].Topic != "t" {
 		t.Fatalf("after OffsetDelete: %+v", got)
+	}
+}
+
+// TestCommittedListsGroupOffsets: Committed returns every committed
+// offset of the groups in memory, nothing of a deleted group, and stops at
+// its limit saying so.
+func TestCommittedListsGroupOffsets(t *testing.T) {
+	ctx := context.Background()
+	logs := &memLogs{batches: map[int32][][]byte{}}
+	c := startCoordinator(t, logs, &clock{now: t0})
+	c.Commit(ctx, "g1", CommitArgs{Generation: -1}, []CommitPartition{
+		{Topic: "t", Partition: 0, Offset: 10, LeaderEpoch: -1},
+		{Topic: "t", Partition: 1, Offset: 20, LeaderEpoch: -1},
+	})
+	c.Commit(ctx, "g1", CommitArgs{Generation: -1}, []CommitPartition{{Topic: "t", Partition: 0, Offset: 11, LeaderEpoch: -1}})
+	c.Commit(ctx, "g2", CommitArgs{Generation: -1}, []CommitPartition{{Topic: "u", Partition: 3, Offset: 5, LeaderEpoch: -1}})
+	c.Commit(ctx, "gone", CommitArgs{Generation: -1}, []CommitPartition{{Topic: "t", Partition: 0, Offset: 1, LeaderEpoch: -1}})
+	if err := c.DeleteGroup(ctx, "gone"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	got, truncated := c.Committed(100)
+	slices.SortFunc(got, func(a, b CommittedOffset) int {
+		return cmp.Or(strings.Compare(a.Group, b.Group), strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	want := []CommittedOffset{{"g1", "t", 0, 11}, {"g1", "t", 1, 20}, {"g2", "u", 3, 5}}
+	if truncated || !slices.Equal(got, want) {
+		t.Fatalf("Committed(100) = %v, %v; want %v, false", got, truncated, want)
+	}
+	if got, truncated := c.Committed(2); !truncated || len(got) != 2 {
+		t.Fatalf("Committed(2) = %v, %v; want 2 offsets, truncated", got, truncated)
 	}
 }

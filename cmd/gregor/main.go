@@ -87,7 +87,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "advertised-listeners", Usage: "what each named listener advertises, as NAME://host:port,... (default: its bind address)", EnvVars: env("advertised-listeners")},
 		&cli.IntFlag{Name: "node-id", Value: 1, Usage: "this broker's node id", EnvVars: env("node-id")},
 		&cli.StringFlag{Name: "rack", Usage: "this broker's rack (broker.rack)", EnvVars: env("rack")},
-		&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:9644", Usage: "address of the HTTP server (/healthz, /readyz); empty disables it", EnvVars: env("http-addr")},
+		&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:9644", Usage: "address of the HTTP server (/healthz, /readyz, /metrics); empty disables it", EnvVars: env("http-addr")},
 		&cli.StringFlag{Name: "etcd-endpoints", Usage: "comma-separated external etcd endpoints; empty runs an embedded etcd", EnvVars: env("etcd-endpoints")},
 		&cli.StringFlag{Name: "etcd-client-addr", Value: "127.0.0.1:2379", Usage: "client address of the embedded etcd", EnvVars: env("etcd-client-addr")},
 		&cli.StringFlag{Name: "etcd-peer-addr", Value: "127.0.0.1:2380", Usage: "peer address of the embedded etcd", EnvVars: env("etcd-peer-addr")},
@@ -248,6 +248,7 @@ func serve(c *cli.Context) error {
 	}
 	defer store.Close()
 
+	metricsReg := newMetricsRegistry()
 	b, err := broker.New(broker.Config{
 		NodeID:         nodeID,
 		AdvertisedHost: host,
@@ -258,6 +259,7 @@ func serve(c *cli.Context) error {
 		StaticConfigs:  static,
 		Logger:         log,
 		LogFS:          logFS(),
+		Metrics:        metricsReg,
 	}, store)
 	if err != nil {
 		return err
@@ -286,7 +288,7 @@ func serve(c *cli.Context) error {
 			b.Close()
 			return fmt.Errorf("--http-addr: %w", err)
 		}
-		httpSrv = &http.Server{Handler: healthMux(b), ReadHeaderTimeout: 5 * time.Second}
+		httpSrv = &http.Server{Handler: withMetrics(healthMux(b), metricsReg), ReadHeaderTimeout: 5 * time.Second}
 		go httpSrv.Serve(hl)
 	}
 
