@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -224,6 +225,17 @@ func newConfigTable() *configTable {
 		t.brokerIdx[t.broker[i].name] = &t.broker[i]
 	}
 	return t
+}
+
+// knownConfigs is the config table IsBrokerConfig reads, built once.
+var knownConfigs = sync.OnceValue(newConfigTable)
+
+// IsBrokerConfig reports whether name is a broker config Gregor knows by
+// its Kafka name, one Config.StaticConfigs accepts (the broker synonyms of
+// topic configs included).
+func IsBrokerConfig(name string) bool {
+	_, ok := knownConfigs().brokerIdx[name]
+	return ok
 }
 
 // validateTopicConfig checks one topic config name and value.
