@@ -313,6 +313,8 @@ func serve(c *cli.Context) error {
 		Str("data_dir", dataDir).Str("etcd", strings.Join(endpoints, ",")).Int32("node_id", nodeID).
 		Msgf("listening on %s (advertised as %s:%d), data in %s, %s", ln.Addr(), host, port, dataDir, etcdWhere)
 
+	running := announceRunning(ctx, b, log) // running.go
+
 	var etcdErr <-chan error // nil (never ready) with an external etcd
 	if embedded != nil {
 		etcdErr = embedded.Err()
@@ -327,6 +329,7 @@ func serve(c *cli.Context) error {
 			log.Error().Err(err).Msg("listener failed; shutting down")
 		}
 	}
+	running.stop()
 	if httpSrv != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		httpSrv.Shutdown(shutdownCtx)
