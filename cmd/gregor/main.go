@@ -37,6 +37,7 @@ func main() {
 				Flags:  serveFlags(),
 				Action: serve,
 			},
+			healthCommand(), // health.go
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
@@ -88,7 +89,7 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "node-id", Value: 1, Usage: "this broker's node id", EnvVars: env("node-id")},
 		&cli.StringFlag{Name: "cluster-id", Usage: "the cluster id a new cluster is created with (22 characters of base64url, Kafka's CLUSTER_ID); empty: random", EnvVars: env("cluster-id")},
 		&cli.StringFlag{Name: "rack", Usage: "this broker's rack (broker.rack)", EnvVars: env("rack")},
-		&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:9644", Usage: "address of the HTTP server (/healthz, /readyz); empty disables it", EnvVars: env("http-addr")},
+		&cli.StringFlag{Name: "http-addr", Value: defaultHTTPAddr, Usage: "address of the HTTP server (/healthz, /readyz); empty disables it", EnvVars: env("http-addr")},
 		&cli.StringFlag{Name: "etcd-endpoints", Usage: "comma-separated external etcd endpoints; empty runs an embedded etcd", EnvVars: env("etcd-endpoints")},
 		&cli.StringFlag{Name: "etcd-client-addr", Value: "127.0.0.1:2379", Usage: "client address of the embedded etcd", EnvVars: env("etcd-client-addr")},
 		&cli.StringFlag{Name: "etcd-peer-addr", Value: "127.0.0.1:2380", Usage: "peer address of the embedded etcd", EnvVars: env("etcd-peer-addr")},
