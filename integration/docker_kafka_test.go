@@ -1,7 +1,8 @@
 package integration
 
-// The image as a drop-in for apache/kafka's: the single-node compose file
-// of that image's documentation (examples/single-node, only its image line
+// The image as a drop-in for apache/kafka's: the single-node and
+// three-node compose files of that image's documentation
+// (examples/single-node and examples/cluster, only their image lines
 // changed) and the exact environment and start-up of testcontainers-java's
 // KafkaContainer (org.testcontainers.kafka.KafkaContainer: a `sh -c` loop
 // waiting for a script, a bash script exporting KAFKA_ADVERTISED_LISTENERS
@@ -96,6 +97,49 @@ func checkRunningAndHealth(ctx context.Context, t *testing.T, name string) {
 	}
 }
 
+// composeUp starts an examples/ compose file under a new project name,
+// taken down (with its volumes) when the test ends; it returns the
+// project's network.
+func composeUp(ctx context.Context, t *testing.T, compose []string, file string) string {
+	t.Helper()
+	project := fmt.Sprintf("gregorkafka%d", time.Now().UnixNano()%1_000_000)
+	run := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, compose[0], append(append(compose[1:], "-p", project, "-f", file), args...)...)
+		cmd.Env = append(os.Environ(), "GREGOR_IMAGE="+dockerImage())
+		return cmd.CombinedOutput()
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := run("logs", "--no-color")
+			t.Logf("compose logs:\n%s", logs)
+		}
+		if out, err := run("down", "-v", "--timeout", "20"); err != nil {
+			t.Logf("compose down: %v\n%s", err, out)
+		}
+	})
+	if out, err := run("up", "-d"); err != nil {
+		t.Fatalf("compose up: %v\n%s", err, out)
+	}
+	return project + "_default"
+}
+
+// checkStackClient runs kclient in a container of network through
+// bootstrap and checks that it worked and was told every broker in want
+// ("broker <id> <host:port>" lines).
+func checkStackClient(ctx context.Context, t *testing.T, kclient, network, bootstrap string, want ...string) {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, "docker", "run", "--rm", "--network", network,
+		"-v", kclient+":/kclient:ro", dockerImage(), "/kclient/kclient", bootstrap, "from-the-stack", "5").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kclient in the stack: %v\n%s", err, out)
+	}
+	for _, w := range append(want, "consumed 5") {
+		if !strings.Contains(string(out), w+"\n") {
+			t.Fatalf("kclient in the stack: no %q in\n%s", w, out)
+		}
+	}
+}
+
 func TestDockerKafkaExamples(t *testing.T) {
 	compose := composeCommand(t)
 	ctx := testContext(t, 8*time.Minute)
@@ -103,36 +147,49 @@ func TestDockerKafkaExamples(t *testing.T) {
 	kclient := buildKclient(ctx, t)
 
 	t.Run("single-node", func(t *testing.T) {
-		project := fmt.Sprintf("gregorkafka%d", time.Now().UnixNano()%1_000_000)
-		run := func(args ...string) ([]byte, error) {
-			cmd := exec.CommandContext(ctx, compose[0], append(append(compose[1:], "-p", project, "-f", "../examples/single-node/docker-compose.yml"), args...)...)
-			cmd.Env = append(os.Environ(), "GREGOR_IMAGE="+dockerImage())
-			return cmd.CombinedOutput()
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				logs, _ := run("logs", "--no-color")
-				t.Logf("compose logs:\n%s", logs)
-			}
-			if out, err := run("down", "-v", "--timeout", "20"); err != nil {
-				t.Logf("compose down: %v\n%s", err, out)
-			}
-		})
-		if out, err := run("up", "-d"); err != nil {
-			t.Fatalf("compose up: %v\n%s", err, out)
-		}
+		network := composeUp(ctx, t, compose, "../examples/single-node/docker-compose.yml")
 		checkRunningAndHealth(ctx, t, "broker")
 		checkHostClients(ctx, t, "localhost:9092")
-
 		// Another container of the stack uses broker:19092 and is told it.
-		out, err := exec.CommandContext(ctx, "docker", "run", "--rm", "--network", project+"_default",
-			"-v", kclient+":/kclient:ro", dockerImage(), "/kclient/kclient", "broker:19092", "from-the-stack", "5").CombinedOutput()
-		if err != nil {
-			t.Fatalf("kclient in the stack: %v\n%s", err, out)
+		checkStackClient(ctx, t, kclient, network, "broker:19092", "broker 1 broker:19092")
+	})
+
+	t.Run("cluster", func(t *testing.T) {
+		network := composeUp(ctx, t, compose, "../examples/cluster/docker-compose.yml")
+		for i := 1; i <= 3; i++ {
+			checkRunningAndHealth(ctx, t, fmt.Sprintf("kafka-%d", i))
 		}
-		if !strings.Contains(string(out), "broker 1 broker:19092\n") || !strings.Contains(string(out), "consumed 5\n") {
-			t.Fatalf("kclient in the stack:\n%s", out)
+		ports := []int32{29092, 39092, 49092}
+		fzWaitFor(t, 90*time.Second, "three brokers in Metadata from the host", func() error {
+			brokers, err := fzBrokersNow(ctx, "localhost:29092")
+			if err != nil {
+				return err
+			}
+			if len(brokers) != 3 {
+				return fmt.Errorf("%d brokers: %+v", len(brokers), brokers)
+			}
+			for _, b := range brokers {
+				if b.Host != "localhost" || b.NodeID < 1 || b.NodeID > 3 || b.Port != ports[b.NodeID-1] {
+					return fmt.Errorf("broker %d advertised at %s:%d", b.NodeID, b.Host, b.Port)
+				}
+			}
+			return nil
+		})
+		adm := fzAdmin(t, "localhost:29092")
+		topic := fzTopic(t, "kafkacluster")
+		replCreateTopic(ctx, t, adm, topic, 3, 3, nil)
+		replWaitISR(ctx, t, adm, topic, 3, 60*time.Second)
+		cl := fzClient(t, "localhost:39092", kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		var recs []*kgo.Record
+		for i := range 30 {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i % 3), Value: []byte(strconv.Itoa(i))})
 		}
+		fzProduceSync(ctx, t, cl, recs...)
+		if got := fzConsume(ctx, t, "localhost:49092", topic, 30); len(got) != 30 {
+			t.Fatalf("consumed %d records, want 30", len(got))
+		}
+		checkStackClient(ctx, t, kclient, network, "kafka-2:19092",
+			"broker 1 kafka-1:19092", "broker 2 kafka-2:19092", "broker 3 kafka-3:19092")
 	})
 
 	t.Run("testcontainers", func(t *testing.T) {

@@ -21,14 +21,19 @@ package main
 // each other through the first), log.dirs (or log.dir) and CLUSTER_ID.
 // listener.security.protocol.map is checked: Gregor serves PLAINTEXT only.
 // Every other broker or topic-default config Gregor knows passes through
-// as if given with --config. KRaft-only and ZooKeeper settings, and the
-// controller listeners that controller.listener.names names, are accepted
-// and ignored, with one log line; the rest is unknown and warned about.
+// as if given with --config. controller.quorum.voters naming several
+// nodes makes them the members of the embedded etcd cluster (peers at the
+// voters' controller addresses), so that Kafka's three-node compose files
+// form one Gregor cluster. Other KRaft-only and ZooKeeper settings, and
+// the controller listeners that controller.listener.names names, are
+// accepted and ignored, with one log line; the rest is unknown and warned
+// about.
 
 import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -56,6 +61,16 @@ type kafkaEnv struct {
 	unknown []string
 	// warnings are settings Gregor follows only in part.
 	warnings []string
+	// voters are controller.quorum.voters when it names several nodes:
+	// they become the members of the embedded etcd cluster.
+	voters []quorumVoter
+}
+
+// quorumVoter is one entry of controller.quorum.voters, id@host:port.
+type quorumVoter struct {
+	id   int
+	host string
+	port string
 }
 
 // kafkaImageVars are KAFKA_* variables of the images that are not broker
@@ -166,6 +181,11 @@ func readKafkaEnv(environ []string, known func(string) bool) (kafkaEnv, error) {
 	}
 	if err := ke.readListeners(take); err != nil {
 		return kafkaEnv{}, err
+	}
+	if s, ok := take("controller.quorum.voters"); ok {
+		if err := ke.readVoters(s); err != nil {
+			return kafkaEnv{}, err
+		}
 	}
 
 	for name, s := range props {
@@ -314,6 +334,61 @@ func (ke *kafkaEnv) readListeners(take func(string) (kafkaSetting, bool)) error 
 	return nil
 }
 
+// readVoters reads controller.quorum.voters. With one voter there is
+// nothing to do: a broker runs a one-member embedded etcd by default. With
+// several, the embedded etcd cluster gets one member per voter, its peer
+// address the voter's (the controller port, which Gregor does not
+// otherwise use) and its client address the voter's host at 2379.
+func (ke *kafkaEnv) readVoters(s kafkaSetting) error {
+	var voters []quorumVoter
+	for entry := range strings.SplitSeq(s.value, ",") {
+		if entry = strings.TrimSpace(entry); entry == "" {
+			continue
+		}
+		idStr, addr, ok := strings.Cut(entry, "@")
+		id, err := strconv.Atoi(idStr)
+		if !ok || err != nil || id < 0 {
+			return fmt.Errorf("%s: %q is not id@host:port", s.variable, entry)
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host == "" {
+			return fmt.Errorf("%s: %q is not id@host:port", s.variable, entry)
+		}
+		voters = append(voters, quorumVoter{id: id, host: host, port: port})
+	}
+	if len(voters) < 2 {
+		ke.ignored = append(ke.ignored, s.variable)
+		return nil
+	}
+	ke.voters = voters
+	return nil
+}
+
+// etcdFlags are the embedded etcd flags that the voters set, for node id.
+func (ke *kafkaEnv) etcdFlags(nodeID int) (map[string]string, error) {
+	var members []string
+	self := -1
+	for i, v := range ke.voters {
+		members = append(members, fmt.Sprintf("%d=http://%s", v.id, net.JoinHostPort(v.host, v.port)))
+		if v.id == nodeID {
+			self = i
+		}
+	}
+	if self < 0 {
+		return nil, fmt.Errorf("KAFKA_CONTROLLER_QUORUM_VOTERS does not name node %d", nodeID)
+	}
+	v := ke.voters[self]
+	return map[string]string{
+		"etcd-initial-cluster": strings.Join(members, ","),
+		"etcd-peer-addr":       net.JoinHostPort(v.host, v.port),
+		"etcd-client-addr":     net.JoinHostPort(v.host, "2379"),
+	}, nil
+}
+
+// etcdFlagNames are the serve flags that say which etcd the broker uses;
+// one set by a flag or GREGOR_* variable overrides the Kafka voters.
+var etcdFlagNames = []string{"etcd-endpoints", "etcd-initial-cluster", "etcd-peer-addr", "etcd-client-addr"}
+
 // listenerFlags are the serve flags that say where the broker listens; one
 // set by a flag or GREGOR_* variable overrides every Kafka listener setting.
 var listenerFlags = []string{"listen", "advertise", "listeners", "advertised-listeners"}
@@ -341,6 +416,23 @@ func applyKafkaEnv(c *cli.Context, environ []string, log zerolog.Logger) (map[st
 		}
 		if err := c.Set(flag, v); err != nil {
 			return nil, fmt.Errorf("KAFKA_* variables: --%s=%s: %w", flag, v, err)
+		}
+	}
+	if len(ke.voters) > 0 {
+		if slices.ContainsFunc(etcdFlagNames, c.IsSet) {
+			log.Warn().Msg("GREGOR_* etcd settings win over KAFKA_CONTROLLER_QUORUM_VOTERS")
+		} else {
+			flags, err := ke.etcdFlags(c.Int("node-id"))
+			if err != nil {
+				return nil, fmt.Errorf("reading KAFKA_* variables: %w", err)
+			}
+			for _, flag := range etcdFlagNames[1:] {
+				if err := c.Set(flag, flags[flag]); err != nil {
+					return nil, fmt.Errorf("KAFKA_* variables: --%s=%s: %w", flag, flags[flag], err)
+				}
+			}
+			log.Info().Str("etcd_initial_cluster", flags["etcd-initial-cluster"]).
+				Msg("KAFKA_CONTROLLER_QUORUM_VOTERS: each voter is a member of the embedded etcd cluster")
 		}
 	}
 	if gregorListeners && ke.listenerSource != "" {

@@ -302,3 +302,40 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 		}
 	})
 }
+
+// TestKafkaVoters checks controller.quorum.voters: several voters become
+// the embedded etcd cluster, one is ignored, a malformed one fails.
+func TestKafkaVoters(t *testing.T) {
+	ke, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}, broker.IsBrokerConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ke.ignored) != 0 || len(ke.voters) != 3 {
+		t.Fatalf("voters %+v, ignored %q", ke.voters, ke.ignored)
+	}
+	flags, err := ke.etcdFlags(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"etcd-initial-cluster": "1=http://kafka-1:9093,2=http://kafka-2:9093,3=http://kafka-3:9093",
+		"etcd-peer-addr":       "kafka-2:9093",
+		"etcd-client-addr":     "kafka-2:2379",
+	}
+	if !maps.Equal(flags, want) {
+		t.Fatalf("etcd flags %v, want %v", flags, want)
+	}
+	if _, err := ke.etcdFlags(4); err == nil || !strings.Contains(err.Error(), "does not name node 4") {
+		t.Fatalf("node 4: err = %v", err)
+	}
+
+	one, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@broker:29093"}, broker.IsBrokerConfig)
+	if err != nil || len(one.voters) != 0 || !reflect.DeepEqual(one.ignored, []string{"KAFKA_CONTROLLER_QUORUM_VOTERS"}) {
+		t.Fatalf("one voter: %+v, %v", one, err)
+	}
+	for _, bad := range []string{"kafka-1:9093", "x@kafka-1:9093", "1@kafka-1", "1@:9093"} {
+		if _, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=" + bad + ",2@b:9093"}, broker.IsBrokerConfig); err == nil {
+			t.Errorf("voters %q accepted", bad)
+		}
+	}
+}
