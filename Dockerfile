@@ -1,12 +1,17 @@
-# A FROM-scratch image of the static gregor binary. Build the binary first
-# (`make image` does both): CGO_ENABLED=0 go build -o bin/gregor-linux ./cmd/gregor
+# A FROM-scratch image of the static gregor binary, with a static busybox
+# (sh and coreutils) and a static bash from Debian's packages, laid out by
+# scripts/image-root.sh; `make image` builds both. It behaves like
+# apache/kafka's image: the KAFKA_* environment configures the broker
+# (README, "Switching from Kafka"), /etc/kafka/docker/run starts it, no
+# command starts it too, any other command is run.
 FROM scratch
-COPY bin/gregor-linux /gregor
+COPY bin/image-root/ /
 VOLUME ["/data"]
 EXPOSE 9092 29092 9644
-# The Kafka listener defaults to 0.0.0.0:9092 (--listen), or set
-# GREGOR_LISTENERS / GREGOR_ADVERTISED_LISTENERS for named listeners.
-ENV GREGOR_DATA_DIR=/data \
+# The Kafka listener defaults to 0.0.0.0:9092 advertised as localhost:9092;
+# KAFKA_LISTENERS / KAFKA_ADVERTISED_LISTENERS (or GREGOR_LISTENERS /
+# GREGOR_ADVERTISED_LISTENERS) name listeners. Data goes to /data unless
+# KAFKA_LOG_DIRS or GREGOR_DATA_DIR says otherwise (docker/run).
+ENV PATH=/usr/local/bin:/usr/bin:/bin \
     GREGOR_HTTP_ADDR=0.0.0.0:9644
-ENTRYPOINT ["/gregor"]
-CMD ["serve"]
+ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]

@@ -87,9 +87,14 @@ bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkRetentionPass' -benchtime 1x ./storage/
 	$(GO) test -run '^$$' -bench 'BenchmarkClean' -benchtime=3x ./storage/
 
+# The FROM-scratch image (Dockerfile): IMAGE names it. The root filesystem
+# (busybox and bash from Debian's busybox-static and bash-static, fetched
+# with apt-get download) is laid out by scripts/image-root.sh.
+IMAGE ?= gregor:dev
 image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/gregor-linux ./cmd/gregor
-	docker build -t gregor:dev .
+	scripts/image-root.sh bin/image-root bin/gregor-linux
+	docker build -t $(IMAGE) .
 
 clean:
 	rm -rf bin

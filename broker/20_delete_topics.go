@@ -9,6 +9,8 @@ package broker
 //     occurrence).
 //   - Unknown names get UNKNOWN_TOPIC_OR_PARTITION, unknown ids UNKNOWN_TOPIC_ID;
 //     names are not otherwise validated (an invalid name is simply unknown).
+//   - With delete.topic.enable=false every topic, known or not, gets
+//     TOPIC_DELETION_DISABLED (INVALID_REQUEST before v3), as in Kafka.
 //   - Internal topics (__consumer_offsets, __transaction_state) are refused
 //     with TOPIC_DELETION_DISABLED (INVALID_REQUEST before v3, as Kafka answers
 //     when deletion is disabled). Kafka's controller would delete them and
@@ -68,9 +70,13 @@ func (b *Broker) handleDeleteTopics(c *conn, req *kmsg.DeleteTopicsRequest) (kms
 	}
 	b.resolveDeleteTargets(targets)
 
+	disabled := b.brokerConfig("delete.topic.enable") == "false"
 	for i := range targets {
 		d := &targets[i]
-		if d.err == nil {
+		switch {
+		case disabled:
+			d.err = deletionDisabled(req.Version, "Topic deletion is disabled.")
+		case d.err == nil:
 			d.err = b.deleteTopic(ctx, req.Version, d)
 		}
 		st := kmsg.NewDeleteTopicsResponseTopic()
@@ -140,14 +146,19 @@ func (b *Broker) resolveDeleteTargets(targets []deleteTarget) {
 }
 
 // deleteTopic deletes one resolved topic and its local logs.
+// deletionDisabled is TOPIC_DELETION_DISABLED, INVALID_REQUEST before v3.
+func deletionDisabled(version int16, msg string) error {
+	code := kerr.TopicDeletionDisabled
+	if version < 3 {
+		code = kerr.InvalidRequest
+	}
+	return adminErrorf(code, "%s", msg)
+}
+
 func (b *Broker) deleteTopic(ctx context.Context, version int16, d *deleteTarget) error {
 	t := d.topic
 	if isInternalTopic(t.Name) {
-		code := kerr.TopicDeletionDisabled
-		if version < 3 {
-			code = kerr.InvalidRequest
-		}
-		return adminErrorf(code, "Topic '%s' is internal and cannot be deleted.", t.Name)
+		return deletionDisabled(version, "Topic '"+t.Name+"' is internal and cannot be deleted.")
 	}
 	if err := b.store.DeleteTopic(ctx, t.Name); err != nil {
 		if errors.Is(err, metadata.ErrUnknownTopic) {

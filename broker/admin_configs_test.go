@@ -424,3 +424,48 @@ func TestAdminDescribeConfigsErrors(t *testing.T) {
 		t.Errorf("v0 describe %+v", cfgs)
 	}
 }
+
+// TestDescribeConfigsToolConfigs checks the broker configs tools read to
+// decide what a cluster supports, with Kafka's values.
+func TestDescribeConfigsToolConfigs(t *testing.T) {
+	b, c := newAdminBroker(t, nil)
+	res := adminDescribeConfigs(t, b, c, 4, adminResBroker, "1",
+		"inter.broker.protocol.version", "default.replication.factor", "delete.topic.enable", "log.dirs")
+	adminWantConfig(t, res, "inter.broker.protocol.version", "3.9-IV0", kmsg.ConfigSourceDefaultConfig)
+	adminWantConfig(t, res, "default.replication.factor", "1", kmsg.ConfigSourceDefaultConfig)
+	adminWantConfig(t, res, "delete.topic.enable", "true", kmsg.ConfigSourceDefaultConfig)
+	adminWantConfig(t, res, "log.dirs", b.cfg.DataDir, kmsg.ConfigSourceStaticBrokerConfig)
+	byName := adminConfigsByName(res)
+	if len(byName) != 4 {
+		t.Fatalf("described %d configs, want 4: %v", len(byName), byName)
+	}
+	for name, want := range map[string]kmsg.ConfigType{
+		"inter.broker.protocol.version": kmsg.ConfigTypeString,
+		"delete.topic.enable":           kmsg.ConfigTypeBoolean,
+		"default.replication.factor":    kmsg.ConfigTypeInt,
+	} {
+		if got := byName[name]; got.ConfigType != want || !got.ReadOnly && name != "default.replication.factor" {
+			t.Errorf("%s: type %v read-only %v, want type %v read-only", name, got.ConfigType, got.ReadOnly, want)
+		}
+	}
+}
+
+// TestDeleteTopicsDisabled checks delete.topic.enable=false: every topic
+// gets TOPIC_DELETION_DISABLED (INVALID_REQUEST before v3) and stays.
+func TestDeleteTopicsDisabled(t *testing.T) {
+	b, c := newAdminBroker(t, map[string]string{"delete.topic.enable": "false"})
+	adminMustCreate(t, b, c, adminTopic("kept", 1, 1))
+	resp := adminDeleteByName(t, b, c, 5, "kept", "missing")
+	for _, st := range resp.Topics {
+		adminWantCode(t, "delete "+adminDeref(st.Topic), st.ErrorCode, st.ErrorMessage, kerr.TopicDeletionDisabled, "disabled")
+	}
+	resp = adminDeleteByName(t, b, c, 2, "kept")
+	if resp.Topics[0].ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("v2: error %d, want INVALID_REQUEST", resp.Topics[0].ErrorCode)
+	}
+	if _, ok := b.store.Topic("kept"); !ok {
+		t.Fatal("topic deleted although delete.topic.enable=false")
+	}
+	adminWantConfig(t, adminDescribeConfigs(t, b, c, 4, adminResBroker, "1", "delete.topic.enable"),
+		"delete.topic.enable", "false", kmsg.ConfigSourceStaticBrokerConfig)
+}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -144,6 +145,9 @@ func brokerConfigDefs(topicDefs []configDef) []configDef {
 		{name: "node.id", typ: kmsg.ConfigTypeInt, check: intRange(0, math.MaxInt32), doc: "this broker's id", enforced: true},
 		{name: "broker.id", typ: kmsg.ConfigTypeInt, check: intRange(0, math.MaxInt32), doc: "this broker's id (synonym of node.id)", enforced: true},
 		{name: "log.dirs", typ: kmsg.ConfigTypeString, doc: "directory holding partition logs", enforced: true},
+		// Read by tools deciding what a cluster supports.
+		{name: "delete.topic.enable", typ: kmsg.ConfigTypeBoolean, def: str("true"), check: isBool, doc: "allow DeleteTopics; false refuses every deletion with TOPIC_DELETION_DISABLED", enforced: true},
+		{name: "inter.broker.protocol.version", typ: kmsg.ConfigTypeString, def: str(interBrokerProtocolVersion), doc: "the inter-broker protocol version (Kafka 3.9's value, the last release with this config: Gregor's brokers speak one protocol)"},
 		{name: "log.segment.files.open.max", typ: kmsg.ConfigTypeInt, def: str("4096"), check: intRange(0, math.MaxInt32), doc: "Gregor: segment files (.log, .index, .timeindex) kept open when idle, across all partitions; more are opened on demand and the least recently used closed (Kafka keeps every one open; 0 keeps every one open too)", enforced: true},
 		{name: "log.flush.offset.checkpoint.interval.ms", typ: kmsg.ConfigTypeInt, def: str("60000"), check: intRange(0, math.MaxInt32), doc: "how often the recovery-point-offset-checkpoint is written (and at shutdown); after a crash only segments past it are checked", enforced: true},
 		{name: "advertised.listeners", typ: kmsg.ConfigTypeString, doc: "address clients are told to connect to", enforced: true},
@@ -224,6 +228,23 @@ func newConfigTable() *configTable {
 		t.brokerIdx[t.broker[i].name] = &t.broker[i]
 	}
 	return t
+}
+
+// interBrokerProtocolVersion is what DescribeConfigs reports as
+// inter.broker.protocol.version: Kafka 3.9's latest metadata version, as a
+// Kafka 3.9 KRaft broker reports it. Kafka 4 dropped the config; tools that
+// read it to decide what a cluster supports find a current version.
+const interBrokerProtocolVersion = "3.9-IV0"
+
+// knownConfigs is the config table IsBrokerConfig reads, built once.
+var knownConfigs = sync.OnceValue(newConfigTable)
+
+// IsBrokerConfig reports whether name is a broker config Gregor knows by
+// its Kafka name, one Config.StaticConfigs accepts (the broker synonyms of
+// topic configs included).
+func IsBrokerConfig(name string) bool {
+	_, ok := knownConfigs().brokerIdx[name]
+	return ok
 }
 
 // validateTopicConfig checks one topic config name and value.

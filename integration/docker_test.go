@@ -9,6 +9,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -45,17 +46,32 @@ func composeCommand(t *testing.T) []string {
 	return missing("neither docker-compose nor the docker compose plugin is installed")
 }
 
+// dockerImage is the image tag the docker tests build and run:
+// GREGOR_IMAGE (the compose files read it too), default gregor:dev.
+func dockerImage() string {
+	if img := os.Getenv("GREGOR_IMAGE"); img != "" {
+		return img
+	}
+	return "gregor:dev"
+}
+
+// buildImage builds dockerImage with make image.
+func buildImage(ctx context.Context, t *testing.T) {
+	t.Helper()
+	if out, err := exec.CommandContext(ctx, "make", "-C", "..", "image", "IMAGE="+dockerImage()).CombinedOutput(); err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+}
+
 func TestDockerComposeCluster(t *testing.T) {
 	compose := composeCommand(t)
 	ctx := testContext(t, 5*time.Minute)
-	if out, err := exec.CommandContext(ctx, "make", "-C", "..", "image").CombinedOutput(); err != nil {
-		t.Fatalf("make image: %v\n%s", err, out)
-	}
+	buildImage(ctx, t)
 	project := fmt.Sprintf("gregortest%d", time.Now().UnixNano()%1_000_000)
 	ports := []int{freePort(t), freePort(t), freePort(t)}
 	run := func(args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, compose[0], append(append(compose[1:], "-p", project, "-f", "../docker-compose.yml"), args...)...)
-		cmd.Env = os.Environ()
+		cmd.Env = append(os.Environ(), "GREGOR_IMAGE="+dockerImage())
 		for i, p := range ports {
 			cmd.Env = append(cmd.Env, fmt.Sprintf("GREGOR_PORT_%d=%d", i+1, p))
 		}

@@ -61,7 +61,9 @@
 //     added within v1, and readers that predate it use "host"/"port".
 //   - <prefix>/cluster/id is written once, by whichever broker first finds
 //     it absent (a transaction that succeeds only if the key has never been
-//     created), and never changed afterwards.
+//     created), and never changed afterwards. Its value is random unless
+//     the broker was given one (EtcdConfig.ClusterID, Kafka's CLUSTER_ID);
+//     a broker given an id other than the stored one does not start.
 //   - A broker key is attached to a lease of EtcdConfig.LeaseTTL kept alive
 //     by the registering store, so it disappears at most LeaseTTL after that
 //     broker dies or loses etcd, and at once when the store is closed.

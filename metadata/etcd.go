@@ -35,6 +35,12 @@ type EtcdConfig struct {
 	DialTimeout time.Duration
 	// Logger receives the store's log lines and the etcd client's warnings.
 	Logger zerolog.Logger
+	// ClusterID is the cluster id to create when no broker has created one
+	// yet (Kafka's CLUSTER_ID, 22 characters of base64url); empty means a
+	// random one. When the cluster has an id already, a different ClusterID
+	// fails OpenEtcd, as Kafka fails a broker whose meta.properties names
+	// another cluster.
+	ClusterID string
 }
 
 // Retry delays of the watch and keep-alive loops after a failure.
@@ -61,6 +67,8 @@ type EtcdStore struct {
 	prefix    string           // Prefix + "/"; every key starts with it
 	ttl       time.Duration    // lease TTL, whole seconds
 	clusterID string           // set by OpenEtcd, then read-only
+	// wantClusterID is EtcdConfig.ClusterID, set before load, then read-only.
+	wantClusterID string
 
 	// ctx is canceled by Close. The watch goroutine and the keep-alive
 	// goroutine run under it and are counted by wg; in-flight writes are
@@ -207,7 +215,14 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*EtcdStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: connect to etcd %v: %w", cfg.Endpoints, err)
 	}
+	if cfg.ClusterID != "" {
+		if _, err := ParseTopicID(cfg.ClusterID); err != nil {
+			_ = cli.Close()
+			return nil, fmt.Errorf("metadata: cluster id %q: %w", cfg.ClusterID, err)
+		}
+	}
 	s := newEtcdStore(log, cli, prefix, ttl)
+	s.wantClusterID = cfg.ClusterID
 	if err := s.load(ctx); err != nil {
 		s.cancel()
 		_ = cli.Close()
@@ -289,11 +304,15 @@ func (s *EtcdStore) load(ctx context.Context) error {
 // ensureClusterID reads the cluster id, creating it if no broker has yet.
 func (s *EtcdStore) ensureClusterID(ctx context.Context) (string, error) {
 	key := s.prefix + clusterIDKey
-	id, err := newID()
-	if err != nil {
-		return "", err
+	id := s.wantClusterID
+	if id == "" {
+		random, err := newID()
+		if err != nil {
+			return "", err
+		}
+		id = random.String()
 	}
-	val, err := encodeCluster(id.String())
+	val, err := encodeCluster(id)
 	if err != nil {
 		return "", err
 	}
@@ -306,8 +325,8 @@ func (s *EtcdStore) ensureClusterID(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("metadata: read or create cluster id at %s: %w", key, err)
 	}
 	if resp.Succeeded {
-		s.log.Info().Str("cluster_id", id.String()).Str("key", key).Msg("created cluster id")
-		return id.String(), nil
+		s.log.Info().Str("cluster_id", id).Str("key", key).Msg("created cluster id")
+		return id, nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().GetKvs()
 	if len(kvs) != 1 {
@@ -316,6 +335,10 @@ func (s *EtcdStore) ensureClusterID(ctx context.Context) (string, error) {
 	existing, err := decodeCluster(kvs[0].Value)
 	if err != nil {
 		return "", fmt.Errorf("metadata: cluster id at %s: %w", key, err)
+	}
+	if s.wantClusterID != "" && existing != s.wantClusterID {
+		return "", fmt.Errorf("metadata: the cluster id %s asked for does not match the cluster's id %s (at %s): this etcd prefix holds another cluster",
+			s.wantClusterID, existing, key)
 	}
 	return existing, nil
 }

@@ -130,6 +130,40 @@ func TestEtcdClusterIDSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestEtcdGivenClusterID checks EtcdConfig.ClusterID: the first store
+// creates the cluster under it, a second store asking for the same id
+// opens, one asking for another id or a malformed one fails.
+func TestEtcdGivenClusterID(t *testing.T) {
+	te := startTestEtcd(t, zerolog.Nop())
+	open := func(id string) (*EtcdStore, error) {
+		s, err := OpenEtcd(testCtx(t), EtcdConfig{Endpoints: te.e.Endpoints(), Prefix: "/given", ClusterID: id, Logger: zerolog.Nop()})
+		if err == nil {
+			t.Cleanup(func() { _ = s.Close() })
+		}
+		return s, err
+	}
+	const id = "4L6g3nShT-eMCtK--X86sw" // testcontainers' CLUSTER_ID
+	s, err := open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ClusterID(); got != id {
+		t.Fatalf("cluster id = %q, want %q", got, id)
+	}
+	if s2, err := open(id); err != nil || s2.ClusterID() != id {
+		t.Fatalf("reopen with the same id: %v", err)
+	}
+	if s3, err := open(""); err != nil || s3.ClusterID() != id {
+		t.Fatalf("reopen with no id: %v", err)
+	}
+	if _, err := open("MkU3OEVBNTcwNTJENDM2Qk"); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("another id: err = %v, want a mismatch", err)
+	}
+	if _, err := open("not-an-id"); err == nil {
+		t.Fatal("a malformed id opened")
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for a logger shared by goroutines.
 type syncBuffer struct {
 	mu  sync.Mutex

@@ -37,6 +37,7 @@ func main() {
 				Flags:  serveFlags(),
 				Action: serve,
 			},
+			healthCommand(), // health.go
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
@@ -86,8 +87,9 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "listeners", Usage: "named listeners instead of --listen, as NAME://host:port,... (Kafka's listeners)", EnvVars: env("listeners")},
 		&cli.StringFlag{Name: "advertised-listeners", Usage: "what each named listener advertises, as NAME://host:port,... (default: its bind address)", EnvVars: env("advertised-listeners")},
 		&cli.IntFlag{Name: "node-id", Value: 1, Usage: "this broker's node id", EnvVars: env("node-id")},
+		&cli.StringFlag{Name: "cluster-id", Usage: "the cluster id a new cluster is created with (22 characters of base64url, Kafka's CLUSTER_ID); empty: random", EnvVars: env("cluster-id")},
 		&cli.StringFlag{Name: "rack", Usage: "this broker's rack (broker.rack)", EnvVars: env("rack")},
-		&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:9644", Usage: "address of the HTTP server (/healthz, /readyz, /metrics); empty disables it", EnvVars: env("http-addr")},
+		&cli.StringFlag{Name: "http-addr", Value: defaultHTTPAddr, Usage: "address of the HTTP server (/healthz, /readyz, /metrics); empty disables it", EnvVars: env("http-addr")},
 		&cli.StringFlag{Name: "etcd-endpoints", Usage: "comma-separated external etcd endpoints; empty runs an embedded etcd", EnvVars: env("etcd-endpoints")},
 		&cli.StringFlag{Name: "etcd-client-addr", Value: "127.0.0.1:2379", Usage: "client address of the embedded etcd", EnvVars: env("etcd-client-addr")},
 		&cli.StringFlag{Name: "etcd-peer-addr", Value: "127.0.0.1:2380", Usage: "peer address of the embedded etcd", EnvVars: env("etcd-peer-addr")},
@@ -170,6 +172,10 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	kafkaConfigs, err := applyKafkaEnv(c, os.Environ(), log) // kafkaenv.go
+	if err != nil {
+		return err
+	}
 	dataDir, err := filepath.Abs(c.String("data-dir"))
 	if err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
@@ -206,6 +212,11 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	for k, v := range kafkaConfigs {
+		if _, set := static[k]; !set {
+			static[k] = v
+		}
+	}
 	nodeID := int32(c.Int("node-id"))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -241,6 +252,7 @@ func serve(c *cli.Context) error {
 		Endpoints: endpoints,
 		Prefix:    c.String("etcd-prefix"),
 		LeaseTTL:  c.Duration("etcd-lease-ttl"),
+		ClusterID: c.String("cluster-id"),
 		Logger:    log,
 	})
 	if err != nil {
@@ -304,6 +316,8 @@ func serve(c *cli.Context) error {
 		Str("data_dir", dataDir).Str("etcd", strings.Join(endpoints, ",")).Int32("node_id", nodeID).
 		Msgf("listening on %s (advertised as %s:%d), data in %s, %s", ln.Addr(), host, port, dataDir, etcdWhere)
 
+	running := announceRunning(ctx, b, log) // running.go
+
 	var etcdErr <-chan error // nil (never ready) with an external etcd
 	if embedded != nil {
 		etcdErr = embedded.Err()
@@ -318,6 +332,7 @@ func serve(c *cli.Context) error {
 			log.Error().Err(err).Msg("listener failed; shutting down")
 		}
 	}
+	running.stop()
 	if httpSrv != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		httpSrv.Shutdown(shutdownCtx)
