@@ -278,6 +278,9 @@ type brokerCollector struct {
 	// ready is set once New has made everything Collect reads; a scrape
 	// before that sees nothing.
 	ready atomic.Bool
+	// lagTruncatedWarned: the warning that lag series were left out was
+	// logged (once per process).
+	lagTruncatedWarned atomic.Bool
 }
 
 // Describe sends no descriptors: the collector is unchecked.
@@ -409,8 +412,9 @@ func (c *brokerCollector) collectLag(ch chan<- prometheus.Metric) {
 		return
 	}
 	offsets, truncated := b.coord.Committed(maxLagSeries)
-	if truncated {
-		b.log.Debug().Int("series", maxLagSeries).Msg("consumer group lag: more committed offsets than exported")
+	if truncated && c.lagTruncatedWarned.CompareAndSwap(false, true) {
+		b.log.Warn().Int("series", maxLagSeries).
+			Msg("consumer group lag: more committed offsets than exported; the first ones by group, topic and partition are (logged once)")
 	}
 	// High watermarks: read here for the partitions this broker leads,
 	// asked of their leaders for the others.
@@ -477,7 +481,10 @@ func (b *Broker) remoteHighWatermarks(byLeader map[int32][]topicPartition) map[t
 				rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = tp.partition, listLatest, -1
 				req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 			}
-			raw, err := b.lagPeers.roundTrip(b.ctx, leader, req, lagPeerTimeout)
+			// The bound covers the dial too (the peer's dialer waits 5 s).
+			ctx, cancel := context.WithTimeout(b.ctx, lagPeerTimeout)
+			defer cancel()
+			raw, err := b.lagPeers.roundTrip(ctx, leader, req, lagPeerTimeout)
 			if err != nil {
 				b.log.Debug().Err(err).Int32("leader", leader).Msg("consumer group lag: cannot ask a leader for its high watermarks")
 				return

@@ -1163,9 +1163,10 @@ type CommittedOffset struct {
 
 // Committed returns the committed offsets of the groups in memory (those
 // of the OffsetsTopic partitions this broker leads), at most limit of
-// them, and whether some were left out. Offsets pending in open
-// transactions are not included. Each group's lock is held only while its
-// offsets are copied.
+// them, and whether some were left out: the first limit in (group, topic,
+// partition) order, so that the same ones are left out every time.
+// Offsets pending in open transactions are not included. Each group's
+// lock is held only while its offsets are copied.
 func (c *Coordinator) Committed(limit int) ([]CommittedOffset, bool) {
 	c.mu.Lock()
 	groups := make([]*group, 0, len(c.groups))
@@ -1173,26 +1174,32 @@ func (c *Coordinator) Committed(limit int) ([]CommittedOffset, bool) {
 		groups = append(groups, g)
 	}
 	c.mu.Unlock()
+	slices.SortFunc(groups, func(a, b *group) int { return strings.Compare(a.id, b.id) })
 	var out []CommittedOffset
 	truncated := false
 	for _, g := range groups {
+		var mine []CommittedOffset
 		locked(&g.mu, func() {
 			if g.deleted {
 				return
 			}
 			for t, ps := range g.offsets {
 				for p, o := range ps {
-					if len(out) >= limit {
-						truncated = true
-						return
-					}
-					out = append(out, CommittedOffset{Group: g.id, Topic: t, Partition: p, Offset: o.offset})
+					mine = append(mine, CommittedOffset{Group: g.id, Topic: t, Partition: p, Offset: o.offset})
 				}
 			}
 		})
-		if truncated {
+		slices.SortFunc(mine, func(a, b CommittedOffset) int {
+			if d := strings.Compare(a.Topic, b.Topic); d != 0 {
+				return d
+			}
+			return int(a.Partition) - int(b.Partition)
+		})
+		if room := limit - len(out); len(mine) > room {
+			out, truncated = append(out, mine[:room]...), true
 			break
 		}
+		out = append(out, mine...)
 	}
 	return out, truncated
 }
