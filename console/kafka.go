@@ -343,10 +343,12 @@ func shown(rec *kgo.Record) Record {
 func displayBytes(b []byte, limit int) (s string, cut bool) {
 	if len(b) > limit {
 		b, cut = b[:limit], true
-		if utf8.Valid(b[:max(0, limit-utf8.UTFMax)]) {
-			// Drop a rune the cut split in two.
-			for len(b) > 0 && !utf8.Valid(b) {
-				b = b[:len(b)-1]
+		// Text whose last rune the cut split in two: drop that rune's
+		// first bytes.
+		for i := 1; i < utf8.UTFMax && i < len(b); i++ {
+			if !utf8.Valid(b) && utf8.Valid(b[:len(b)-i]) {
+				b = b[:len(b)-i]
+				break
 			}
 		}
 	}
