@@ -27,11 +27,14 @@ run: build
 test: test-deps lint unit fuzz integration conformance
 
 # Installs kcat (librdkafka's CLI), curl (scripts/conformance.sh polls
-# /readyz with it) and docker-compose (the compose stack test; not needed
-# where docker's compose plugin is) when they are missing.
+# /readyz with it), chromium (the console's headless-browser test; about
+# 115 Debian packages, 480 MB, under a minute to install) and
+# docker-compose (the compose stack test; not needed where docker's
+# compose plugin is) when they are missing.
 test-deps:
 	@missing=""; \
 		command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
+		command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$$missing chromium"; \
 		command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 		command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 		if [ -n "$$missing" ]; then \
@@ -41,6 +44,7 @@ test-deps:
 		fi
 	@command -v kcat >/dev/null 2>&1 || { echo "kcat is required for the integration tests"; exit 1; }
 	@command -v curl >/dev/null 2>&1 || { echo "curl is required for make conformance"; exit 1; }
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { echo "chromium is required for the integration tests"; exit 1; }
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -72,7 +76,7 @@ fuzz:
 	$(FUZZ) FuzzDecodeResponse ./peer/
 
 integration: test-deps
-	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_DOCKER=1 $(GO) test -count=1 -timeout 12m ./integration/
+	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_CHROMIUM=1 GREGOR_REQUIRE_DOCKER=1 $(GO) test -count=1 -timeout 12m ./integration/
 
 # franz-go's own kgo test suite against Gregor started on free loopback
 # ports (scripts/conformance.sh): one broker with KGO_TEST_RF=1, then three

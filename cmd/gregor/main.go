@@ -89,7 +89,7 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "node-id", Value: 1, Usage: "this broker's node id", EnvVars: env("node-id")},
 		&cli.StringFlag{Name: "cluster-id", Usage: "the cluster id a new cluster is created with (22 characters of base64url, Kafka's CLUSTER_ID); empty: random", EnvVars: env("cluster-id")},
 		&cli.StringFlag{Name: "rack", Usage: "this broker's rack (broker.rack)", EnvVars: env("rack")},
-		&cli.StringFlag{Name: "http-addr", Value: defaultHTTPAddr, Usage: "address of the HTTP server (/healthz, /readyz, /metrics); empty disables it", EnvVars: env("http-addr")},
+		&cli.StringFlag{Name: "http-addr", Value: defaultHTTPAddr, Usage: "address of the HTTP server (the console on /, /healthz, /readyz, /metrics); empty disables it", EnvVars: env("http-addr")},
 		&cli.StringFlag{Name: "etcd-endpoints", Usage: "comma-separated external etcd endpoints; empty runs an embedded etcd", EnvVars: env("etcd-endpoints")},
 		&cli.StringFlag{Name: "etcd-client-addr", Value: "127.0.0.1:2379", Usage: "client address of the embedded etcd", EnvVars: env("etcd-client-addr")},
 		&cli.StringFlag{Name: "etcd-peer-addr", Value: "127.0.0.1:2380", Usage: "peer address of the embedded etcd", EnvVars: env("etcd-peer-addr")},
@@ -300,7 +300,18 @@ func serve(c *cli.Context) error {
 			b.Close()
 			return fmt.Errorf("--http-addr: %w", err)
 		}
-		httpSrv = &http.Server{Handler: withMetrics(healthMux(b), metricsReg), ReadHeaderTimeout: 5 * time.Second}
+		mux := withMetrics(healthMux(b), metricsReg)
+		closeConsole, err := withConsole(mux, b, selfAddr(ln), log)
+		if err != nil {
+			hl.Close()
+			for _, l := range lns {
+				l.Close()
+			}
+			b.Close()
+			return fmt.Errorf("console: %w", err)
+		}
+		defer closeConsole()
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go httpSrv.Serve(hl)
 	}
 
