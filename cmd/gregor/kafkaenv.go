@@ -11,6 +11,10 @@ package main
 // has no "__" or "___" forms, which leaves its names unchanged). CLUSTER_ID
 // (Bitnami: KAFKA_KRAFT_CLUSTER_ID) is the cluster id.
 //
+// The Kafka environment is read only when GREGOR_KAFKA_ENV=1, which the
+// image's Dockerfile sets: outside the container a CLUSTER_ID or KAFKA_*
+// variable left in a shell means nothing to `gregor serve`.
+//
 // Precedence, strongest first: command-line flags and GREGOR_* variables,
 // then KAFKA_*, then KAFKA_CFG_*, then Gregor's defaults.
 //
@@ -393,10 +397,17 @@ var etcdFlagNames = []string{"etcd-endpoints", "etcd-initial-cluster", "etcd-pee
 // set by a flag or GREGOR_* variable overrides every Kafka listener setting.
 var listenerFlags = []string{"listen", "advertise", "listeners", "advertised-listeners"}
 
-// applyKafkaEnv reads the Kafka container environment, sets the serve
-// flags it implies that are not set otherwise, logs what it ignores, and
-// returns the broker configs it passes through.
+// kafkaEnvSwitch is the variable that turns the Kafka environment on.
+const kafkaEnvSwitch = "GREGOR_KAFKA_ENV"
+
+// applyKafkaEnv reads the Kafka container environment when environ has
+// GREGOR_KAFKA_ENV=1, sets the serve flags it implies that are not set
+// otherwise, logs what it ignores, and returns the broker configs it
+// passes through. Without GREGOR_KAFKA_ENV=1 it does nothing.
 func applyKafkaEnv(c *cli.Context, environ []string, log zerolog.Logger) (map[string]string, error) {
+	if !slices.Contains(environ, kafkaEnvSwitch+"=1") {
+		return nil, nil
+	}
 	ke, err := readKafkaEnv(environ, broker.IsBrokerConfig)
 	if err != nil {
 		return nil, fmt.Errorf("reading KAFKA_* variables: %w", err)

@@ -228,6 +228,7 @@ func TestReadKafkaEnv(t *testing.T) {
 // --config beats a KAFKA_* broker config.
 func TestApplyKafkaEnvPrecedence(t *testing.T) {
 	kafka := []string{
+		"GREGOR_KAFKA_ENV=1",
 		"KAFKA_NODE_ID=5",
 		"KAFKA_LOG_DIRS=/kafka/data",
 		"KAFKA_LISTENERS=PLAINTEXT://:19092",
@@ -243,7 +244,7 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 		clusterID                              string
 		static                                 map[string]string
 	}
-	run := func(t *testing.T, args []string, gregorEnv map[string]string) (result, string) {
+	runEnv := func(t *testing.T, environ, args []string, gregorEnv map[string]string) (result, string) {
 		t.Helper()
 		for k, v := range gregorEnv {
 			t.Setenv(k, v)
@@ -254,7 +255,7 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 			Name:  "serve",
 			Flags: serveFlags(),
 			Action: func(c *cli.Context) error {
-				configs, err := applyKafkaEnv(c, kafka, zerolog.New(&logs))
+				configs, err := applyKafkaEnv(c, environ, zerolog.New(&logs))
 				if err != nil {
 					return err
 				}
@@ -277,6 +278,9 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 		}
 		return got, logs.String()
 	}
+	run := func(t *testing.T, args []string, gregorEnv map[string]string) (result, string) {
+		return runEnv(t, kafka, args, gregorEnv)
+	}
 
 	t.Run("kafka only", func(t *testing.T) {
 		got, _ := run(t, nil, nil)
@@ -284,6 +288,21 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 			map[string]string{"num.partitions": "3", "log.segment.bytes": "1048576", "log.roll.ms": "1000"}}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("got %+v\nwant %+v", got, want)
+		}
+	})
+	t.Run("off without GREGOR_KAFKA_ENV", func(t *testing.T) {
+		// A CLUSTER_ID or KAFKA_* variable in a shell outside the image
+		// changes nothing.
+		for _, sw := range []string{"GREGOR_KAFKA_ENV=0", "GREGOR_KAFKA_ENV=", ""} {
+			env := append([]string{sw}, kafka[1:]...)
+			got, logs := runEnv(t, env, nil, nil)
+			want := result{1, "./data", "", "", "0.0.0.0:9092", "", map[string]string{}}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%q: got %+v\nwant %+v", sw, got, want)
+			}
+			if logs != "" {
+				t.Fatalf("%q: logs:\n%s", sw, logs)
+			}
 		}
 	})
 	t.Run("gregor wins", func(t *testing.T) {
