@@ -24,6 +24,8 @@ package main
 // inter.broker.listener.name (that listener is put first: brokers reach
 // each other through the first), log.dirs (or log.dir) and CLUSTER_ID.
 // listener.security.protocol.map is checked: Gregor serves PLAINTEXT only.
+// When GREGOR_* listener settings win, the Kafka ones are neither used
+// nor checked.
 // Every other broker or topic-default config Gregor knows passes through
 // as if given with --config. controller.quorum.voters naming several
 // nodes makes them the members of the embedded etcd cluster (peers at the
@@ -139,8 +141,10 @@ type kafkaSetting struct {
 }
 
 // readKafkaEnv reads environ (os.Environ's form). known tells broker
-// configs Gregor knows from others.
-func readKafkaEnv(environ []string, known func(string) bool) (kafkaEnv, error) {
+// configs Gregor knows from others. listeners says whether the Kafka
+// listener settings are applied: when GREGOR_* listener settings win they
+// are only named in listenerSource, neither checked nor used.
+func readKafkaEnv(environ []string, known func(string) bool, listeners bool) (kafkaEnv, error) {
 	ke := kafkaEnv{flags: map[string]string{}, configs: map[string]string{}}
 	props := map[string]kafkaSetting{}
 	cfgForm := map[string]kafkaSetting{} // KAFKA_CFG_*, weaker
@@ -183,8 +187,12 @@ func readKafkaEnv(environ []string, known func(string) bool) (kafkaEnv, error) {
 	} else if s, ok := take("log.dir"); ok {
 		ke.setDataDir(s)
 	}
-	if err := ke.readListeners(take); err != nil {
-		return kafkaEnv{}, err
+	if listeners {
+		if err := ke.readListeners(take); err != nil {
+			return kafkaEnv{}, err
+		}
+	} else {
+		ke.skipListeners(take)
 	}
 	if s, ok := take("controller.quorum.voters"); ok {
 		if err := ke.readVoters(s); err != nil {
@@ -215,6 +223,23 @@ func (ke *kafkaEnv) setDataDir(s kafkaSetting) {
 		ke.warnings = append(ke.warnings, fmt.Sprintf("%s names %d directories; Gregor uses one, the first: %s",
 			s.variable, len(dirs), ke.flags["data-dir"]))
 	}
+}
+
+// listenerSettings are the Kafka configs about listeners.
+var listenerSettings = []string{"listeners", "advertised.listeners", "controller.listener.names",
+	"inter.broker.listener.name", "listener.security.protocol.map", "security.inter.broker.protocol"}
+
+// skipListeners takes the listener settings without reading them, naming
+// those set in listenerSource.
+func (ke *kafkaEnv) skipListeners(take func(string) (kafkaSetting, bool)) {
+	var names []string
+	for _, name := range listenerSettings {
+		if s, ok := take(name); ok {
+			names = append(names, s.variable)
+		}
+	}
+	slices.Sort(names)
+	ke.listenerSource = strings.Join(names, ", ")
 }
 
 // readListeners reads listeners, advertised.listeners,
@@ -408,11 +433,11 @@ func applyKafkaEnv(c *cli.Context, environ []string, log zerolog.Logger) (map[st
 	if !slices.Contains(environ, kafkaEnvSwitch+"=1") {
 		return nil, nil
 	}
-	ke, err := readKafkaEnv(environ, broker.IsBrokerConfig)
+	gregorListeners := slices.ContainsFunc(listenerFlags, c.IsSet)
+	ke, err := readKafkaEnv(environ, broker.IsBrokerConfig, !gregorListeners)
 	if err != nil {
 		return nil, fmt.Errorf("reading KAFKA_* variables: %w", err)
 	}
-	gregorListeners := slices.ContainsFunc(listenerFlags, c.IsSet)
 	for _, flag := range []string{"node-id", "data-dir", "cluster-id", "listeners", "advertised-listeners"} {
 		v, ok := ke.flags[flag]
 		if !ok {

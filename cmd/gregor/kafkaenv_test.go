@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -191,7 +192,7 @@ func TestReadKafkaEnv(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ke, err := readKafkaEnv(tc.env, broker.IsBrokerConfig)
+			ke, err := readKafkaEnv(tc.env, broker.IsBrokerConfig, true)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.err)
@@ -305,6 +306,26 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 			}
 		}
 	})
+	t.Run("unapplied listener settings unchecked", func(t *testing.T) {
+		// The Kafka listener settings that GREGOR_* ones replace are not
+		// checked: an SSL listener or an unknown inter-broker listener
+		// name does not fail the start.
+		env := append(slices.Clone(kafka),
+			"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=PLAINTEXT:SSL",
+			"KAFKA_INTER_BROKER_LISTENER_NAME=NOSUCH",
+			"KAFKA_SECURITY_INTER_BROKER_PROTOCOL=SSL")
+		got, logs := runEnv(t, env, nil, map[string]string{"GREGOR_LISTEN": "127.0.0.1:9999"})
+		if got.listen != "127.0.0.1:9999" || got.listeners != "" || got.nodeID != 5 {
+			t.Fatalf("got %+v", got)
+		}
+		if !strings.Contains(logs, "KAFKA_INTER_BROKER_LISTENER_NAME") || !strings.Contains(logs, "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP") {
+			t.Fatalf("the warning does not name the ignored settings; logs:\n%s", logs)
+		}
+		// Applied, the same settings fail.
+		if _, err := readKafkaEnv(env, broker.IsBrokerConfig, true); err == nil {
+			t.Fatal("applied SSL listener accepted")
+		}
+	})
 	t.Run("gregor wins", func(t *testing.T) {
 		got, logs := run(t, []string{"--node-id", "9", "--num-partitions", "8", "--config", "log.segment.bytes=2097152"}, map[string]string{
 			"GREGOR_DATA_DIR":   "/gregor/data",
@@ -325,7 +346,7 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 // TestKafkaVoters checks controller.quorum.voters: several voters become
 // the embedded etcd cluster, one is ignored, a malformed one fails.
 func TestKafkaVoters(t *testing.T) {
-	ke, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}, broker.IsBrokerConfig)
+	ke, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}, broker.IsBrokerConfig, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,12 +369,12 @@ func TestKafkaVoters(t *testing.T) {
 		t.Fatalf("node 4: err = %v", err)
 	}
 
-	one, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@broker:29093"}, broker.IsBrokerConfig)
+	one, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@broker:29093"}, broker.IsBrokerConfig, true)
 	if err != nil || len(one.voters) != 0 || !reflect.DeepEqual(one.ignored, []string{"KAFKA_CONTROLLER_QUORUM_VOTERS"}) {
 		t.Fatalf("one voter: %+v, %v", one, err)
 	}
 	for _, bad := range []string{"kafka-1:9093", "x@kafka-1:9093", "1@kafka-1", "1@:9093"} {
-		if _, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=" + bad + ",2@b:9093"}, broker.IsBrokerConfig); err == nil {
+		if _, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=" + bad + ",2@b:9093"}, broker.IsBrokerConfig, true); err == nil {
 			t.Errorf("voters %q accepted", bad)
 		}
 	}
