@@ -30,7 +30,10 @@ package main
 // as if given with --config. controller.quorum.voters naming several
 // nodes makes them the members of the embedded etcd cluster (peers at the
 // voters' controller addresses), so that Kafka's three-node compose files
-// form one Gregor cluster. Other KRaft-only and ZooKeeper settings, and
+// form one Gregor cluster; voters sharing a host, and several
+// controller.quorum.bootstrap.servers with no voters and no GREGOR_ETCD_*
+// settings, fail the start. process.roles without "broker" (KRaft's
+// isolated mode) fails it too. Other KRaft-only and ZooKeeper settings, and
 // the controller listeners that controller.listener.names names, are
 // accepted and ignored, with one log line; the rest is unknown and warned
 // about.
@@ -70,6 +73,14 @@ type kafkaEnv struct {
 	// voters are controller.quorum.voters when it names several nodes:
 	// they become the members of the embedded etcd cluster.
 	voters []quorumVoter
+	// votersSet says controller.quorum.voters is set, with any number of
+	// voters.
+	votersSet bool
+	// bootstrap is controller.quorum.bootstrap.servers when it names
+	// several nodes (bootstrapCount): without voters or GREGOR_ETCD_*
+	// settings Gregor cannot tell the etcd members from it.
+	bootstrap      kafkaSetting
+	bootstrapCount int
 }
 
 // quorumVoter is one entry of controller.quorum.voters, id@host:port.
@@ -175,6 +186,14 @@ func readKafkaEnv(environ []string, known func(string) bool, listeners bool) (ka
 		return s, ok
 	}
 
+	if s, ok := take("process.roles"); ok {
+		roles := strings.Split(strings.ToLower(strings.ReplaceAll(s.value, " ", "")), ",")
+		if !slices.Contains(roles, "broker") {
+			return kafkaEnv{}, fmt.Errorf("%s=%s: Gregor has no controller-only nodes (KRaft's isolated mode): every Gregor broker is a controller candidate, run brokers only",
+				s.variable, s.value)
+		}
+		ke.ignored = append(ke.ignored, s.variable)
+	}
 	if s, ok := take("node.id"); ok {
 		ke.flags["node-id"] = strings.TrimSpace(s.value)
 		take("broker.id")
@@ -195,8 +214,22 @@ func readKafkaEnv(environ []string, known func(string) bool, listeners bool) (ka
 		ke.skipListeners(take)
 	}
 	if s, ok := take("controller.quorum.voters"); ok {
+		ke.votersSet = true
 		if err := ke.readVoters(s); err != nil {
 			return kafkaEnv{}, err
+		}
+	}
+	if s, ok := take("controller.quorum.bootstrap.servers"); ok {
+		n := 0
+		for entry := range strings.SplitSeq(s.value, ",") {
+			if strings.TrimSpace(entry) != "" {
+				n++
+			}
+		}
+		if n > 1 {
+			ke.bootstrap, ke.bootstrapCount = s, n
+		} else {
+			ke.ignored = append(ke.ignored, s.variable)
 		}
 	}
 
@@ -406,6 +439,16 @@ func (ke *kafkaEnv) etcdFlags(nodeID int) (map[string]string, error) {
 	if self < 0 {
 		return nil, fmt.Errorf("KAFKA_CONTROLLER_QUORUM_VOTERS does not name node %d", nodeID)
 	}
+	// The client address is the voter's host at etcd's port: two voters
+	// on one host would both claim it.
+	hosts := map[string]int{}
+	for _, v := range ke.voters {
+		if other, ok := hosts[v.host]; ok {
+			return nil, fmt.Errorf("KAFKA_CONTROLLER_QUORUM_VOTERS: voters %d and %d are both on host %s, and each voter's embedded etcd serves clients on its host's port 2379; "+
+				"give every voter its own host, or set GREGOR_ETCD_INITIAL_CLUSTER, GREGOR_ETCD_PEER_ADDR and GREGOR_ETCD_CLIENT_ADDR instead", other, v.id, v.host)
+		}
+		hosts[v.host] = v.id
+	}
 	v := ke.voters[self]
 	return map[string]string{
 		"etcd-initial-cluster": strings.Join(members, ","),
@@ -454,8 +497,20 @@ func applyKafkaEnv(c *cli.Context, environ []string, log zerolog.Logger) (map[st
 			return nil, fmt.Errorf("KAFKA_* variables: --%s=%s: %w", flag, v, err)
 		}
 	}
+	gregorEtcd := slices.ContainsFunc(etcdFlagNames, c.IsSet)
+	if ke.bootstrapCount > 0 {
+		switch {
+		case gregorEtcd || ke.votersSet:
+			ke.ignored = append(ke.ignored, ke.bootstrap.variable)
+		default:
+			// Each node would start a one-member etcd of its own: N
+			// clusters that do not know each other.
+			return nil, fmt.Errorf("%s names %d controllers, but Gregor cannot tell the embedded etcd members from it: set KAFKA_CONTROLLER_QUORUM_VOTERS (id@host:port of each node) or the GREGOR_ETCD_* settings",
+				ke.bootstrap.variable, ke.bootstrapCount)
+		}
+	}
 	if len(ke.voters) > 0 {
-		if slices.ContainsFunc(etcdFlagNames, c.IsSet) {
+		if gregorEtcd {
 			log.Warn().Msg("GREGOR_* etcd settings win over KAFKA_CONTROLLER_QUORUM_VOTERS")
 		} else {
 			flags, err := ke.etcdFlags(c.Int("node-id"))

@@ -369,6 +369,15 @@ func TestKafkaVoters(t *testing.T) {
 		t.Fatalf("node 4: err = %v", err)
 	}
 
+	// Voters on one host would share the etcd client address host:2379.
+	same, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@localhost:9093,2@localhost:9094"}, broker.IsBrokerConfig, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := same.etcdFlags(1); err == nil || !strings.Contains(err.Error(), "voters 1 and 2 are both on host localhost") {
+		t.Fatalf("voters on one host: err = %v", err)
+	}
+
 	one, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@broker:29093"}, broker.IsBrokerConfig, true)
 	if err != nil || len(one.voters) != 0 || !reflect.DeepEqual(one.ignored, []string{"KAFKA_CONTROLLER_QUORUM_VOTERS"}) {
 		t.Fatalf("one voter: %+v, %v", one, err)
@@ -377,5 +386,52 @@ func TestKafkaVoters(t *testing.T) {
 		if _, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=" + bad + ",2@b:9093"}, broker.IsBrokerConfig, true); err == nil {
 			t.Errorf("voters %q accepted", bad)
 		}
+	}
+}
+
+// TestKafkaQuorumBootstrap checks controller.quorum.bootstrap.servers:
+// several servers with neither voters nor GREGOR_ETCD_* settings refuse to
+// start (each node would be a one-member etcd cluster of its own); with
+// voters, GREGOR_ETCD_* settings, or one server, it is ignored.
+func TestKafkaQuorumBootstrap(t *testing.T) {
+	apply := func(t *testing.T, environ, args []string) error {
+		t.Helper()
+		app := &cli.App{Name: "gregor", Commands: []*cli.Command{{
+			Name:  "serve",
+			Flags: serveFlags(),
+			Action: func(c *cli.Context) error {
+				_, err := applyKafkaEnv(c, environ, zerolog.Nop())
+				return err
+			},
+		}}}
+		return app.Run(append([]string{"gregor", "serve"}, args...))
+	}
+	three := []string{"GREGOR_KAFKA_ENV=1", "KAFKA_NODE_ID=1", "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS=kafka-1:9093,kafka-2:9093,kafka-3:9093"}
+	err := apply(t, three, nil)
+	if err == nil || !strings.Contains(err.Error(), "set KAFKA_CONTROLLER_QUORUM_VOTERS") || !strings.Contains(err.Error(), "GREGOR_ETCD_") {
+		t.Fatalf("bootstrap servers alone: err = %v", err)
+	}
+	if err := apply(t, three, []string{"--etcd-endpoints", "http://127.0.0.1:2379"}); err != nil {
+		t.Fatalf("with --etcd-endpoints: %v", err)
+	}
+	withVoters := append(slices.Clone(three), "KAFKA_CONTROLLER_QUORUM_VOTERS=1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093")
+	if err := apply(t, withVoters, nil); err != nil {
+		t.Fatalf("with voters: %v", err)
+	}
+	if err := apply(t, []string{"GREGOR_KAFKA_ENV=1", "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS=kafka:9093"}, nil); err != nil {
+		t.Fatalf("one bootstrap server: %v", err)
+	}
+}
+
+// TestKafkaIsolatedController checks that a controller-only node (KRaft's
+// isolated mode) is refused with a message saying so.
+func TestKafkaIsolatedController(t *testing.T) {
+	_, err := readKafkaEnv([]string{"KAFKA_PROCESS_ROLES=controller", "KAFKA_LISTENERS=CONTROLLER://:9093", "KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER"},
+		broker.IsBrokerConfig, true)
+	if err == nil || !strings.Contains(err.Error(), "no controller-only nodes") {
+		t.Fatalf("controller-only node: err = %v", err)
+	}
+	if _, err := readKafkaEnv([]string{"KAFKA_PROCESS_ROLES=broker", "KAFKA_LISTENERS=PLAINTEXT://:9092"}, broker.IsBrokerConfig, true); err != nil {
+		t.Fatalf("broker-only node: %v", err)
 	}
 }
