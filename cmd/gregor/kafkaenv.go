@@ -22,7 +22,9 @@ package main
 // broker.id), listeners, advertised.listeners (listeners derived from it
 // when unset, every host made 0.0.0.0, as apache/kafka does),
 // inter.broker.listener.name (that listener is put first: brokers reach
-// each other through the first), log.dirs (or log.dir) and CLUSTER_ID.
+// each other through the first), log.dirs (or log.dir), broker.rack and
+// CLUSTER_ID. Boolean configs are lower-cased first: Kafka reads them
+// case-insensitively.
 // listener.security.protocol.map is checked: Gregor serves PLAINTEXT only.
 // When GREGOR_* listener settings win, the Kafka ones are neither used
 // nor checked.
@@ -200,6 +202,9 @@ func readKafkaEnv(environ []string, known func(string) bool, listeners bool) (ka
 	} else if s, ok := take("broker.id"); ok {
 		ke.flags["node-id"] = strings.TrimSpace(s.value)
 	}
+	if s, ok := take("broker.rack"); ok {
+		ke.flags["rack"] = strings.TrimSpace(s.value)
+	}
 	if s, ok := take("log.dirs"); ok {
 		ke.setDataDir(s)
 		take("log.dir")
@@ -236,7 +241,12 @@ func readKafkaEnv(environ []string, known func(string) bool, listeners bool) (ka
 	for name, s := range props {
 		switch {
 		case known(name):
-			ke.configs[name] = strings.TrimSpace(s.value)
+			v := strings.TrimSpace(s.value)
+			if broker.IsBooleanBrokerConfig(name) {
+				// Kafka reads booleans case-insensitively: TRUE is true.
+				v = strings.ToLower(v)
+			}
+			ke.configs[name] = v
 		case ignoredKafkaConfig(name):
 			ke.ignored = append(ke.ignored, s.variable)
 		default:
@@ -481,7 +491,7 @@ func applyKafkaEnv(c *cli.Context, environ []string, log zerolog.Logger) (map[st
 	if err != nil {
 		return nil, fmt.Errorf("reading KAFKA_* variables: %w", err)
 	}
-	for _, flag := range []string{"node-id", "data-dir", "cluster-id", "listeners", "advertised-listeners"} {
+	for _, flag := range []string{"node-id", "data-dir", "cluster-id", "rack", "listeners", "advertised-listeners"} {
 		v, ok := ke.flags[flag]
 		if !ok {
 			continue

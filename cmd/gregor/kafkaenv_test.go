@@ -65,6 +65,13 @@ func TestReadKafkaEnv(t *testing.T) {
 		err      string
 	}{
 		{
+			name: "rack and booleans",
+			env: []string{"KAFKA_BROKER_RACK=eu-west-1a", "KAFKA_AUTO_CREATE_TOPICS_ENABLE=FALSE",
+				"KAFKA_LOG_PREALLOCATE=True", "KAFKA_LOG_CLEANUP_POLICY=compact"},
+			flags:   map[string]string{"rack": "eu-west-1a"},
+			configs: map[string]string{"auto.create.topics.enable": "false", "log.preallocate": "true", "log.cleanup.policy": "compact"},
+		},
+		{
 			name: "testcontainers",
 			env:  testcontainersEnv,
 			flags: map[string]string{
