@@ -12,6 +12,9 @@ EXPOSE 9092 29092 9644
 # KAFKA_LISTENERS / KAFKA_ADVERTISED_LISTENERS (or GREGOR_LISTENERS /
 # GREGOR_ADVERTISED_LISTENERS) name listeners. Data goes to /data unless
 # KAFKA_LOG_DIRS or GREGOR_DATA_DIR says otherwise (docker/run).
+# GREGOR_KAFKA_ENV=1 makes `gregor serve` read the KAFKA_* and CLUSTER_ID
+# variables; outside the image it does not.
 ENV PATH=/usr/local/bin:/usr/bin:/bin \
-    GREGOR_HTTP_ADDR=0.0.0.0:9644
+    GREGOR_HTTP_ADDR=0.0.0.0:9644 \
+    GREGOR_KAFKA_ENV=1
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]

@@ -247,6 +247,13 @@ func IsBrokerConfig(name string) bool {
 	return ok
 }
 
+// IsBooleanBrokerConfig reports whether name is a broker config Gregor
+// knows whose type is boolean.
+func IsBooleanBrokerConfig(name string) bool {
+	d, ok := knownConfigs().brokerIdx[name]
+	return ok && d.typ == kmsg.ConfigTypeBoolean
+}
+
 // validateTopicConfig checks one topic config name and value.
 func (t *configTable) validateTopicConfig(name string, value *string) error {
 	d, ok := t.topicIdx[name]

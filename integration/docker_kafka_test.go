@@ -7,17 +7,23 @@ package integration
 // KafkaContainer (org.testcontainers.kafka.KafkaContainer: a `sh -c` loop
 // waiting for a script, a bash script exporting KAFKA_ADVERTISED_LISTENERS
 // and running /etc/kafka/docker/run, and a wait for the log line
-// "Transitioning from RECOVERY to RUNNING"). Like TestDockerComposeCluster
-// it needs docker and compose, and is skipped without them unless
-// GREGOR_REQUIRE_DOCKER is set.
+// "Transitioning from RECOVERY to RUNNING"). The examples name their
+// containers and fix host ports (9092, 29092, ...): the test runs
+// temporary copies with per-run container names and free host ports
+// (rewriteExample), and its image is gregor:test-<id>, removed at the end
+// (buildImage). Like TestDockerComposeCluster it needs docker and compose,
+// and is skipped without them unless GREGOR_REQUIRE_DOCKER is set.
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,39 +103,122 @@ func checkRunningAndHealth(ctx context.Context, t *testing.T, name string) {
 	}
 }
 
-// composeUp starts an examples/ compose file under a new project name,
-// taken down (with its volumes) when the test ends; it returns the
-// project's network.
-func composeUp(ctx context.Context, t *testing.T, compose []string, file string) string {
+// example is a temporary copy of an examples/ compose file made safe to
+// run beside anything else: container names get a per-run suffix and
+// host ports are free ones (the advertised host listeners follow).
+type example struct {
+	file       string
+	containers map[string]string // the example's container name -> the copy's
+	ports      map[int]int       // the example's host port -> the copy's
+}
+
+// rewriteExample writes the copy of src. It fails the test unless exactly
+// the container_name lines, the host port lines and the
+// KAFKA_ADVERTISED_LISTENERS lines changed, one of each per service: the
+// examples stay apache/kafka's files but for the image line.
+func rewriteExample(t *testing.T, src, id string) example {
 	t.Helper()
-	project := fmt.Sprintf("gregorkafka%d", time.Now().UnixNano()%1_000_000)
-	run := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, compose[0], append(append(compose[1:], "-p", project, "-f", file), args...)...)
-		cmd.Env = append(os.Environ(), "GREGOR_IMAGE="+dockerImage())
-		return cmd.CombinedOutput()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := example{file: filepath.Join(t.TempDir(), "docker-compose.yml"), containers: map[string]string{}, ports: map[int]int{}}
+	lines := strings.Split(string(data), "\n")
+	out := slices.Clone(lines)
+	inPorts := false
+	for i, line := range lines {
+		trimmed := strings.TrimSpace(line)
+		indent := line[:len(line)-len(strings.TrimLeft(line, " "))]
+		switch {
+		case strings.HasPrefix(trimmed, "container_name:"):
+			name := strings.TrimSpace(strings.TrimPrefix(trimmed, "container_name:"))
+			ex.containers[name] = name + "-" + id
+			out[i] = indent + "container_name: " + ex.containers[name]
+		case trimmed == "ports:":
+			inPorts = true
+			continue
+		case inPorts && strings.HasPrefix(trimmed, "- "):
+			mapping := strings.Trim(strings.TrimPrefix(trimmed, "- "), `'"`)
+			host, container, ok := strings.Cut(mapping, ":")
+			old, err := strconv.Atoi(host)
+			if !ok || err != nil {
+				t.Fatalf("%s: port line %q is not HOST:CONTAINER", src, line)
+			}
+			ex.ports[old] = freePort(t)
+			out[i] = fmt.Sprintf("%s- '%d:%s'", indent, ex.ports[old], container)
+		}
+		inPorts = false
+	}
+	hostPort := regexp.MustCompile(`localhost:[0-9]+`)
+	for i, line := range out {
+		if strings.HasPrefix(strings.TrimSpace(line), "KAFKA_ADVERTISED_LISTENERS:") {
+			out[i] = hostPort.ReplaceAllStringFunc(line, func(m string) string {
+				old, _ := strconv.Atoi(strings.TrimPrefix(m, "localhost:"))
+				if port, ok := ex.ports[old]; ok {
+					return "localhost:" + strconv.Itoa(port)
+				}
+				return m
+			})
+		}
+	}
+	changed := map[string]int{}
+	for i := range lines {
+		if lines[i] == out[i] {
+			continue
+		}
+		key, _, _ := strings.Cut(strings.TrimSpace(lines[i]), ":")
+		if strings.HasPrefix(key, "- ") {
+			key = "ports"
+		}
+		changed[key]++
+	}
+	want := map[string]int{"container_name": len(ex.containers), "ports": len(ex.containers), "KAFKA_ADVERTISED_LISTENERS": len(ex.containers)}
+	if len(ex.containers) == 0 || len(ex.ports) != len(ex.containers) || !maps.Equal(changed, want) {
+		t.Fatalf("%s: the rewrite changed %v, want %v (one container name, host port and advertised listener per service)", src, changed, want)
+	}
+	if err := os.WriteFile(ex.file, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
+// composeUp starts a copy of an examples/ compose file (rewriteExample)
+// with image under a new project name, taken down (with its volumes) when
+// the test ends, under its own timeout even when the test's context has
+// expired; it returns the copy and the project's network.
+func composeUp(ctx context.Context, t *testing.T, compose []string, image, src string) (example, string) {
+	t.Helper()
+	id := runID(t)
+	ex := rewriteExample(t, src, id)
+	project := "gregorkafka" + id
+	env := append(os.Environ(), "GREGOR_IMAGE="+image)
+	composeArgs := func(args ...string) []string {
+		return append(append(compose[1:len(compose):len(compose)], "-p", project, "-f", ex.file), args...)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			logs, _ := run("logs", "--no-color")
+			logs, _ := cleanupCommand(env, compose[0], composeArgs("logs", "--no-color")...)
 			t.Logf("compose logs:\n%s", logs)
 		}
-		if out, err := run("down", "-v", "--timeout", "20"); err != nil {
+		if out, err := cleanupCommand(env, compose[0], composeArgs("down", "-v", "--timeout", "20")...); err != nil {
 			t.Logf("compose down: %v\n%s", err, out)
 		}
 	})
-	if out, err := run("up", "-d"); err != nil {
+	cmd := exec.CommandContext(ctx, compose[0], composeArgs("up", "-d")...)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("compose up: %v\n%s", err, out)
 	}
-	return project + "_default"
+	return ex, project + "_default"
 }
 
 // checkStackClient runs kclient in a container of network through
 // bootstrap and checks that it worked and was told every broker in want
 // ("broker <id> <host:port>" lines).
-func checkStackClient(ctx context.Context, t *testing.T, kclient, network, bootstrap string, want ...string) {
+func checkStackClient(ctx context.Context, t *testing.T, image, kclient, network, bootstrap string, want ...string) {
 	t.Helper()
 	out, err := exec.CommandContext(ctx, "docker", "run", "--rm", "--network", network,
-		"-v", kclient+":/kclient:ro", dockerImage(), "/kclient/kclient", bootstrap, "from-the-stack", "5").CombinedOutput()
+		"-v", kclient+":/kclient:ro", image, "/kclient/kclient", bootstrap, "from-the-stack", "5").CombinedOutput()
 	if err != nil {
 		t.Fatalf("kclient in the stack: %v\n%s", err, out)
 	}
@@ -143,25 +232,26 @@ func checkStackClient(ctx context.Context, t *testing.T, kclient, network, boots
 func TestDockerKafkaExamples(t *testing.T) {
 	compose := composeCommand(t)
 	ctx := testContext(t, 8*time.Minute)
-	buildImage(ctx, t)
+	image := buildImage(ctx, t)
 	kclient := buildKclient(ctx, t)
 
 	t.Run("single-node", func(t *testing.T) {
-		network := composeUp(ctx, t, compose, "../examples/single-node/docker-compose.yml")
-		checkRunningAndHealth(ctx, t, "broker")
-		checkHostClients(ctx, t, "localhost:9092")
+		ex, network := composeUp(ctx, t, compose, image, "../examples/single-node/docker-compose.yml")
+		checkRunningAndHealth(ctx, t, ex.containers["broker"])
+		checkHostClients(ctx, t, "localhost:"+strconv.Itoa(ex.ports[9092]))
 		// Another container of the stack uses broker:19092 and is told it.
-		checkStackClient(ctx, t, kclient, network, "broker:19092", "broker 1 broker:19092")
+		checkStackClient(ctx, t, image, kclient, network, "broker:19092", "broker 1 broker:19092")
 	})
 
 	t.Run("cluster", func(t *testing.T) {
-		network := composeUp(ctx, t, compose, "../examples/cluster/docker-compose.yml")
+		ex, network := composeUp(ctx, t, compose, image, "../examples/cluster/docker-compose.yml")
 		for i := 1; i <= 3; i++ {
-			checkRunningAndHealth(ctx, t, fmt.Sprintf("kafka-%d", i))
+			checkRunningAndHealth(ctx, t, ex.containers[fmt.Sprintf("kafka-%d", i)])
 		}
-		ports := []int32{29092, 39092, 49092}
+		ports := []int32{int32(ex.ports[29092]), int32(ex.ports[39092]), int32(ex.ports[49092])}
+		host := func(i int) string { return "localhost:" + strconv.Itoa(int(ports[i])) }
 		fzWaitFor(t, 90*time.Second, "three brokers in Metadata from the host", func() error {
-			brokers, err := fzBrokersNow(ctx, "localhost:29092")
+			brokers, err := fzBrokersNow(ctx, host(0))
 			if err != nil {
 				return err
 			}
@@ -175,25 +265,25 @@ func TestDockerKafkaExamples(t *testing.T) {
 			}
 			return nil
 		})
-		adm := fzAdmin(t, "localhost:29092")
+		adm := fzAdmin(t, host(0))
 		topic := fzTopic(t, "kafkacluster")
 		replCreateTopic(ctx, t, adm, topic, 3, 3, nil)
 		replWaitISR(ctx, t, adm, topic, 3, 60*time.Second)
-		cl := fzClient(t, "localhost:39092", kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		cl := fzClient(t, host(1), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 		var recs []*kgo.Record
 		for i := range 30 {
 			recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i % 3), Value: []byte(strconv.Itoa(i))})
 		}
 		fzProduceSync(ctx, t, cl, recs...)
-		if got := fzConsume(ctx, t, "localhost:49092", topic, 30); len(got) != 30 {
+		if got := fzConsume(ctx, t, host(2), topic, 30); len(got) != 30 {
 			t.Fatalf("consumed %d records, want 30", len(got))
 		}
-		checkStackClient(ctx, t, kclient, network, "kafka-2:19092",
+		checkStackClient(ctx, t, image, kclient, network, "kafka-2:19092",
 			"broker 1 kafka-1:19092", "broker 2 kafka-2:19092", "broker 3 kafka-3:19092")
 	})
 
 	t.Run("testcontainers", func(t *testing.T) {
-		name := fmt.Sprintf("gregor-tc-%d", time.Now().UnixNano()%1_000_000)
+		name := "gregor-tc-" + runID(t)
 		// KafkaContainer's environment (KafkaHelper.envVars), word for word.
 		env := []string{
 			"CLUSTER_ID=4L6g3nShT-eMCtK--X86sw",
@@ -216,17 +306,19 @@ func TestDockerKafkaExamples(t *testing.T) {
 			args = append(args, "-e", e)
 		}
 		const script = "/tmp/testcontainers_start.sh"
-		args = append(args, dockerImage(), "sh", "-c", "while [ ! -f "+script+" ]; do sleep 0.1; done; "+script)
+		args = append(args, image, "sh", "-c", "while [ ! -f "+script+" ]; do sleep 0.1; done; "+script)
+		t.Cleanup(func() {
+			if t.Failed() {
+				logs, _ := cleanupCommand(nil, "docker", "logs", name)
+				t.Logf("container logs:\n%s", logs)
+			}
+			if out, err := cleanupCommand(nil, "docker", "rm", "-f", "-v", name); err != nil {
+				t.Logf("docker rm %s: %v\n%s", name, err, out)
+			}
+		})
 		if out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput(); err != nil {
 			t.Fatalf("docker run: %v\n%s", err, out)
 		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				logs, _ := exec.Command("docker", "logs", name).CombinedOutput()
-				t.Logf("container logs:\n%s", logs)
-			}
-			exec.Command("docker", "rm", "-f", name).Run()
-		})
 		portOut, err := exec.CommandContext(ctx, "docker", "port", name, "9092/tcp").Output()
 		if err != nil {
 			t.Fatalf("docker port: %v", err)
@@ -255,4 +347,38 @@ func TestDockerKafkaExamples(t *testing.T) {
 		checkRunningAndHealth(ctx, t, name)
 		checkHostClients(ctx, t, addr)
 	})
+}
+
+// TestKafkaExampleRewrite checks, without docker, that the copies
+// TestDockerKafkaExamples runs differ from the examples only in container
+// names and host ports (rewriteExample fails the test otherwise), and that
+// the advertised host listeners name the new ports.
+func TestKafkaExampleRewrite(t *testing.T) {
+	for _, src := range []string{"../examples/single-node/docker-compose.yml", "../examples/cluster/docker-compose.yml"} {
+		ex := rewriteExample(t, src, "abcd1234")
+		raw, err := os.ReadFile(ex.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The comments (which describe the example) are kept as they are.
+		var data strings.Builder
+		for line := range strings.Lines(string(raw)) {
+			if !strings.HasPrefix(line, "#") {
+				data.WriteString(line)
+			}
+		}
+		for old, port := range ex.ports {
+			if strings.Contains(data.String(), "localhost:"+strconv.Itoa(old)) && old != port {
+				t.Errorf("%s: the copy still advertises localhost:%d", src, old)
+			}
+			if !strings.Contains(data.String(), "localhost:"+strconv.Itoa(port)) {
+				t.Errorf("%s: the copy does not advertise localhost:%d", src, port)
+			}
+		}
+		for _, name := range ex.containers {
+			if !strings.HasSuffix(name, "-abcd1234") || !strings.Contains(data.String(), "container_name: "+name+"\n") {
+				t.Errorf("%s: container %s not in the copy", src, name)
+			}
+		}
+	}
 }

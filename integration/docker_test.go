@@ -10,6 +10,8 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -46,43 +48,78 @@ func composeCommand(t *testing.T) []string {
 	return missing("neither docker-compose nor the docker compose plugin is installed")
 }
 
-// dockerImage is the image tag the docker tests build and run:
-// GREGOR_IMAGE (the compose files read it too), default gregor:dev.
-func dockerImage() string {
-	if img := os.Getenv("GREGOR_IMAGE"); img != "" {
-		return img
+// runID is 8 random hex digits naming one test run's docker objects
+// (image tags, compose projects, containers), so that concurrent runs do
+// not collide.
+func runID(t testing.TB) string {
+	t.Helper()
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
 	}
-	return "gregor:dev"
+	return hex.EncodeToString(b[:])
 }
 
-// buildImage builds dockerImage with make image.
-func buildImage(ctx context.Context, t *testing.T) {
+// dockerCleanupTimeout bounds each docker command of a test's cleanup,
+// which runs on context.Background(): the test's own deadline may have
+// passed, and containers must not outlive the test.
+const dockerCleanupTimeout = 2 * time.Minute
+
+// cleanupCommand runs a docker or compose command of a test's cleanup
+// under its own timeout.
+func cleanupCommand(env []string, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), dockerCleanupTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	return cmd.CombinedOutput()
+}
+
+// buildImage builds the image with make image and returns its tag:
+// GREGOR_IMAGE when set (kept after the test), otherwise gregor:test-<id>
+// of this test alone, removed when the test ends, so that concurrent runs
+// and the developer's gregor:dev (make image's default) do not collide.
+func buildImage(ctx context.Context, t *testing.T) string {
 	t.Helper()
-	if out, err := exec.CommandContext(ctx, "make", "-C", "..", "image", "IMAGE="+dockerImage()).CombinedOutput(); err != nil {
+	image := os.Getenv("GREGOR_IMAGE")
+	if image == "" {
+		image = "gregor:test-" + runID(t)
+		t.Cleanup(func() {
+			if out, err := cleanupCommand(nil, "docker", "rmi", image); err != nil {
+				t.Logf("docker rmi %s: %v\n%s", image, err, out)
+			}
+		})
+	}
+	if out, err := exec.CommandContext(ctx, "make", "-C", "..", "image", "IMAGE="+image).CombinedOutput(); err != nil {
 		t.Fatalf("make image: %v\n%s", err, out)
 	}
+	return image
 }
 
 func TestDockerComposeCluster(t *testing.T) {
 	compose := composeCommand(t)
 	ctx := testContext(t, 5*time.Minute)
-	buildImage(ctx, t)
-	project := fmt.Sprintf("gregortest%d", time.Now().UnixNano()%1_000_000)
+	image := buildImage(ctx, t)
+	project := "gregortest" + runID(t)
 	ports := []int{freePort(t), freePort(t), freePort(t)}
+	env := append(os.Environ(), "GREGOR_IMAGE="+image)
+	for i, p := range ports {
+		env = append(env, fmt.Sprintf("GREGOR_PORT_%d=%d", i+1, p))
+	}
+	composeArgs := func(args ...string) []string {
+		return append(append(compose[1:len(compose):len(compose)], "-p", project, "-f", "../docker-compose.yml"), args...)
+	}
 	run := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, compose[0], append(append(compose[1:], "-p", project, "-f", "../docker-compose.yml"), args...)...)
-		cmd.Env = append(os.Environ(), "GREGOR_IMAGE="+dockerImage())
-		for i, p := range ports {
-			cmd.Env = append(cmd.Env, fmt.Sprintf("GREGOR_PORT_%d=%d", i+1, p))
-		}
+		cmd := exec.CommandContext(ctx, compose[0], composeArgs(args...)...)
+		cmd.Env = env
 		return cmd.CombinedOutput()
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			logs, _ := run("logs", "--no-color")
+			logs, _ := cleanupCommand(env, compose[0], composeArgs("logs", "--no-color")...)
 			t.Logf("compose logs:\n%s", logs)
 		}
-		if out, err := run("down", "-v", "--timeout", "20"); err != nil {
+		if out, err := cleanupCommand(env, compose[0], composeArgs("down", "-v", "--timeout", "20")...); err != nil {
 			t.Logf("compose down: %v\n%s", err, out)
 		}
 	})

@@ -37,9 +37,10 @@ type EtcdConfig struct {
 	Logger zerolog.Logger
 	// ClusterID is the cluster id to create when no broker has created one
 	// yet (Kafka's CLUSTER_ID, 22 characters of base64url); empty means a
-	// random one. When the cluster has an id already, a different ClusterID
-	// fails OpenEtcd, as Kafka fails a broker whose meta.properties names
-	// another cluster.
+	// random one. When the cluster has an id already, that id is kept and a
+	// different ClusterID is logged as a warning: Kafka's images format
+	// storage with --ignore-formatted, so CLUSTER_ID only names a new
+	// cluster and never fails a broker that has one.
 	ClusterID string
 }
 
@@ -337,8 +338,8 @@ func (s *EtcdStore) ensureClusterID(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("metadata: cluster id at %s: %w", key, err)
 	}
 	if s.wantClusterID != "" && existing != s.wantClusterID {
-		return "", fmt.Errorf("metadata: the cluster id %s asked for does not match the cluster's id %s (at %s): this etcd prefix holds another cluster",
-			s.wantClusterID, existing, key)
+		s.log.Warn().Str("cluster_id", existing).Str("given_cluster_id", s.wantClusterID).Str("key", key).
+			Msg("the cluster has an id already: keeping it, the given cluster id only names a new cluster")
 	}
 	return existing, nil
 }

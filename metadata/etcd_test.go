@@ -132,11 +132,13 @@ func TestEtcdClusterIDSurvivesRestart(t *testing.T) {
 
 // TestEtcdGivenClusterID checks EtcdConfig.ClusterID: the first store
 // creates the cluster under it, a second store asking for the same id
-// opens, one asking for another id or a malformed one fails.
+// opens, one asking for another id opens the cluster under its stored id
+// with a warning, a malformed one fails.
 func TestEtcdGivenClusterID(t *testing.T) {
 	te := startTestEtcd(t, zerolog.Nop())
+	var logs syncBuffer
 	open := func(id string) (*EtcdStore, error) {
-		s, err := OpenEtcd(testCtx(t), EtcdConfig{Endpoints: te.e.Endpoints(), Prefix: "/given", ClusterID: id, Logger: zerolog.Nop()})
+		s, err := OpenEtcd(testCtx(t), EtcdConfig{Endpoints: te.e.Endpoints(), Prefix: "/given", ClusterID: id, Logger: zerolog.New(&logs)})
 		if err == nil {
 			t.Cleanup(func() { _ = s.Close() })
 		}
@@ -156,8 +158,16 @@ func TestEtcdGivenClusterID(t *testing.T) {
 	if s3, err := open(""); err != nil || s3.ClusterID() != id {
 		t.Fatalf("reopen with no id: %v", err)
 	}
-	if _, err := open("MkU3OEVBNTcwNTJENDM2Qk"); err == nil || !strings.Contains(err.Error(), "does not match") {
-		t.Fatalf("another id: err = %v, want a mismatch", err)
+	if n := logs.count("keeping it"); n != 0 {
+		t.Fatalf("%d warnings before another id was given", n)
+	}
+	// Kafka's images format with --ignore-formatted: CLUSTER_ID names a new
+	// cluster only, another id for an existing one is a warning.
+	if s4, err := open("MkU3OEVBNTcwNTJENDM2Qk"); err != nil || s4.ClusterID() != id {
+		t.Fatalf("another id: err = %v, want the stored id %s kept", err, id)
+	}
+	if n := logs.count("keeping it"); n != 1 {
+		t.Fatalf("another id: %d warnings, want 1", n)
 	}
 	if _, err := open("not-an-id"); err == nil {
 		t.Fatal("a malformed id opened")

@@ -11,6 +11,10 @@ package main
 // has no "__" or "___" forms, which leaves its names unchanged). CLUSTER_ID
 // (Bitnami: KAFKA_KRAFT_CLUSTER_ID) is the cluster id.
 //
+// The Kafka environment is read only when GREGOR_KAFKA_ENV=1, which the
+// image's Dockerfile sets: outside the container a CLUSTER_ID or KAFKA_*
+// variable left in a shell means nothing to `gregor serve`.
+//
 // Precedence, strongest first: command-line flags and GREGOR_* variables,
 // then KAFKA_*, then KAFKA_CFG_*, then Gregor's defaults.
 //
@@ -18,13 +22,20 @@ package main
 // broker.id), listeners, advertised.listeners (listeners derived from it
 // when unset, every host made 0.0.0.0, as apache/kafka does),
 // inter.broker.listener.name (that listener is put first: brokers reach
-// each other through the first), log.dirs (or log.dir) and CLUSTER_ID.
+// each other through the first), log.dirs (or log.dir), broker.rack and
+// CLUSTER_ID. Boolean configs are lower-cased first: Kafka reads them
+// case-insensitively.
 // listener.security.protocol.map is checked: Gregor serves PLAINTEXT only.
+// When GREGOR_* listener settings win, the Kafka ones are neither used
+// nor checked.
 // Every other broker or topic-default config Gregor knows passes through
 // as if given with --config. controller.quorum.voters naming several
 // nodes makes them the members of the embedded etcd cluster (peers at the
 // voters' controller addresses), so that Kafka's three-node compose files
-// form one Gregor cluster. Other KRaft-only and ZooKeeper settings, and
+// form one Gregor cluster; voters sharing a host, and several
+// controller.quorum.bootstrap.servers with no voters and no GREGOR_ETCD_*
+// settings, fail the start. process.roles without "broker" (KRaft's
+// isolated mode) fails it too. Other KRaft-only and ZooKeeper settings, and
 // the controller listeners that controller.listener.names names, are
 // accepted and ignored, with one log line; the rest is unknown and warned
 // about.
@@ -64,6 +75,14 @@ type kafkaEnv struct {
 	// voters are controller.quorum.voters when it names several nodes:
 	// they become the members of the embedded etcd cluster.
 	voters []quorumVoter
+	// votersSet says controller.quorum.voters is set, with any number of
+	// voters.
+	votersSet bool
+	// bootstrap is controller.quorum.bootstrap.servers when it names
+	// several nodes (bootstrapCount): without voters or GREGOR_ETCD_*
+	// settings Gregor cannot tell the etcd members from it.
+	bootstrap      kafkaSetting
+	bootstrapCount int
 }
 
 // quorumVoter is one entry of controller.quorum.voters, id@host:port.
@@ -135,8 +154,10 @@ type kafkaSetting struct {
 }
 
 // readKafkaEnv reads environ (os.Environ's form). known tells broker
-// configs Gregor knows from others.
-func readKafkaEnv(environ []string, known func(string) bool) (kafkaEnv, error) {
+// configs Gregor knows from others. listeners says whether the Kafka
+// listener settings are applied: when GREGOR_* listener settings win they
+// are only named in listenerSource, neither checked nor used.
+func readKafkaEnv(environ []string, known func(string) bool, listeners bool) (kafkaEnv, error) {
 	ke := kafkaEnv{flags: map[string]string{}, configs: map[string]string{}}
 	props := map[string]kafkaSetting{}
 	cfgForm := map[string]kafkaSetting{} // KAFKA_CFG_*, weaker
@@ -167,11 +188,22 @@ func readKafkaEnv(environ []string, known func(string) bool) (kafkaEnv, error) {
 		return s, ok
 	}
 
+	if s, ok := take("process.roles"); ok {
+		roles := strings.Split(strings.ToLower(strings.ReplaceAll(s.value, " ", "")), ",")
+		if !slices.Contains(roles, "broker") {
+			return kafkaEnv{}, fmt.Errorf("%s=%s: Gregor has no controller-only nodes (KRaft's isolated mode): every Gregor broker is a controller candidate, run brokers only",
+				s.variable, s.value)
+		}
+		ke.ignored = append(ke.ignored, s.variable)
+	}
 	if s, ok := take("node.id"); ok {
 		ke.flags["node-id"] = strings.TrimSpace(s.value)
 		take("broker.id")
 	} else if s, ok := take("broker.id"); ok {
 		ke.flags["node-id"] = strings.TrimSpace(s.value)
+	}
+	if s, ok := take("broker.rack"); ok {
+		ke.flags["rack"] = strings.TrimSpace(s.value)
 	}
 	if s, ok := take("log.dirs"); ok {
 		ke.setDataDir(s)
@@ -179,19 +211,42 @@ func readKafkaEnv(environ []string, known func(string) bool) (kafkaEnv, error) {
 	} else if s, ok := take("log.dir"); ok {
 		ke.setDataDir(s)
 	}
-	if err := ke.readListeners(take); err != nil {
-		return kafkaEnv{}, err
+	if listeners {
+		if err := ke.readListeners(take); err != nil {
+			return kafkaEnv{}, err
+		}
+	} else {
+		ke.skipListeners(take)
 	}
 	if s, ok := take("controller.quorum.voters"); ok {
+		ke.votersSet = true
 		if err := ke.readVoters(s); err != nil {
 			return kafkaEnv{}, err
+		}
+	}
+	if s, ok := take("controller.quorum.bootstrap.servers"); ok {
+		n := 0
+		for entry := range strings.SplitSeq(s.value, ",") {
+			if strings.TrimSpace(entry) != "" {
+				n++
+			}
+		}
+		if n > 1 {
+			ke.bootstrap, ke.bootstrapCount = s, n
+		} else {
+			ke.ignored = append(ke.ignored, s.variable)
 		}
 	}
 
 	for name, s := range props {
 		switch {
 		case known(name):
-			ke.configs[name] = strings.TrimSpace(s.value)
+			v := strings.TrimSpace(s.value)
+			if broker.IsBooleanBrokerConfig(name) {
+				// Kafka reads booleans case-insensitively: TRUE is true.
+				v = strings.ToLower(v)
+			}
+			ke.configs[name] = v
 		case ignoredKafkaConfig(name):
 			ke.ignored = append(ke.ignored, s.variable)
 		default:
@@ -211,6 +266,23 @@ func (ke *kafkaEnv) setDataDir(s kafkaSetting) {
 		ke.warnings = append(ke.warnings, fmt.Sprintf("%s names %d directories; Gregor uses one, the first: %s",
 			s.variable, len(dirs), ke.flags["data-dir"]))
 	}
+}
+
+// listenerSettings are the Kafka configs about listeners.
+var listenerSettings = []string{"listeners", "advertised.listeners", "controller.listener.names",
+	"inter.broker.listener.name", "listener.security.protocol.map", "security.inter.broker.protocol"}
+
+// skipListeners takes the listener settings without reading them, naming
+// those set in listenerSource.
+func (ke *kafkaEnv) skipListeners(take func(string) (kafkaSetting, bool)) {
+	var names []string
+	for _, name := range listenerSettings {
+		if s, ok := take(name); ok {
+			names = append(names, s.variable)
+		}
+	}
+	slices.Sort(names)
+	ke.listenerSource = strings.Join(names, ", ")
 }
 
 // readListeners reads listeners, advertised.listeners,
@@ -377,6 +449,16 @@ func (ke *kafkaEnv) etcdFlags(nodeID int) (map[string]string, error) {
 	if self < 0 {
 		return nil, fmt.Errorf("KAFKA_CONTROLLER_QUORUM_VOTERS does not name node %d", nodeID)
 	}
+	// The client address is the voter's host at etcd's port: two voters
+	// on one host would both claim it.
+	hosts := map[string]int{}
+	for _, v := range ke.voters {
+		if other, ok := hosts[v.host]; ok {
+			return nil, fmt.Errorf("KAFKA_CONTROLLER_QUORUM_VOTERS: voters %d and %d are both on host %s, and each voter's embedded etcd serves clients on its host's port 2379; "+
+				"give every voter its own host, or set GREGOR_ETCD_INITIAL_CLUSTER, GREGOR_ETCD_PEER_ADDR and GREGOR_ETCD_CLIENT_ADDR instead", other, v.id, v.host)
+		}
+		hosts[v.host] = v.id
+	}
 	v := ke.voters[self]
 	return map[string]string{
 		"etcd-initial-cluster": strings.Join(members, ","),
@@ -393,16 +475,23 @@ var etcdFlagNames = []string{"etcd-endpoints", "etcd-initial-cluster", "etcd-pee
 // set by a flag or GREGOR_* variable overrides every Kafka listener setting.
 var listenerFlags = []string{"listen", "advertise", "listeners", "advertised-listeners"}
 
-// applyKafkaEnv reads the Kafka container environment, sets the serve
-// flags it implies that are not set otherwise, logs what it ignores, and
-// returns the broker configs it passes through.
+// kafkaEnvSwitch is the variable that turns the Kafka environment on.
+const kafkaEnvSwitch = "GREGOR_KAFKA_ENV"
+
+// applyKafkaEnv reads the Kafka container environment when environ has
+// GREGOR_KAFKA_ENV=1, sets the serve flags it implies that are not set
+// otherwise, logs what it ignores, and returns the broker configs it
+// passes through. Without GREGOR_KAFKA_ENV=1 it does nothing.
 func applyKafkaEnv(c *cli.Context, environ []string, log zerolog.Logger) (map[string]string, error) {
-	ke, err := readKafkaEnv(environ, broker.IsBrokerConfig)
+	if !slices.Contains(environ, kafkaEnvSwitch+"=1") {
+		return nil, nil
+	}
+	gregorListeners := slices.ContainsFunc(listenerFlags, c.IsSet)
+	ke, err := readKafkaEnv(environ, broker.IsBrokerConfig, !gregorListeners)
 	if err != nil {
 		return nil, fmt.Errorf("reading KAFKA_* variables: %w", err)
 	}
-	gregorListeners := slices.ContainsFunc(listenerFlags, c.IsSet)
-	for _, flag := range []string{"node-id", "data-dir", "cluster-id", "listeners", "advertised-listeners"} {
+	for _, flag := range []string{"node-id", "data-dir", "cluster-id", "rack", "listeners", "advertised-listeners"} {
 		v, ok := ke.flags[flag]
 		if !ok {
 			continue
@@ -418,8 +507,20 @@ func applyKafkaEnv(c *cli.Context, environ []string, log zerolog.Logger) (map[st
 			return nil, fmt.Errorf("KAFKA_* variables: --%s=%s: %w", flag, v, err)
 		}
 	}
+	gregorEtcd := slices.ContainsFunc(etcdFlagNames, c.IsSet)
+	if ke.bootstrapCount > 0 {
+		switch {
+		case gregorEtcd || ke.votersSet:
+			ke.ignored = append(ke.ignored, ke.bootstrap.variable)
+		default:
+			// Each node would start a one-member etcd of its own: N
+			// clusters that do not know each other.
+			return nil, fmt.Errorf("%s names %d controllers, but Gregor cannot tell the embedded etcd members from it: set KAFKA_CONTROLLER_QUORUM_VOTERS (id@host:port of each node) or the GREGOR_ETCD_* settings",
+				ke.bootstrap.variable, ke.bootstrapCount)
+		}
+	}
 	if len(ke.voters) > 0 {
-		if slices.ContainsFunc(etcdFlagNames, c.IsSet) {
+		if gregorEtcd {
 			log.Warn().Msg("GREGOR_* etcd settings win over KAFKA_CONTROLLER_QUORUM_VOTERS")
 		} else {
 			flags, err := ke.etcdFlags(c.Int("node-id"))

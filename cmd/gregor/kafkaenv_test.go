@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,6 +64,13 @@ func TestReadKafkaEnv(t *testing.T) {
 		warnings int
 		err      string
 	}{
+		{
+			name: "rack and booleans",
+			env: []string{"KAFKA_BROKER_RACK=eu-west-1a", "KAFKA_AUTO_CREATE_TOPICS_ENABLE=FALSE",
+				"KAFKA_LOG_PREALLOCATE=True", "KAFKA_LOG_CLEANUP_POLICY=compact"},
+			flags:   map[string]string{"rack": "eu-west-1a"},
+			configs: map[string]string{"auto.create.topics.enable": "false", "log.preallocate": "true", "log.cleanup.policy": "compact"},
+		},
 		{
 			name: "testcontainers",
 			env:  testcontainersEnv,
@@ -191,7 +199,7 @@ func TestReadKafkaEnv(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ke, err := readKafkaEnv(tc.env, broker.IsBrokerConfig)
+			ke, err := readKafkaEnv(tc.env, broker.IsBrokerConfig, true)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.err)
@@ -228,6 +236,7 @@ func TestReadKafkaEnv(t *testing.T) {
 // --config beats a KAFKA_* broker config.
 func TestApplyKafkaEnvPrecedence(t *testing.T) {
 	kafka := []string{
+		"GREGOR_KAFKA_ENV=1",
 		"KAFKA_NODE_ID=5",
 		"KAFKA_LOG_DIRS=/kafka/data",
 		"KAFKA_LISTENERS=PLAINTEXT://:19092",
@@ -243,7 +252,7 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 		clusterID                              string
 		static                                 map[string]string
 	}
-	run := func(t *testing.T, args []string, gregorEnv map[string]string) (result, string) {
+	runEnv := func(t *testing.T, environ, args []string, gregorEnv map[string]string) (result, string) {
 		t.Helper()
 		for k, v := range gregorEnv {
 			t.Setenv(k, v)
@@ -254,7 +263,7 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 			Name:  "serve",
 			Flags: serveFlags(),
 			Action: func(c *cli.Context) error {
-				configs, err := applyKafkaEnv(c, kafka, zerolog.New(&logs))
+				configs, err := applyKafkaEnv(c, environ, zerolog.New(&logs))
 				if err != nil {
 					return err
 				}
@@ -277,6 +286,9 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 		}
 		return got, logs.String()
 	}
+	run := func(t *testing.T, args []string, gregorEnv map[string]string) (result, string) {
+		return runEnv(t, kafka, args, gregorEnv)
+	}
 
 	t.Run("kafka only", func(t *testing.T) {
 		got, _ := run(t, nil, nil)
@@ -284,6 +296,41 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 			map[string]string{"num.partitions": "3", "log.segment.bytes": "1048576", "log.roll.ms": "1000"}}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("got %+v\nwant %+v", got, want)
+		}
+	})
+	t.Run("off without GREGOR_KAFKA_ENV", func(t *testing.T) {
+		// A CLUSTER_ID or KAFKA_* variable in a shell outside the image
+		// changes nothing.
+		for _, sw := range []string{"GREGOR_KAFKA_ENV=0", "GREGOR_KAFKA_ENV=", ""} {
+			env := append([]string{sw}, kafka[1:]...)
+			got, logs := runEnv(t, env, nil, nil)
+			want := result{1, "./data", "", "", "0.0.0.0:9092", "", map[string]string{}}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%q: got %+v\nwant %+v", sw, got, want)
+			}
+			if logs != "" {
+				t.Fatalf("%q: logs:\n%s", sw, logs)
+			}
+		}
+	})
+	t.Run("unapplied listener settings unchecked", func(t *testing.T) {
+		// The Kafka listener settings that GREGOR_* ones replace are not
+		// checked: an SSL listener or an unknown inter-broker listener
+		// name does not fail the start.
+		env := append(slices.Clone(kafka),
+			"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=PLAINTEXT:SSL",
+			"KAFKA_INTER_BROKER_LISTENER_NAME=NOSUCH",
+			"KAFKA_SECURITY_INTER_BROKER_PROTOCOL=SSL")
+		got, logs := runEnv(t, env, nil, map[string]string{"GREGOR_LISTEN": "127.0.0.1:9999"})
+		if got.listen != "127.0.0.1:9999" || got.listeners != "" || got.nodeID != 5 {
+			t.Fatalf("got %+v", got)
+		}
+		if !strings.Contains(logs, "KAFKA_INTER_BROKER_LISTENER_NAME") || !strings.Contains(logs, "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP") {
+			t.Fatalf("the warning does not name the ignored settings; logs:\n%s", logs)
+		}
+		// Applied, the same settings fail.
+		if _, err := readKafkaEnv(env, broker.IsBrokerConfig, true); err == nil {
+			t.Fatal("applied SSL listener accepted")
 		}
 	})
 	t.Run("gregor wins", func(t *testing.T) {
@@ -306,7 +353,7 @@ func TestApplyKafkaEnvPrecedence(t *testing.T) {
 // TestKafkaVoters checks controller.quorum.voters: several voters become
 // the embedded etcd cluster, one is ignored, a malformed one fails.
 func TestKafkaVoters(t *testing.T) {
-	ke, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}, broker.IsBrokerConfig)
+	ke, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}, broker.IsBrokerConfig, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,13 +376,69 @@ func TestKafkaVoters(t *testing.T) {
 		t.Fatalf("node 4: err = %v", err)
 	}
 
-	one, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@broker:29093"}, broker.IsBrokerConfig)
+	// Voters on one host would share the etcd client address host:2379.
+	same, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@localhost:9093,2@localhost:9094"}, broker.IsBrokerConfig, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := same.etcdFlags(1); err == nil || !strings.Contains(err.Error(), "voters 1 and 2 are both on host localhost") {
+		t.Fatalf("voters on one host: err = %v", err)
+	}
+
+	one, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=1@broker:29093"}, broker.IsBrokerConfig, true)
 	if err != nil || len(one.voters) != 0 || !reflect.DeepEqual(one.ignored, []string{"KAFKA_CONTROLLER_QUORUM_VOTERS"}) {
 		t.Fatalf("one voter: %+v, %v", one, err)
 	}
 	for _, bad := range []string{"kafka-1:9093", "x@kafka-1:9093", "1@kafka-1", "1@:9093"} {
-		if _, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=" + bad + ",2@b:9093"}, broker.IsBrokerConfig); err == nil {
+		if _, err := readKafkaEnv([]string{"KAFKA_CONTROLLER_QUORUM_VOTERS=" + bad + ",2@b:9093"}, broker.IsBrokerConfig, true); err == nil {
 			t.Errorf("voters %q accepted", bad)
 		}
+	}
+}
+
+// TestKafkaQuorumBootstrap checks controller.quorum.bootstrap.servers:
+// several servers with neither voters nor GREGOR_ETCD_* settings refuse to
+// start (each node would be a one-member etcd cluster of its own); with
+// voters, GREGOR_ETCD_* settings, or one server, it is ignored.
+func TestKafkaQuorumBootstrap(t *testing.T) {
+	apply := func(t *testing.T, environ, args []string) error {
+		t.Helper()
+		app := &cli.App{Name: "gregor", Commands: []*cli.Command{{
+			Name:  "serve",
+			Flags: serveFlags(),
+			Action: func(c *cli.Context) error {
+				_, err := applyKafkaEnv(c, environ, zerolog.Nop())
+				return err
+			},
+		}}}
+		return app.Run(append([]string{"gregor", "serve"}, args...))
+	}
+	three := []string{"GREGOR_KAFKA_ENV=1", "KAFKA_NODE_ID=1", "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS=kafka-1:9093,kafka-2:9093,kafka-3:9093"}
+	err := apply(t, three, nil)
+	if err == nil || !strings.Contains(err.Error(), "set KAFKA_CONTROLLER_QUORUM_VOTERS") || !strings.Contains(err.Error(), "GREGOR_ETCD_") {
+		t.Fatalf("bootstrap servers alone: err = %v", err)
+	}
+	if err := apply(t, three, []string{"--etcd-endpoints", "http://127.0.0.1:2379"}); err != nil {
+		t.Fatalf("with --etcd-endpoints: %v", err)
+	}
+	withVoters := append(slices.Clone(three), "KAFKA_CONTROLLER_QUORUM_VOTERS=1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093")
+	if err := apply(t, withVoters, nil); err != nil {
+		t.Fatalf("with voters: %v", err)
+	}
+	if err := apply(t, []string{"GREGOR_KAFKA_ENV=1", "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS=kafka:9093"}, nil); err != nil {
+		t.Fatalf("one bootstrap server: %v", err)
+	}
+}
+
+// TestKafkaIsolatedController checks that a controller-only node (KRaft's
+// isolated mode) is refused with a message saying so.
+func TestKafkaIsolatedController(t *testing.T) {
+	_, err := readKafkaEnv([]string{"KAFKA_PROCESS_ROLES=controller", "KAFKA_LISTENERS=CONTROLLER://:9093", "KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER"},
+		broker.IsBrokerConfig, true)
+	if err == nil || !strings.Contains(err.Error(), "no controller-only nodes") {
+		t.Fatalf("controller-only node: err = %v", err)
+	}
+	if _, err := readKafkaEnv([]string{"KAFKA_PROCESS_ROLES=broker", "KAFKA_LISTENERS=PLAINTEXT://:9092"}, broker.IsBrokerConfig, true); err != nil {
+		t.Fatalf("broker-only node: %v", err)
 	}
 }

@@ -20,7 +20,8 @@ const runningLine = "Transitioning from RECOVERY to RUNNING"
 const readyPoll = 10 * time.Millisecond
 
 // runningAnnouncer logs runningLine once its broker is ready (Ready: it
-// listens and its metadata is readable). Its goroutine is owned by serve,
+// listens and its metadata is readable), at no level so that it is
+// written whatever --log-level says. Its goroutine is owned by serve,
 // which stops it before closing the broker.
 type runningAnnouncer struct {
 	cancel context.CancelFunc
@@ -37,7 +38,8 @@ func announceRunning(ctx context.Context, b *broker.Broker, log zerolog.Logger) 
 		defer t.Stop()
 		for {
 			if b.Ready() == nil {
-				log.Info().Msg(runningLine)
+				// Whatever the log level: tooling waits for this line.
+				log.WithLevel(zerolog.NoLevel).Msg(runningLine)
 				return
 			}
 			select {
