@@ -249,7 +249,7 @@ func TestAdminCLIProduceConsume(t *testing.T) {
 		} `json:"partitions"`
 	}
 	before := time.Now().UnixMilli()
-	out, _ := cliRun(ctx, t, p.Addr, strings.Join(lines, "\n")+"\n", 0, "produce", "-t", topic, "-p", "1", "-K", ":", "-H", "src=cli", "--json")
+	out, _ := cliRun(ctx, t, p.Addr, strings.Join(lines, "\n")+"\n", 0, "produce", "-t", topic, "-p", "1", "-K:", "-H", "src=cli", "--json") // kcat's -K:
 	if err := json.Unmarshal([]byte(out), &summary); err != nil {
 		t.Fatalf("produce --json: %v\n%s", err, out)
 	}
@@ -348,6 +348,45 @@ func TestAdminCLIProduceConsume(t *testing.T) {
 		t.Errorf("consume default format: %q", out)
 	}
 	cliRun(ctx, t, p.Addr, "", 1, "consume", "-t", topic, "-f", "%x")
+
+	// -G: a group member that commits what it printed. Three records,
+	// then the rest with -e; lag follows (25 produced minus committed).
+	group := topic + "-g"
+	lagOf := func() (total int64, committed int64) {
+		t.Helper()
+		var lags []struct {
+			TotalLag   int64 `json:"total_lag"`
+			Partitions []struct {
+				Committed int64 `json:"committed_offset"`
+			} `json:"partitions"`
+		}
+		cliJSON(ctx, t, p.Addr, &lags, "group", "lag", group)
+		if len(lags) != 1 {
+			t.Fatalf("group lag: %+v", lags)
+		}
+		for _, pl := range lags[0].Partitions {
+			committed += max(pl.Committed, 0)
+		}
+		return lags[0].TotalLag, committed
+	}
+	out, _ = cliRun(ctx, t, p.Addr, "", 0, "consume", "-t", topic, "-G", group, "-c", "3")
+	if n := strings.Count(out, "\n"); n != 3 {
+		t.Fatalf("consume -G -c 3 printed %d lines:\n%s", n, out)
+	}
+	fzWaitFor(t, 30*time.Second, "the group's commits visible", func() error {
+		if total, committed := lagOf(); total != 22 || committed != 3 {
+			return fmt.Errorf("lag %d, committed %d; want 22 and 3", total, committed)
+		}
+		return nil
+	})
+	out, _ = cliRun(ctx, t, p.Addr, "", 0, "consume", "-t", topic, "-G", group, "-e")
+	if n := strings.Count(out, "\n"); n != 22 {
+		t.Fatalf("consume -G -e printed %d lines, want the 22 left:\n%s", n, out)
+	}
+	if total, committed := lagOf(); total != 0 || committed != 25 {
+		t.Fatalf("after consume -G -e: lag %d, committed %d; want 0 and 25", total, committed)
+	}
+	cliRun(ctx, t, p.Addr, "", 1, "consume", "-t", topic, "-G", group, "-p", "0")
 }
 
 // cliCommitted is the group's committed offsets of topic, read with kadm.

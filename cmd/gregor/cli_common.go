@@ -162,7 +162,8 @@ var adminCommandNames = map[string]bool{"topic": true, "group": true, "produce":
 // arguments, so that `gregor topic alter T --set k=v` parses as
 // `gregor topic alter --set k=v T` would: urfave/cli stops reading flags
 // at the first positional argument. Everything after "--" stays
-// positional. Other commands' arguments are returned as they are.
+// positional. kcat's attached short values (-K:, -c10) are split in two,
+// since Go's flag package reads -K: as a flag named "K:". Other commands' arguments are returned as they are.
 func permuteArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 || !adminCommandNames[args[1]] {
 		return args
@@ -203,8 +204,13 @@ func permuteArgs(app *cli.App, args []string) []string {
 			positional = append(positional, a)
 			continue
 		}
-		out = append(out, a)
 		name := strings.TrimLeft(a, "-")
+		if _, known := takesValue[name]; !known && a[1] != '-' && len(name) > 1 && takesValue[name[:1]] {
+			// kcat's attached short values: -K: is -K :, -c10 is -c 10.
+			out = append(out, "-"+name[:1], name[1:])
+			continue
+		}
+		out = append(out, a)
 		if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(args) {
 			out = append(out, args[i+1])
 			i++

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/urfave/cli/v2"
 )
@@ -163,6 +164,7 @@ func consumeCommand() *cli.Command {
 			&cli.StringFlag{Name: "offset", Aliases: []string{"o"}, Value: "beginning", Usage: "where to start in each partition: beginning, end, an offset, or -N for N before the end"},
 			&cli.Int64Flag{Name: "count", Aliases: []string{"c"}, Usage: "exit after this many records (0: no limit)"},
 			&cli.BoolFlag{Name: "exit", Aliases: []string{"e"}, Usage: "exit when every partition's end (as of start-up) is reached"},
+			&cli.StringFlag{Name: "group", Aliases: []string{"G"}, Usage: "consume as a member of this group: start at its committed offsets (-o, beginning or end, where it has none) and commit what is printed"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: `%s\n`, Usage: `kcat's format: %t topic, %p partition, %o offset, %k key, %s value, %K/%S key/value length, %T timestamp (ms), %h headers, %%, \n \t \r \\`},
 		},
 		Action: consume,
@@ -204,6 +206,17 @@ func consume(c *cli.Context) error {
 		cancel()
 		return fmt.Errorf("consume: %w", err)
 	}
+	group := c.String("group")
+	if group != "" {
+		if len(c.IntSlice("partition")) > 0 {
+			cancel()
+			return fmt.Errorf("consume: --partition and --group are exclusive (the group assigns partitions)")
+		}
+		if o := c.String("offset"); o != "beginning" && o != "end" {
+			cancel()
+			return fmt.Errorf("consume: with --group, -o is where partitions without a committed offset start: beginning or end, not %q", o)
+		}
+	}
 	parts := make([]int32, 0)
 	for _, p := range c.IntSlice("partition") {
 		if _, ok := meta.Topics[topic].Partitions[int32(p)]; !ok {
@@ -229,9 +242,20 @@ func consume(c *cli.Context) error {
 	if err == nil {
 		err = ends.Error()
 	}
+	if err != nil {
+		cancel()
+		return fmt.Errorf("consume: list end offsets: %w", err)
+	}
+	var committed kadm.OffsetResponses
+	if group != "" {
+		committed, err = adm.FetchOffsetsForTopics(ctx, group, topic)
+		if err == nil {
+			err = committed.Error()
+		}
+	}
 	cancel()
 	if err != nil {
-		return fmt.Errorf("consume: list end offsets: %w", err)
+		return fmt.Errorf("consume: committed offsets of %s: %w", group, err)
 	}
 
 	// Resolve each partition's first offset here, so -e knows at once
@@ -245,6 +269,9 @@ func consume(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
+		if o, ok := committed.Lookup(topic, p); ok && o.At >= 0 {
+			from = min(max(o.At, s.Offset), e.Offset)
+		}
 		offsets[p] = kgo.NewOffset().At(from)
 		if from < e.Offset {
 			endOf[p] = e.Offset
@@ -255,11 +282,33 @@ func consume(c *cli.Context) error {
 	if c.Bool("exit") && len(endOf) == 0 {
 		return nil
 	}
-	cl, err := newClient(c, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}), kgo.FetchMaxWait(500*time.Millisecond))
+	opts := []kgo.Opt{kgo.FetchMaxWait(500 * time.Millisecond)}
+	if group != "" {
+		reset := kgo.NewOffset().AtStart()
+		if c.String("offset") == "end" {
+			reset = kgo.NewOffset().AtEnd()
+		}
+		opts = append(opts, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks())
+	} else {
+		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	}
+	cl, err := newClient(c, opts...)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer cl.Close() // leaves the group, if any
+	// finish commits what was printed, with a group.
+	finish := func() error {
+		if group == "" {
+			return nil
+		}
+		ctx, cancel := cmdContext(c)
+		defer cancel()
+		if err := cl.CommitMarkedOffsets(ctx); err != nil {
+			return fmt.Errorf("consume: commit offsets of %s: %w", group, err)
+		}
+		return nil
+	}
 
 	w := bufio.NewWriter(c.App.Writer)
 	defer w.Flush()
@@ -269,7 +318,7 @@ func consume(c *cli.Context) error {
 	for {
 		fetches := cl.PollFetches(c.Context)
 		if c.Context.Err() != nil {
-			return nil // interrupted
+			return finish() // interrupted
 		}
 		var fetchErr error
 		fetches.EachError(func(t string, p int32, err error) {
@@ -291,6 +340,9 @@ func consume(c *cli.Context) error {
 				buf = format.append(buf[:0], r)
 			}
 			w.Write(buf)
+			if group != "" {
+				cl.MarkCommitRecords(r)
+			}
 			n++
 			if count > 0 && n >= count {
 				done = true
@@ -307,7 +359,7 @@ func consume(c *cli.Context) error {
 		}
 		if done || (c.Bool("exit") && len(endOf) == 0) {
 			progress(c, "%% consumed %d records", n)
-			return nil
+			return finish()
 		}
 	}
 }

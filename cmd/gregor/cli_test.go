@@ -61,13 +61,15 @@ func TestResolveOffset(t *testing.T) {
 }
 
 func TestPermuteArgs(t *testing.T) {
-	app := &cli.App{Commands: []*cli.Command{topicCommand(), groupCommand(), consumeCommand(), healthCommand()}}
+	app := &cli.App{Commands: []*cli.Command{topicCommand(), groupCommand(), consumeCommand(), produceCommand(), healthCommand()}}
 	for _, tc := range []struct{ in, want string }{
 		// Flags after the topic move ahead of it; a value that looks like a flag stays with its flag.
 		{"gregor topic alter T --set a=1 --json", "gregor topic alter --set a=1 --json -- T"},
 		{"gregor group reset-offsets G --shift-by -2 --execute -t T", "gregor group reset-offsets --shift-by -2 --execute -t T -- G"},
 		{"gregor consume -t T -o -5 -e", "gregor consume -t T -o -5 -e"},
 		{"gregor topic create --partitions=3 T", "gregor topic create --partitions=3 -- T"},
+		{"gregor consume -t T -c10 -o-5 -e", "gregor consume -t T -c 10 -o -5 -e"},
+		{"gregor produce -t T -K: -p1", "gregor produce -t T -K : -p 1"},
 		{"gregor topic delete -- -odd-name", "gregor topic delete -- -odd-name"},
 		// Not an admin command, or not a leaf: untouched.
 		{"gregor health --timeout 1s", "gregor health --timeout 1s"},
