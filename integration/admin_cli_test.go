@@ -349,6 +349,22 @@ func TestAdminCLIProduceConsume(t *testing.T) {
 	}
 	cliRun(ctx, t, p.Addr, "", 1, "consume", "-t", topic, "-f", "%x")
 
+	// A transactional topic ends in a commit marker, which -e must count
+	// as reached although it is not printed.
+	txnTopic := topic + "-txn"
+	fzCreateTopic(ctx, t, adm, txnTopic, 1, nil)
+	txn := fzClient(t, p.Addr, kgo.TransactionalID(txnTopic+"-id"))
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	fzProduceSync(ctx, t, txn, &kgo.Record{Topic: txnTopic, Value: []byte("t0")}, &kgo.Record{Topic: txnTopic, Value: []byte("t1")})
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	if out, _ := cliRun(ctx, t, p.Addr, "", 0, "consume", "-t", txnTopic, "-e", "-f", `%o:%s\n`); out != "0:t0\n1:t1\n" {
+		t.Errorf("consume -e of a transactional topic: %q", out)
+	}
+
 	// -G: a group member that commits what it printed. Three records,
 	// then the rest with -e; lag follows (25 produced minus committed).
 	group := topic + "-g"

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -90,7 +89,7 @@ func produce(c *cli.Context) error {
 	var mu sync.Mutex
 	out := produceOut{Topic: topic, Partitions: map[int32]producedInterval{}}
 	var firstErr error
-	var sent atomic.Int64
+	sent := 0 // lines read; owned by this goroutine
 
 	sc := bufio.NewScanner(c.App.Reader)
 	sc.Buffer(make([]byte, 64<<10), c.Int("max-line-bytes"))
@@ -131,9 +130,9 @@ func produce(c *cli.Context) error {
 			iv.Count++
 			out.Partitions[r.Partition] = iv
 		})
-		if n := sent.Add(1); n%10000 == 0 && time.Since(lastProgress) > time.Second {
+		if sent++; sent%10000 == 0 && time.Since(lastProgress) > time.Second {
 			lastProgress = time.Now()
-			progress(c, "%% produced %d records", n)
+			progress(c, "%% sent %d records", sent)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -282,7 +281,7 @@ func consume(c *cli.Context) error {
 	if c.Bool("exit") && len(endOf) == 0 {
 		return nil
 	}
-	opts := []kgo.Opt{kgo.FetchMaxWait(500 * time.Millisecond)}
+	opts := []kgo.Opt{kgo.FetchMaxWait(500 * time.Millisecond), kgo.KeepControlRecords()}
 	if group != "" {
 		reset := kgo.NewOffset().AtStart()
 		if c.String("offset") == "end" {
@@ -310,6 +309,15 @@ func consume(c *cli.Context) error {
 		return nil
 	}
 
+	// reached notes that r's partition got to its end, for -e.
+	reached := func(r *kgo.Record) {
+		if end, ok := endOf[r.Partition]; ok && r.Offset+1 >= end {
+			delete(endOf, r.Partition)
+			if c.Bool("exit") {
+				progress(c, "%% Reached end of topic %s [%d] at offset %d", topic, r.Partition, end)
+			}
+		}
+	}
 	w := bufio.NewWriter(c.App.Writer)
 	defer w.Flush()
 	count := c.Int64("count")
@@ -334,6 +342,15 @@ func consume(c *cli.Context) error {
 			if done {
 				return
 			}
+			if r.Attrs.IsControl() {
+				// A transaction marker: not printed, but it can be the
+				// last offset before the end (-e would wait forever).
+				if group != "" {
+					cl.MarkCommitRecords(r)
+				}
+				reached(r)
+				return
+			}
 			if c.Bool("json") {
 				buf = appendJSONRecord(buf[:0], r)
 			} else {
@@ -347,12 +364,7 @@ func consume(c *cli.Context) error {
 			if count > 0 && n >= count {
 				done = true
 			}
-			if end, ok := endOf[r.Partition]; ok && r.Offset+1 >= end {
-				delete(endOf, r.Partition)
-				if c.Bool("exit") {
-					progress(c, "%% Reached end of topic %s [%d] at offset %d", topic, r.Partition, end)
-				}
-			}
+			reached(r)
 		})
 		if err := w.Flush(); err != nil {
 			return fmt.Errorf("write: %w", err)
