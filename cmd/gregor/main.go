@@ -37,10 +37,15 @@ func main() {
 				Flags:  serveFlags(),
 				Action: serve,
 			},
-			healthCommand(), // health.go
+			healthCommand(),  // health.go
+			topicCommand(),   // cli_topic.go
+			groupCommand(),   // cli_group.go
+			produceCommand(), // cli_produce.go
+			consumeCommand(), // cli_produce.go
+			clusterCommand(), // cli_cluster.go
 		},
 	}
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(permuteArgs(app, os.Args)); err != nil { // cli_common.go
 		fmt.Fprintln(os.Stderr, "gregor:", err)
 		os.Exit(1)
 	}
