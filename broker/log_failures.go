@@ -49,7 +49,10 @@ func (b *Broker) handOffFailedLogs(tried map[*partition]time.Time, now time.Time
 				Msg("partition log failed on a disk error; giving up the partition (KAFKA_STORAGE_ERROR until restart)")
 		}
 		tried[part] = now
-		b.stepAside(b.ctx, part, "log failed on a disk error")
+		if b.stepAside(b.ctx, part, "log failed on a disk error") == stepStayed {
+			b.log.Warn().Str("topic", part.topic).Int32("partition", part.index).
+				Msg("failed log: no other live in-sync replica; staying in the isr")
+		}
 		b.repl.Unfollow(part.topic, part.index)
 	}
 	for part := range tried {

@@ -256,11 +256,19 @@ func (s *partitionSet) shrinkISRs(maxLag time.Duration) {
 // carry on at once instead of after the lease expires. It returns how many
 // partitions changed.
 func (b *Broker) handOffLeadership(ctx context.Context) int {
-	moved := 0
+	moved, stayed := 0, 0
 	for _, part := range b.parts.all() {
-		if b.stepAside(ctx, part, "controlled shutdown") {
+		switch b.stepAside(ctx, part, "controlled shutdown") {
+		case stepMoved:
 			moved++
+		case stepStayed:
+			stayed++
 		}
+	}
+	if stayed > 0 {
+		// One line, not one a partition: on a single broker this is
+		// every partition at every stop.
+		b.log.Info().Int("partitions", stayed).Msg("controlled shutdown: stayed in the isr of partitions with no other live in-sync replica")
 	}
 	return moved
 }
@@ -272,22 +280,41 @@ func (b *Broker) handOffLeadership(ctx context.Context) int {
 // over; it rejoins once it has caught up. Where it is the last in-sync
 // replica it stays: no live replica is known to hold more.
 func (b *Broker) leaveISRsAfterCrash(ctx context.Context) {
-	n := 0
+	n, stayed := 0, 0
 	for _, part := range b.parts.all() {
-		if part.log.CrashRecovered() && b.stepAside(ctx, part, "unclean shutdown") {
+		if !part.log.CrashRecovered() {
+			continue
+		}
+		switch b.stepAside(ctx, part, "unclean shutdown") {
+		case stepMoved:
 			n++
+		case stepStayed:
+			stayed++
 		}
 	}
 	if n > 0 {
 		b.log.Info().Int("partitions", n).Msg("left the isr of partitions whose logs were recovered after an unclean shutdown")
 	}
+	if stayed > 0 {
+		b.log.Warn().Int("partitions", stayed).
+			Msg("stayed in the isr of partitions recovered after an unclean shutdown: no other live in-sync replica is known to hold more")
+	}
 }
+
+// stepResult is what stepAside did.
+type stepResult int
+
+const (
+	stepNone   stepResult = iota // not in the ISR, or the write failed
+	stepMoved                    // left the ISR (and leadership, if held)
+	stepStayed                   // stayed: no other live in-sync replica
+)
 
 // stepAside takes this broker out of a partition's ISR; if it leads the
 // partition, leadership moves with the next epoch to the first live ISR
 // member in replica order. Nothing changes when no other live ISR member
-// exists. It reports whether the state was written.
-func (b *Broker) stepAside(ctx context.Context, part *partition, why string) bool {
+// exists (stepStayed: the caller says so in the log, once for many).
+func (b *Broker) stepAside(ctx context.Context, part *partition, why string) stepResult {
 	live := map[int32]bool{}
 	for _, br := range b.store.Brokers() {
 		live[br.NodeID] = br.NodeID != b.cfg.NodeID
@@ -296,7 +323,7 @@ func (b *Broker) stepAside(ctx context.Context, part *partition, why string) boo
 	for range 3 {
 		st, ok := b.store.Partition(part.topic, part.index)
 		if !ok || st.TopicID != part.topicID || !slices.Contains(st.ISR, self) {
-			return false
+			return stepNone
 		}
 		next := st.Leader
 		if st.Leader == self {
@@ -309,9 +336,9 @@ func (b *Broker) stepAside(ctx context.Context, part *partition, why string) boo
 			}
 		}
 		if next == metadata.NoLeader || len(st.ISR) == 1 {
-			b.log.Warn().Str("topic", part.topic).Int32("partition", part.index).Ints32("isr", st.ISR).Str("reason", why).
+			b.log.Debug().Str("topic", part.topic).Int32("partition", part.index).Ints32("isr", st.ISR).Str("reason", why).
 				Msg("no other live in-sync replica; staying in the isr")
-			return false
+			return stepStayed
 		}
 		if next != st.Leader {
 			st.Leader, st.LeaderEpoch = next, st.LeaderEpoch+1
@@ -321,12 +348,12 @@ func (b *Broker) stepAside(ctx context.Context, part *partition, why string) boo
 		if err == nil {
 			b.log.Info().Str("topic", part.topic).Int32("partition", part.index).Int32("leader", st.Leader).
 				Int32("leader_epoch", st.LeaderEpoch).Ints32("isr", st.ISR).Str("reason", why).Msg("left the isr")
-			return true
+			return stepMoved
 		}
 		if !errors.Is(err, metadata.ErrConflict) {
 			b.log.Warn().Err(err).Str("topic", part.topic).Int32("partition", part.index).Str("reason", why).Msg("cannot leave the isr")
-			return false
+			return stepNone
 		}
 	}
-	return false
+	return stepNone
 }
