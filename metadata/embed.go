@@ -64,16 +64,54 @@ type EmbeddedEtcd struct {
 // serve clients, or fails when it is not ready within cfg.ReadyTimeout or
 // ctx ends first.
 func StartEmbeddedEtcd(ctx context.Context, cfg EmbeddedConfig) (*EmbeddedEtcd, error) {
+	fast := singleMember(cfg.InitialCluster)
+	ee, members, err := startEmbedded(ctx, cfg, fast)
+	if err == nil && fast && members > 1 {
+		// The data dir's stored membership rules over InitialCluster:
+		// this member has peers after all, which a 10 ms heartbeat would
+		// flood with elections. Start again with etcd's own timing.
+		cfg.Logger.Info().Str("component", "etcd").Int("members", members).
+			Msg("embedded etcd has peers in its data dir; restarting it with etcd's default raft timing")
+		ee.Close()
+		ee, _, err = startEmbedded(ctx, cfg, false)
+	}
+	return ee, err
+}
+
+// singleMember reports whether initialCluster (EmbeddedConfig's form)
+// describes a new cluster of one member.
+func singleMember(initialCluster string) bool {
+	return initialCluster == "" || !strings.Contains(initialCluster, ",")
+}
+
+// A member alone has no heartbeats to send and no peer to lose, so its
+// raft tick only paces its first election: etcd's 100 ms tick and 1 s
+// election timeout leave a new or restarted single-node cluster 100 ms
+// to 1 s without a leader (most of Gregor's start-up, README
+// "Start-up"); 10 ms and 100 ms make that 10-100 ms. Members with peers
+// keep etcd's defaults.
+const (
+	fastTickMs     = 10
+	fastElectionMs = 100
+)
+
+// startEmbedded starts the member once and waits until it is ready; it
+// also returns how many members its cluster has. fast selects the raft
+// timing of a member alone (fastTickMs).
+func startEmbedded(ctx context.Context, cfg EmbeddedConfig, fast bool) (*EmbeddedEtcd, int, error) {
 	closing := new(atomic.Bool)
 	ecfg, err := embedConfig(cfg, closing)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	if fast {
+		ecfg.TickMs, ecfg.ElectionMs = fastTickMs, fastElectionMs
 	}
 	log := cfg.Logger.With().Str("component", "etcd").Logger()
 
 	e, err := embed.StartEtcd(ecfg)
 	if err != nil {
-		return nil, fmt.Errorf("metadata: start embedded etcd in %s: %w", cfg.DataDir, err)
+		return nil, 0, fmt.Errorf("metadata: start embedded etcd in %s: %w", cfg.DataDir, err)
 	}
 	timeout := cfg.ReadyTimeout
 	if timeout <= 0 {
@@ -86,30 +124,32 @@ func StartEmbeddedEtcd(ctx context.Context, cfg EmbeddedConfig) (*EmbeddedEtcd, 
 	case err := <-e.Err():
 		closing.Store(true)
 		e.Close()
-		return nil, fmt.Errorf("metadata: embedded etcd %s failed while starting: %w", ecfg.Name, err)
+		return nil, 0, fmt.Errorf("metadata: embedded etcd %s failed while starting: %w", ecfg.Name, err)
 	case <-timer.C:
 		closing.Store(true)
 		e.Close()
-		return nil, fmt.Errorf("metadata: embedded etcd %s not ready after %s (is a quorum of %q up?)",
+		return nil, 0, fmt.Errorf("metadata: embedded etcd %s not ready after %s (is a quorum of %q up?)",
 			ecfg.Name, timeout, ecfg.InitialCluster)
 	case <-ctx.Done():
 		closing.Store(true)
 		e.Close()
-		return nil, fmt.Errorf("metadata: starting embedded etcd %s: %w", ecfg.Name, ctx.Err())
+		return nil, 0, fmt.Errorf("metadata: starting embedded etcd %s: %w", ecfg.Name, ctx.Err())
 	}
 
 	ee := &EmbeddedEtcd{etcd: e, closing: closing}
 	for _, u := range ecfg.AdvertiseClientUrls {
 		ee.endpoints = append(ee.endpoints, u.String())
 	}
+	members := len(e.Server.Cluster().Members())
 	log.Info().
 		Str("name", ecfg.Name).
 		Str("data_dir", ecfg.Dir).
 		Strs("client_urls", ee.endpoints).
 		Str("peer_url", ecfg.AdvertisePeerUrls[0].String()).
 		Str("member_id", e.Server.MemberID().String()).
+		Int("members", members).
 		Msg("embedded etcd ready")
-	return ee, nil
+	return ee, members, nil
 }
 
 // embedConfig turns cfg into etcd's own configuration. Once closing is
@@ -162,21 +202,29 @@ func embedConfig(cfg EmbeddedConfig, closing *atomic.Bool) (*embed.Config, error
 	// etcd's info logs (dozens of lines per start) are dropped; its warnings
 	// and errors go to the broker's log, but for the expected ones below.
 	ec.LogLevel = "warn"
-	demote := func(e zapcore.Entry) bool {
-		return closing.Load() || expectedEtcdWarning(e.Message)
+	demote := func(e zapcore.Entry, fields map[string]any) bool {
+		return closing.Load() || expectedEtcdWarning(e.Message, fields)
 	}
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(
 		newZapLogger(cfg.Logger.With().Str("component", "etcd").Logger(), zapcore.WarnLevel, demote))
 	return ec, nil
 }
 
-// expectedEtcdWarning reports the warnings every start of an embedded
-// member prints that say nothing about this deployment:
+// expectedEtcdWarning reports the warnings and errors a start of an
+// embedded member prints that say nothing about this deployment:
 //   - gRPC and HTTP share the client port by design here: Gregor uses
 //     gRPC, and a second port would be one more thing to configure;
 //   - the "simple" auth token type is etcd's default, and irrelevant
-//     while etcd auth is off, as it is for Gregor.
-func expectedEtcdWarning(msg string) bool {
+//     while etcd auth is off, as it is for Gregor;
+//   - a new cluster's storage version monitor can run before the backend
+//     has committed its first raft term ("missing term information"),
+//     more often with the fast election of a member alone; etcd retries
+//     a few seconds later (etcd-io/etcd#18978 is the same race).
+func expectedEtcdWarning(msg string, fields map[string]any) bool {
+	if msg == "failed to update storage version" {
+		err, _ := fields["error"].(string)
+		return strings.HasSuffix(err, "missing term information")
+	}
 	return strings.HasPrefix(msg, "Running http and grpc server on single port") ||
 		strings.HasPrefix(msg, "simple token is not cryptographically signed")
 }

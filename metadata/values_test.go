@@ -186,7 +186,7 @@ func FuzzDecodeValue(f *testing.F) {
 
 func TestZapBridge(t *testing.T) {
 	var buf bytes.Buffer
-	demote := func(e zapcore.Entry) bool { return e.Message == "expected" }
+	demote := func(e zapcore.Entry, _ map[string]any) bool { return e.Message == "expected" }
 	lg := newZapLogger(zerolog.New(&buf).Level(zerolog.InfoLevel), zapcore.WarnLevel, demote).
 		With(zap.String("member", "m1"))
 	lg.Info("chatter")

@@ -11,7 +11,7 @@ import (
 // deal at info level; Gregor passes zapcore.WarnLevel so that only what an
 // operator must see reaches its own log, in its own format. Entries for
 // which demote (if not nil) returns true are written at debug level.
-func newZapLogger(log zerolog.Logger, min zapcore.Level, demote func(zapcore.Entry) bool) *zap.Logger {
+func newZapLogger(log zerolog.Logger, min zapcore.Level, demote func(zapcore.Entry, map[string]any) bool) *zap.Logger {
 	return zap.New(&zerologCore{log: log, min: min, demote: demote})
 }
 
@@ -20,8 +20,8 @@ func newZapLogger(log zerolog.Logger, min zapcore.Level, demote func(zapcore.Ent
 type zerologCore struct {
 	log    zerolog.Logger
 	min    zapcore.Level
-	demote func(zapcore.Entry) bool // nil: none
-	fields []zapcore.Field          // from With, written before each entry's own
+	demote func(zapcore.Entry, map[string]any) bool // nil: none; given the entry's encoded fields
+	fields []zapcore.Field                          // from With, written before each entry's own
 }
 
 func (c *zerologCore) Enabled(l zapcore.Level) bool { return l >= c.min }
@@ -50,7 +50,7 @@ func (c *zerologCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	}
 	var ev *zerolog.Event
 	switch {
-	case e.Level <= zapcore.DebugLevel || (c.demote != nil && c.demote(e)):
+	case e.Level <= zapcore.DebugLevel || (c.demote != nil && c.demote(e, enc.Fields)):
 		ev = c.log.Debug()
 	case e.Level == zapcore.InfoLevel:
 		ev = c.log.Info()

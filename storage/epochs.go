@@ -161,8 +161,9 @@ func (l *Log) truncateEpochsFrom(leo int64) {
 }
 
 // loadEpochs fills the cache at Open: from the checkpoint, cut at the log
-// end offset, or rebuilt from the batch headers.
-func (l *Log) loadEpochs(segs []*segment, leo int64) error {
+// end offset, or rebuilt from the batch headers. clean says the log was
+// shut down cleanly and nothing was recovered.
+func (l *Log) loadEpochs(segs []*segment, leo int64, clean bool) error {
 	b, err := readSmallFile(l.fs, filepath.Join(l.dir, epochCheckpointName), epochCheckpointMaxSize)
 	var entries []EpochEntry
 	if err == nil {
@@ -176,8 +177,19 @@ func (l *Log) loadEpochs(segs []*segment, leo int64) error {
 			return err
 		}
 	}
-	for len(entries) > 0 && entries[len(entries)-1].StartOffset >= leo && leo > segs[0].base {
-		entries = entries[:len(entries)-1] // cut off by recovery
+	// After a crash, an entry at or past the recovered end may name an
+	// epoch whose batches are gone: cut. After a clean shutdown, an entry
+	// at the end is an epoch assigned with no batch yet (AssignEpoch), as
+	// it was before the shutdown: kept, so that a leader elected again at
+	// that epoch writes nothing at start (an fsync a partition, serial
+	// under the partition set's lock, was most of a start with many
+	// quiet partitions).
+	for n := len(entries); n > 0; n = len(entries) {
+		last := entries[n-1].StartOffset
+		if last <= leo && (clean || last < leo || leo == segs[0].base) {
+			break
+		}
+		entries = entries[:n-1]
 	}
 	// Entries below the first segment, which deleted segments leave
 	// (truncateEpochsBelow does not always rewrite the file), go as
@@ -188,8 +200,8 @@ func (l *Log) loadEpochs(segs []*segment, leo int64) error {
 	if len(entries) > 0 && entries[0].StartOffset < segs[0].base {
 		entries[0].StartOffset = segs[0].base
 	}
-	if leo == segs[0].base {
-		entries = nil // an empty log has no epochs
+	if leo == segs[0].base && !clean {
+		entries = nil // an empty log has no epochs, unless one was assigned before a clean shutdown
 	}
 	l.epochs.entries = entries
 	return nil

@@ -80,3 +80,49 @@ func TestLeaderEpochCache(t *testing.T) {
 		t.Errorf("an epoch older than the log: %d, %d; want 0 and the log start %d", epoch, end, l.LogStartOffset())
 	}
 }
+
+// An epoch assigned with no batch yet (a leader elected at it) survives a
+// clean restart, in an empty log and after batches, so that the leader
+// elected again at that epoch has nothing to write; after a crash it is
+// dropped with whatever recovery could not vouch for.
+func TestAssignedEpochAcrossRestarts(t *testing.T) {
+	cfg := storage.DefaultConfig()
+	e := newEnv(t, cfg)
+	l := e.open()
+	if err := l.AssignEpoch(3); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(l.Epochs()); got != "[{3 0}]" {
+		t.Fatalf("empty log after AssignEpoch(3): %s", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	if got := fmt.Sprint(l.Epochs()); got != "[{3 0}]" {
+		t.Fatalf("empty log after a clean restart: %s, want the assigned epoch kept", got)
+	}
+	if _, err := l.Append(simple(t, 2, 1), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AssignEpoch(4); err != nil {
+		t.Fatal(err)
+	}
+	want := "[{3 0} {4 2}]"
+	if got := fmt.Sprint(l.Epochs()); got != want {
+		t.Fatalf("after a batch and AssignEpoch(4): %s, want %s", got, want)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	if got := fmt.Sprint(l.Epochs()); got != want {
+		t.Fatalf("after a clean restart: %s, want %s", got, want)
+	}
+	l.Crash()
+	l = e.open()
+	if got := fmt.Sprint(l.Epochs()); got != "[{3 0}]" {
+		t.Fatalf("after a crash: %s, want the epoch with no batch dropped", got)
+	}
+	l.Close()
+}

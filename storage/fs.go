@@ -35,9 +35,9 @@ type File interface {
 // FileRange exposes so that a later Fetch path can sendfile them.
 type OSFS struct{}
 
-// OpenFile opens name with os.OpenFile.
+// OpenFile opens name as os.OpenFile does (openFile: fs_linux.go).
 func (OSFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
-	f, err := os.OpenFile(name, flag, perm)
+	f, err := openFile(name, flag, perm)
 	if err != nil {
 		return nil, err // not a typed nil in the interface
 	}

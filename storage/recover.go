@@ -304,7 +304,7 @@ func (l *Log) load() (err error) {
 	for _, s := range segs {
 		total += s.size.Load()
 	}
-	if err := l.loadEpochs(segs, leo); err != nil {
+	if err := l.loadEpochs(segs, leo, clean && !recovered); err != nil {
 		return err
 	}
 	l.segs.Store(&segs)
