@@ -3,6 +3,9 @@ package broker
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"io"
+	"net"
 	"slices"
 	"strconv"
 	"testing"
@@ -460,62 +463,195 @@ func TestMetricsConsumerGroupLag(t *testing.T) {
 	}
 }
 
-// TestMetricsRequests: requests handled through a connection count by
-// API and version, and each adds one observation to its API's latency
-// histogram; Fetch is also counted as FetchConsumer.
-func TestMetricsRequests(t *testing.T) {
-	b, reg := newMetricsBroker(t, metadata.NewMemoryStore("test-cluster"))
-	createPlaced(t, b, metadata.Topic{Name: "q", Partitions: 1})
-	c := newTestConn(b)
+// pipeConn is a connection whose writer goroutine runs and writes to one
+// end of a net.Pipe; the test reads the other end (client).
+type pipeConn struct {
+	*conn
+	client net.Conn
+}
+
+// newPipeConn starts the writer of a connection on a pipe; the cleanup
+// ends it.
+func newPipeConn(t *testing.T, b *Broker) pipeConn {
+	t.Helper()
+	server, client := net.Pipe()
+	c := newConn(b, server, "")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for f := range c.out {
-			if f.deferred != nil {
-				f.deferred()
-			}
-		}
+		c.writeLoop()
 	}()
-	send := func(req kmsg.Request) {
-		t.Helper()
-		c.inFlight.Add(1)
-		if !c.process(protocol.AppendRequest(nil, 1, nil, req)[4:]) {
-			t.Fatalf("%s closed the connection", kmsg.NameForKey(req.Key()))
+	t.Cleanup(func() {
+		close(c.out)
+		client.Close()
+		<-done
+		server.Close()
+	})
+	return pipeConn{conn: c, client: client}
+}
+
+// send handles req as one request on the connection.
+func (pc pipeConn) send(t *testing.T, req kmsg.Request) {
+	t.Helper()
+	pc.inFlight.Add(1)
+	if !pc.process(protocol.AppendRequest(nil, 1, nil, req)[4:]) {
+		t.Fatalf("%s closed the connection", kmsg.NameForKey(req.Key()))
+	}
+}
+
+// readResponse reads one response frame from the client end.
+func (pc pipeConn) readResponse(t *testing.T) []byte {
+	t.Helper()
+	pc.client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var size [4]byte
+	if _, err := io.ReadFull(pc.client, size[:]); err != nil {
+		t.Fatalf("read response size: %v", err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(pc.client, body); err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	return body
+}
+
+// waitValue waits, a bounded time, until the sample of name with labels
+// kv is want.
+func waitValue(t *testing.T, reg *prometheus.Registry, want float64, name string, kv ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := value(t, reg, name, kv...)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s%v = %v, want %v", name, kv, got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// histogramSum is the sum of the histogram of name with labels kv.
+func histogramSum(t *testing.T, reg *prometheus.Registry, name string, kv ...string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	want := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		want[kv[i]] = kv[i+1]
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) != len(want) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if want[l.GetName()] != l.GetValue() {
+					continue next
+				}
+			}
+			return m.GetHistogram().GetSampleSum()
 		}
 	}
+	t.Fatalf("no histogram %s%v", name, kv)
+	return 0
+}
+
+// TestMetricsRequests: requests handled through a connection count by
+// API and version once their responses are written, and each adds one
+// observation to its API's latency histograms; Fetch is also counted as
+// FetchConsumer.
+func TestMetricsRequests(t *testing.T) {
+	b, reg := newMetricsBroker(t, metadata.NewMemoryStore("test-cluster"))
+	createPlaced(t, b, metadata.Topic{Name: "q", Partitions: 1})
+	pc := newPipeConn(t, b)
 	for range 3 {
 		av := kmsg.NewPtrApiVersionsRequest()
 		av.SetVersion(3)
 		av.ClientSoftwareName, av.ClientSoftwareVersion = "test", "1"
-		send(av)
+		pc.send(t, av)
+		pc.readResponse(t)
 	}
 	md := kmsg.NewPtrMetadataRequest()
 	md.SetVersion(12)
-	send(md)
+	pc.send(t, md)
+	pc.readResponse(t)
 	fr := kmsg.NewPtrFetchRequest()
 	fr.SetVersion(11)
 	fr.ReplicaID = -1
 	fr.MaxBytes = 1 << 20
-	send(fr)
-	close(c.out)
-	<-done
+	pc.send(t, fr)
+	pc.readResponse(t)
+	// The writer observes once the client has the bytes: poll.
+	waitValue(t, reg, 1, "kafka_network_requestmetrics_requests_total", "request", "Fetch", "version", "11")
 	if got := mustValue(t, reg, "kafka_network_requestmetrics_requests_total", "request", "ApiVersions", "version", "3"); got != 3 {
 		t.Errorf("ApiVersions v3 requests = %v, want 3", got)
 	}
 	if got := mustValue(t, reg, "kafka_network_requestmetrics_requests_total", "request", "Metadata", "version", "12"); got != 1 {
 		t.Errorf("Metadata v12 requests = %v, want 1", got)
 	}
-	if got := mustValue(t, reg, "kafka_network_requestmetrics_totaltimems", "request", "ApiVersions"); got != 3 {
-		t.Errorf("ApiVersions latency observations = %v, want 3", got)
-	}
-	if got := mustValue(t, reg, "kafka_network_requestmetrics_totaltimems", "request", "Fetch"); got != 1 {
-		t.Errorf("Fetch latency observations = %v, want 1", got)
-	}
-	if got := mustValue(t, reg, "kafka_network_requestmetrics_totaltimems", "request", "FetchConsumer"); got != 1 {
-		t.Errorf("FetchConsumer latency observations = %v, want 1", got)
+	for _, name := range []string{"kafka_network_requestmetrics_totaltimems", "kafka_network_requestmetrics_responsequeuetimems", "kafka_network_requestmetrics_responsesendtimems"} {
+		if got := mustValue(t, reg, name, "request", "ApiVersions"); got != 3 {
+			t.Errorf("%s ApiVersions observations = %v, want 3", name, got)
+		}
+		if got := mustValue(t, reg, name, "request", "Fetch"); got != 1 {
+			t.Errorf("%s Fetch observations = %v, want 1", name, got)
+		}
+		if got := mustValue(t, reg, name, "request", "FetchConsumer"); got != 1 {
+			t.Errorf("%s FetchConsumer observations = %v, want 1", name, got)
+		}
+		if got := mustValue(t, reg, name, "request", "FetchFollower"); got != 0 {
+			t.Errorf("%s FetchFollower observations = %v, want 0", name, got)
+		}
 	}
 	if _, ok := value(t, reg, "kafka_network_requestmetrics_requests_total", "request", "Produce", "version", "9"); ok {
 		t.Error("a series for a request never made")
+	}
+}
+
+// TestMetricsRequestTimeIncludesSend: a request's total time ends when
+// its response's last byte is written to the socket, as Kafka's does, not
+// when the response is queued for the writer: while the client reads
+// nothing the request is not observed, and once it reads, the total and
+// send times cover the wait.
+func TestMetricsRequestTimeIncludesSend(t *testing.T) {
+	b, reg := newMetricsBroker(t, metadata.NewMemoryStore("test-cluster"))
+	pc := newPipeConn(t, b)
+	md := kmsg.NewPtrMetadataRequest()
+	md.SetVersion(12)
+	pc.send(t, md)
+	queued := time.Now() // process has returned: the response is queued
+	// The pipe holds nothing: the writer is blocked until the client
+	// reads, and the request is not observed meanwhile.
+	for time.Since(queued) < 200*time.Millisecond {
+		if got, _ := value(t, reg, "kafka_network_requestmetrics_totaltimems", "request", "Metadata"); got != 0 {
+			t.Fatalf("observed %v times before the client read the response", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	held := time.Since(queued)
+	pc.readResponse(t)
+	waitValue(t, reg, 1, "kafka_network_requestmetrics_totaltimems", "request", "Metadata")
+	heldMs := float64(held.Nanoseconds()) / 1e6
+	if total := histogramSum(t, reg, "kafka_network_requestmetrics_totaltimems", "request", "Metadata"); total < heldMs {
+		t.Errorf("total time %v ms, less than the %v ms the client held off reading", total, heldMs)
+	}
+	// The response was queued before the test's clock started, and the
+	// writer took it at some point since: queue and send time together
+	// cover the wait.
+	send := histogramSum(t, reg, "kafka_network_requestmetrics_responsesendtimems", "request", "Metadata")
+	q := histogramSum(t, reg, "kafka_network_requestmetrics_responsequeuetimems", "request", "Metadata")
+	if send+q < heldMs || send <= 0 {
+		t.Errorf("response queue time %v ms and send time %v ms: together less than the %v ms the client held off reading", q, send, heldMs)
+	}
+	if got := mustValue(t, reg, "kafka_network_requestmetrics_requests_total", "request", "Metadata", "version", "12"); got != 1 {
+		t.Errorf("Metadata requests = %v, want 1", got)
 	}
 }
 
