@@ -7,14 +7,24 @@ package broker
 //   - kafka_server_brokertopicmetrics_{messagesin,bytesin,bytesout,
 //     failedproducerequests,failedfetchrequests}_total, per topic (label
 //     topic) and for all topics (no label), as the JMX exporter shows
-//     BrokerTopicMetrics with and without its topic tag.
+//     BrokerTopicMetrics with and without its topic tag. Messages and
+//     bytes in count the leader's appends, the coordinators' to the
+//     internal topics too (Kafka's appendToLocalLog); followers count
+//     theirs in replicationbytesin_total, and the leader what it returns
+//     to them in replicationbytesout_total (all topics only, as Kafka).
+//   - kafka_server_delayedproducemetrics_expires_total, per partition
+//     (topic, partition: those led here that had an expiry) and for all:
+//     acks=all waits that timed out (DelayedProduce onExpiration).
 //   - kafka_server_replicamanager_{underreplicatedpartitions,leadercount,
 //     partitioncount} gauges, kafka_server_replicamanager_{isrshrinks,
 //     isrexpands}_total counters.
 //   - kafka_controller_kafkacontroller_activecontrollercount.
 //   - kafka_network_requestmetrics_requests_total{request,version} and the
-//     histogram kafka_network_requestmetrics_totaltimems{request} (Fetch
-//     also as FetchConsumer and FetchFollower, as Kafka splits it).
+//     histograms kafka_network_requestmetrics_{totaltimems,
+//     responsequeuetimems,responsesendtimems}{request} (Fetch also as
+//     FetchConsumer and FetchFollower, as Kafka splits it), observed by
+//     the connection's writer once the response's last byte is written
+//     (conn.go), as Kafka updates them when the send completes.
 //   - kafka_log_log_{size,logendoffset,logstartoffset}{topic,partition},
 //     for every local replica.
 //   - kafka_consumergroup_{lag,current_offset}{consumergroup,topic,
@@ -25,8 +35,8 @@ package broker
 //     gregor_metadata_faults.
 //
 // The data path only adds to atomic counters: each partition holds its
-// topic's *topicMetrics, and request metrics are cached per (api key,
-// version) in a table built at New. Everything else is read when scraped
+// topic's *topicMetrics and its own expiry count, and request metrics are
+// cached per (api key, version) in a table built at New. Everything else is read when scraped
 // (brokerCollector), with bounded work: per-partition series exist only
 // for local logs and for the lag of the groups this broker coordinates
 // (at most maxLagSeries), and the series of a deleted topic go with it.
