@@ -307,7 +307,7 @@ func (c *conn) process(frame []byte) bool {
 		// the frame until it is written.
 		of.charge, of.budget = c.b.recycleFetch(fr), c.b.fetchBudget(req.(*kmsg.FetchRequest))
 	}
-	of.timing.queued = time.Now()
+	of.timing.markQueued()
 	return c.sendFrame(of)
 }
 
@@ -405,9 +405,8 @@ func (c *conn) writeLoop() {
 		if failed {
 			// Drain so the processor never blocks; what is left is dropped
 			// (and its request counted, ending now).
-			now := time.Now()
-			of.timing.dequeued = now
-			c.b.metrics.observe(&of.timing, now)
+			of.timing.markDequeued()
+			c.b.metrics.observe(&of.timing, time.Now())
 			c.done(int64(len(of.frame)), of, of.frame)
 			continue
 		}
@@ -421,7 +420,7 @@ func (c *conn) writeLoop() {
 	}
 	if !failed {
 		ws.w.Flush()
-		ws.sent(c.b.metrics)
+		ws.sentAll(c.b.metrics) // sent, or the connection ends now
 	}
 }
 
@@ -436,17 +435,16 @@ func (c *conn) writeOne(ws *connWriter, of outFrame, fail func()) (accounted boo
 		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
 		if err := w.Flush(); err != nil { // what is ready goes out before the wait
 			fail()
-			now := time.Now()
-			of.timing.dequeued = now
-			c.b.metrics.observe(&of.timing, now)
+			of.timing.markDequeued()
+			c.b.metrics.observe(&of.timing, time.Now())
 			c.done(0, outFrame{}, nil)
 			return true
 		}
 		ws.sent(c.b.metrics)
 		frame = of.deferred()
-		of.timing.queued = time.Now() // complete only now
+		of.timing.markQueued() // complete only now
 	}
-	of.timing.dequeued = time.Now()
+	of.timing.markDequeued()
 	// A client that reads nothing for connections.max.idle.ms while
 	// a response waits for it is as idle as one that sends nothing.
 	c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
@@ -527,7 +525,7 @@ func (ws *connWriter) sentAll(m *brokerMetrics) {
 // socketWriter counts the bytes written to the connection; owned by the
 // writer goroutine.
 type socketWriter struct {
-	nc net.Conn
+	nc io.Writer // the connection
 	n  int64
 }
 

@@ -148,12 +148,27 @@ const (
 // reqTiming is one handled request's metrics, observed once its response
 // has been written (observe). A nil api is a request not counted.
 type reqTiming struct {
-	api      *apiMetrics
-	version  int16
-	fetch    int8      // 0: not a Fetch; 1: a consumer's; 2: a follower's
-	start    time.Time // the processor took the request
-	queued   time.Time // the response was complete and queued for the writer
-	dequeued time.Time // the writer took it
+	api     *apiMetrics
+	version int16
+	fetch   int8      // 0: not a Fetch; 1: a consumer's; 2: a follower's
+	start   time.Time // the processor took the request
+	// Since start: the response was complete and queued for the writer,
+	// and the writer took it (markQueued, markDequeued). A response
+	// dropped before it was made has no queued time: it waited for
+	// nothing.
+	queued, dequeued time.Duration
+}
+
+// markQueued records that the response is complete and queued.
+func (t *reqTiming) markQueued() { t.queued = time.Since(t.start) }
+
+// markDequeued records that the writer has taken the response; one never
+// queued (dropped before it was made) counts as queued now.
+func (t *reqTiming) markDequeued() {
+	t.dequeued = time.Since(t.start)
+	if t.queued == 0 {
+		t.queued = t.dequeued
+	}
 }
 
 // brokerMetrics are the broker's metrics. The fields are set by
@@ -274,8 +289,7 @@ func (m *brokerMetrics) timing(key, version int16, start time.Time, req kmsg.Req
 }
 
 // observe counts a request whose response's last byte was written at
-// sent, and observes its times. A response dropped before it was made
-// (its connection ended) has no queued time: it waited for nothing.
+// sent (after markDequeued), and observes its times.
 func (m *brokerMetrics) observe(t *reqTiming, sent time.Time) {
 	a := t.api
 	if a == nil {
@@ -288,14 +302,11 @@ func (m *brokerMetrics) observe(t *reqTiming, sent time.Time) {
 		a.versions[i].Store(c) // a racing store holds the same child
 	}
 	c.Inc()
-	queued := t.queued
-	if queued.IsZero() {
-		queued = t.dequeued
-	}
+	total := sent.Sub(t.start)
 	ms := [numReqTimes]float64{
-		reqTotal:         fracMillis(sent.Sub(t.start)),
-		reqResponseQueue: fracMillis(t.dequeued.Sub(queued)),
-		reqResponseSend:  fracMillis(sent.Sub(t.dequeued)),
+		reqTotal:         fracMillis(total),
+		reqResponseQueue: fracMillis(t.dequeued - t.queued),
+		reqResponseSend:  fracMillis(total - t.dequeued),
 	}
 	for k := range numReqTimes {
 		o := a.times[k].Load()
@@ -317,9 +328,8 @@ func fracMillis(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6
 // produce): it ends now, with no time queued or sending.
 func (m *brokerMetrics) request(key, version int16, start time.Time, req kmsg.Request) {
 	t := m.timing(key, version, start, req)
-	now := time.Now()
-	t.queued, t.dequeued = now, now
-	m.observe(&t, now)
+	t.markDequeued()
+	m.observe(&t, time.Now())
 }
 
 // fetchTally is what one read of a Fetch request adds to the topic

@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/metadata"
@@ -457,6 +460,14 @@ func TestMetricsConsumerGroupLag(t *testing.T) {
 	if got := mustValue(t, reg, "kafka_consumergroup_current_offset", "consumergroup", "g1", "topic", "lag", "partition", "0"); got != 7 {
 		t.Errorf("current offset = %v, want 7", got)
 	}
+	// The coordinator's append is the internal topic's messages in (two
+	// offset records), as Kafka's appendToLocalLog counts it.
+	if got := mustValue(t, reg, "kafka_server_brokertopicmetrics_messagesin_total", "topic", "__consumer_offsets"); got != 2 {
+		t.Errorf("__consumer_offsets messages in after committing two offsets = %v, want 2", got)
+	}
+	if got := mustValue(t, reg, "kafka_server_brokertopicmetrics_bytesin_total", "topic", "__consumer_offsets"); got < 61 {
+		t.Errorf("__consumer_offsets bytes in = %v, want a batch", got)
+	}
 	produceBatch(t, b, c, "lag", 1, 2, 1)
 	if got := mustValue(t, reg, "kafka_consumergroup_lag", "consumergroup", "g1", "topic", "lag", "partition", "1"); got != 2 {
 		t.Errorf("lag of partition 1 after 2 more records = %v, want 2", got)
@@ -655,6 +666,31 @@ func TestMetricsRequestTimeIncludesSend(t *testing.T) {
 	}
 }
 
+// TestRequestMetricsAllocs: once a request's series exist, its metrics
+// cost no allocation on the writer's path: a response written into the
+// buffer, flushed, and its times observed.
+func TestRequestMetricsAllocs(t *testing.T) {
+	b, _ := newMetricsBroker(t, metadata.NewMemoryStore("test-cluster"))
+	ws := &connWriter{sock: socketWriter{nc: io.Discard}}
+	ws.w = bufio.NewWriterSize(&ws.sock, connBufferSize)
+	fr := kmsg.NewPtrFetchRequest()
+	fr.SetVersion(11)
+	frame := make([]byte, 100)
+	run := func() {
+		tm := b.metrics.timing(1, 11, time.Now(), fr)
+		tm.markQueued()
+		tm.markDequeued()
+		ws.w.Write(frame)
+		ws.wrote(tm, len(frame))
+		ws.w.Flush()
+		ws.sent(b.metrics)
+	}
+	run() // makes the series
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Errorf("%v allocations per response", n)
+	}
+}
+
 // BenchmarkRequestMetrics measures what the request metrics add to each
 // request: one counter and one histogram observation through the cached
 // children.
@@ -674,5 +710,38 @@ func TestKafkaAPINames(t *testing.T) {
 		if got := kafkaAPIName(key); got != want {
 			t.Errorf("api key %d: %q, want %q", key, got, want)
 		}
+	}
+}
+
+// TestMetricsDelayedProduceExpires: an acks=all wait that reaches its
+// deadline counts as an expiry of its partition and of all partitions
+// (DelayedProduceMetrics ExpiresPerSec); one ended by the client going
+// away does not; partitions with no expiry have no series.
+func TestMetricsDelayedProduceExpires(t *testing.T) {
+	b, reg := newMetricsBroker(t, metadata.NewMemoryStore("test-cluster"))
+	createPlaced(t, b, metadata.Topic{Name: "exp", Partitions: 2})
+	c := newTestConn(b)
+	produceBatch(t, b, c, "exp", 0, 3, 1)
+	part := b.parts.lookup("exp", 0)
+	never := part.log.LogEndOffset() + 1 // an offset no one appends
+	if err := part.waitCommitted(context.Background(), time.Now().Add(10*time.Millisecond), never, 1); !errors.Is(err, kerr.RequestTimedOut) {
+		t.Fatalf("wait past the deadline: %v, want REQUEST_TIMED_OUT", err)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := part.waitCommitted(gone, time.Now().Add(time.Hour), never, 1); !errors.Is(err, kerr.RequestTimedOut) {
+		t.Fatalf("wait of a client gone: %v, want REQUEST_TIMED_OUT", err)
+	}
+	if got := mustValue(t, reg, "kafka_server_delayedproducemetrics_expires_total", "topic", "exp", "partition", "0"); got != 1 {
+		t.Errorf("expires of exp-0 = %v, want 1", got)
+	}
+	if got := mustValue(t, reg, "kafka_server_delayedproducemetrics_expires_total"); got != 1 {
+		t.Errorf("expires over all partitions = %v, want 1", got)
+	}
+	if _, ok := value(t, reg, "kafka_server_delayedproducemetrics_expires_total", "topic", "exp", "partition", "1"); ok {
+		t.Error("an expiry series for a partition that had none")
+	}
+	if got := mustValue(t, reg, "kafka_server_brokertopicmetrics_failedproducerequests_total", "topic", "exp"); got != 0 {
+		t.Errorf("failed produce requests = %v, want 0", got)
 	}
 }

@@ -44,9 +44,8 @@ func BenchmarkProduceProcess(b *testing.B) {
 		for f := range c.out {
 			// What the writer does once the frame is written: its
 			// request's metrics.
-			now := time.Now()
-			f.timing.dequeued = now
-			br.metrics.observe(&f.timing, now)
+			f.timing.markDequeued()
+			br.metrics.observe(&f.timing, time.Now())
 			c.pending.Add(-int64(len(f.frame)))
 			br.bufs.put(f.frame)
 		}
