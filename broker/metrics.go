@@ -204,21 +204,12 @@ func (b *Broker) newBrokerMetrics(reg *registry, promReg *prometheus.Registry) (
 			Help: "Requests handled, by API and version (Kafka's RequestMetrics RequestsPerSec).",
 		}, []string{"request", "version"}),
 		times: [numReqTimes]*prometheus.HistogramVec{
-			reqTotal: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-				Name:    "kafka_network_requestmetrics_totaltimems",
-				Help:    "Milliseconds from a request being taken from its connection to its response's last byte written to the socket, by API (Kafka's RequestMetrics TotalTimeMs).",
-				Buckets: requestTimeBuckets,
-			}, []string{"request"}),
-			reqResponseQueue: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-				Name:    "kafka_network_requestmetrics_responsequeuetimems",
-				Help:    "Milliseconds a complete response waited for its connection's writer, by API (Kafka's RequestMetrics ResponseQueueTimeMs).",
-				Buckets: requestTimeBuckets,
-			}, []string{"request"}),
-			reqResponseSend: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-				Name:    "kafka_network_requestmetrics_responsesendtimems",
-				Help:    "Milliseconds from the writer taking a response to its last byte written to the socket, by API (Kafka's RequestMetrics ResponseSendTimeMs).",
-				Buckets: requestTimeBuckets,
-			}, []string{"request"}),
+			reqTotal: requestHistogram("totaltimems",
+				"Milliseconds from a request being taken from its connection to its response's last byte written to the socket, by API (Kafka's RequestMetrics TotalTimeMs)."),
+			reqResponseQueue: requestHistogram("responsequeuetimems",
+				"Milliseconds a complete response waited for its connection's writer, by API (Kafka's RequestMetrics ResponseQueueTimeMs)."),
+			reqResponseSend: requestHistogram("responsesendtimems",
+				"Milliseconds from the writer taking a response to its last byte written to the socket, by API (Kafka's RequestMetrics ResponseSendTimeMs)."),
 		},
 		isrShrinks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kafka_server_replicamanager_isrshrinks_total",
@@ -249,6 +240,16 @@ func (b *Broker) newBrokerMetrics(reg *registry, promReg *prometheus.Registry) (
 		}
 	}
 	return m, nil
+}
+
+// requestHistogram is the RequestMetrics latency histogram of name, by
+// API (label request).
+func requestHistogram(name, help string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kafka_network_requestmetrics_" + name,
+		Help:    help,
+		Buckets: requestTimeBuckets,
+	}, []string{"request"})
 }
 
 // kafkaAPIName is the name Kafka gives an API in its request metrics

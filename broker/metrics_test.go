@@ -41,6 +41,7 @@ func newMetricsBroker(t *testing.T, store metadata.Store) (*Broker, *prometheus.
 type series struct {
 	labels map[string]string
 	value  float64
+	sum    float64 // a histogram's sum
 }
 
 // gather returns the samples of one metric family of reg.
@@ -67,6 +68,7 @@ func gather(t *testing.T, reg *prometheus.Registry, name string) []series {
 				s.value = m.GetGauge().GetValue()
 			case dto.MetricType_HISTOGRAM:
 				s.value = float64(m.GetHistogram().GetSampleCount())
+				s.sum = m.GetHistogram().GetSampleSum()
 			}
 			out = append(out, s)
 		}
@@ -77,6 +79,13 @@ func gather(t *testing.T, reg *prometheus.Registry, name string) []series {
 // value returns the sample of name whose labels are exactly kv (pairs of
 // name, value); false when there is none.
 func value(t *testing.T, reg *prometheus.Registry, name string, kv ...string) (float64, bool) {
+	t.Helper()
+	s, ok := sample(t, reg, name, kv...)
+	return s.value, ok
+}
+
+// sample returns the sample of name whose labels are exactly kv.
+func sample(t *testing.T, reg *prometheus.Registry, name string, kv ...string) (series, bool) {
 	t.Helper()
 	want := map[string]string{}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -93,10 +102,10 @@ func value(t *testing.T, reg *prometheus.Registry, name string, kv ...string) (f
 			}
 		}
 		if match {
-			return s.value, true
+			return s, true
 		}
 	}
-	return 0, false
+	return series{}, false
 }
 
 // mustValue is value, failing the test when the sample is absent.
@@ -545,33 +554,11 @@ func waitValue(t *testing.T, reg *prometheus.Registry, want float64, name string
 // histogramSum is the sum of the histogram of name with labels kv.
 func histogramSum(t *testing.T, reg *prometheus.Registry, name string, kv ...string) float64 {
 	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
+	s, ok := sample(t, reg, name, kv...)
+	if !ok {
+		t.Fatalf("no histogram %s%v", name, kv)
 	}
-	want := map[string]string{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		want[kv[i]] = kv[i+1]
-	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			if len(m.GetLabel()) != len(want) {
-				continue
-			}
-			for _, l := range m.GetLabel() {
-				if want[l.GetName()] != l.GetValue() {
-					continue next
-				}
-			}
-			return m.GetHistogram().GetSampleSum()
-		}
-	}
-	t.Fatalf("no histogram %s%v", name, kv)
-	return 0
+	return s.sum
 }
 
 // TestMetricsRequests: requests handled through a connection count by

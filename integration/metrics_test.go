@@ -572,15 +572,7 @@ func TestMetricsCoordinatorAppendsAndExpiries(t *testing.T) {
 	// Broker 2 stops; an acks=all produce to broker 1's partition cannot
 	// be committed (broker 2 stays in the ISR for replica.lag.time.max.ms,
 	// 30 s, and its 2 s lease outlives the 300 ms timeout).
-	part := int32(-1)
-	for _, p := range td.Partitions {
-		if p.Leader == 1 {
-			part = p.Partition
-		}
-	}
-	if part < 0 {
-		t.Fatalf("no partition led by broker 1: %+v", td.Partitions)
-	}
+	part := replPartitionLedBy(t, td, 1)
 	ps := strconv.Itoa(int(part))
 	raw := fzDial(t, brokers[0].Addr)
 	brokers[1].Pause()
