@@ -164,8 +164,10 @@ type commitWait struct {
 }
 
 // waitCommitted waits until the high watermark reaches end (every ISR
-// member has the batch), the deadline passes (REQUEST_TIMED_OUT) or ctx
-// ends. A batch committed by an ISR smaller than minISR gets
+// member has the batch), the deadline passes (REQUEST_TIMED_OUT, counted
+// as an expiry as Kafka's DelayedProduce counts one, not as a failed
+// produce) or ctx ends (also REQUEST_TIMED_OUT, not counted: the client
+// has gone). A batch committed by an ISR smaller than minISR gets
 // NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in Kafka. A request waiting for
 // several partitions passes each the same deadline, so the request's
 // timeout bounds the whole wait.
@@ -187,6 +189,8 @@ func (part *partition) waitCommitted(ctx context.Context, deadline time.Time, en
 		case <-moved:
 		case <-role:
 		case <-timer.C:
+			part.expires.Add(1)
+			part.allExpires.Add(1)
 			return kerr.RequestTimedOut
 		case <-ctx.Done():
 			return kerr.RequestTimedOut
@@ -257,8 +261,7 @@ func (b *Broker) producePartition(ctx context.Context, txnID *string, topic stri
 		// LogAppendTime is not known here, so the broker's now stands.
 		b.log.Debug().Str("topic", topic).Int32("partition", rp.Partition).Int64("base_offset", res.BaseOffset).Msg("duplicate idempotent batch")
 	} else {
-		part.metrics.messagesIn.Add(uint64(max(h.NumRecords, 0)))
-		part.metrics.bytesIn.Add(uint64(len(records)))
+		part.metrics.appended(int64(h.NumRecords), len(records))
 		b.parts.appended(part)
 	}
 	sp.BaseOffset = res.BaseOffset

@@ -85,7 +85,7 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 	for {
 		resp, size, hasErr, wake := b.fetchOnce(c, req, &tally)
 		if hasErr || size >= int64(req.MinBytes) || deadline == nil {
-			tally.apply()
+			tally.apply(b.metrics)
 			return resp, nil
 		}
 		// Not enough: this read is dropped (its bytes go back to the
@@ -103,7 +103,7 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, er
 		chosen, _, _ := reflect.Select(cases)
 		if chosen < 2 {
 			resp, _, _, _ = b.fetchOnce(c, req, &tally)
-			tally.apply()
+			tally.apply(b.metrics)
 			return resp, nil
 		}
 	}
@@ -299,6 +299,8 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	sp.RecordBatches = buf
 	if replica < 0 {
 		tally.add(part.metrics, int64(len(buf)), false)
+	} else {
+		tally.replicated += int64(len(buf))
 	}
 	return int64(len(buf)), wake, nil
 }

@@ -70,6 +70,7 @@ func (b *Broker) writeMarker(topic string, partition int32, producerID int64, ep
 		b.log.Error().Err(err).Str("topic", topic).Int32("partition", partition).Msg("writing a transaction marker failed")
 		return kerr.KafkaStorageError
 	}
+	part.metrics.appended(1, res.Size) // one control record, counted as Kafka counts a marker append
 	b.parts.appended(part)
 	if err := part.waitCommitted(b.ctx, deadline, res.LastOffset+1, 1); err != nil {
 		return err

@@ -268,7 +268,7 @@ func (c *conn) processLoop() {
 
 // process handles one request frame; false closes the connection.
 func (c *conn) process(frame []byte) bool {
-	start := time.Now() // for the request metrics: from here to the response queued
+	start := time.Now() // for the request metrics: from here to the response written
 	hdr, req, err := protocol.ParseRequest(frame)
 	if err != nil {
 		if resp := c.b.answerUnparsable(hdr, err); resp != nil {
@@ -287,28 +287,27 @@ func (c *conn) process(frame []byte) bool {
 		c.b.metrics.request(hdr.Key, hdr.Version, start, req)
 		return true
 	}
+	timing := c.b.metrics.timing(hdr.Key, hdr.Version, start, req)
 	if d, ok := resp.(*deferredResponse); ok {
 		// Complete once d.wait returns; the next requests are read and
 		// handled meanwhile, and their responses queue behind it.
 		corr, version := hdr.CorrelationID, hdr.Version
-		return c.sendFrame(outFrame{deferred: func() []byte {
+		return c.sendFrame(outFrame{timing: timing, deferred: func() []byte {
 			d.wait()
 			d.Response.SetVersion(version)
-			out := protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(d.Response)), corr, d.Response)
-			c.b.metrics.request(hdr.Key, version, start, req)
-			return out
+			return protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(d.Response)), corr, d.Response)
 		}})
 	}
 	resp.SetVersion(hdr.Version)
 	out := protocol.AppendResponse(c.b.bufs.get(protocol.ResponseSizeHint(resp)), hdr.CorrelationID, resp)
-	of := outFrame{frame: out}
+	of := outFrame{frame: out, timing: timing}
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
 		// The batches are copied into the frame: their buffers go back to
 		// the pool, and their charge on the response budget is carried by
 		// the frame until it is written.
 		of.charge, of.budget = c.b.recycleFetch(fr), c.b.fetchBudget(req.(*kmsg.FetchRequest))
 	}
-	c.b.metrics.request(hdr.Key, hdr.Version, start, req)
+	of.timing.markQueued()
 	return c.sendFrame(of)
 }
 
@@ -341,12 +340,14 @@ func (c *conn) logReadError(err error) {
 // outFrame is one response for the writer: an encoded frame, or a
 // function that blocks until the response is complete and encodes it.
 // charge is what the frame holds of the broker's response budget, given
-// back once it is written.
+// back once it is written. timing is its request's metrics, observed by
+// the writer once the frame's last byte is on the socket.
 type outFrame struct {
 	frame    []byte
 	deferred func() []byte
 	charge   int64
 	budget   *byteBudget // what charge is held on; nil when charge is 0
+	timing   reqTiming
 }
 
 // deferredResponse is a response that is complete only once wait returns
@@ -385,7 +386,8 @@ func (c *conn) sendFrame(f outFrame) bool {
 // or writing a response, which is logged once) it only drains c.out, so
 // the processor never blocks, and the connection ends.
 func (c *conn) writeLoop() {
-	w := bufio.NewWriterSize(c.nc, connBufferSize)
+	ws := &connWriter{sock: socketWriter{nc: c.nc}}
+	ws.w = bufio.NewWriterSize(&ws.sock, connBufferSize)
 	failed := false
 	fail := func() {
 		if failed {
@@ -395,15 +397,21 @@ func (c *conn) writeLoop() {
 		close(c.writeFailed)
 		c.stop()
 		c.nc.SetReadDeadline(time.Now())
+		// What was written and not sent is counted as ended now, as Kafka
+		// counts the responses in flight on a connection that closes.
+		ws.sentAll(c.b.metrics)
 	}
 	for of := range c.out {
 		if failed {
-			// Drain so the processor never blocks; what is left is dropped.
+			// Drain so the processor never blocks; what is left is dropped
+			// (and its request counted, ending now).
+			of.timing.markDequeued()
+			c.b.metrics.observe(&of.timing, time.Now())
 			c.done(int64(len(of.frame)), of, of.frame)
 			continue
 		}
 		accounted := false
-		if safe.Run(c.log, "connection writer", func() { accounted = c.writeOne(w, of, fail) }) {
+		if safe.Run(c.log, "connection writer", func() { accounted = c.writeOne(ws, of, fail) }) {
 			if !accounted {
 				c.done(int64(len(of.frame)), of, nil)
 			}
@@ -411,25 +419,32 @@ func (c *conn) writeLoop() {
 		}
 	}
 	if !failed {
-		w.Flush()
+		ws.w.Flush()
+		ws.sentAll(c.b.metrics) // sent, or the connection ends now
 	}
 }
 
 // writeOne writes one response (making it first if it is deferred) and
 // accounts for it; it returns true once accounted, so that a panic before
 // that can be accounted for by the caller.
-func (c *conn) writeOne(w *bufio.Writer, of outFrame, fail func()) (accounted bool) {
+func (c *conn) writeOne(ws *connWriter, of outFrame, fail func()) (accounted bool) {
+	w := ws.w
 	queued := int64(len(of.frame))
 	frame := of.frame
 	if of.deferred != nil {
 		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
 		if err := w.Flush(); err != nil { // what is ready goes out before the wait
 			fail()
+			of.timing.markDequeued()
+			c.b.metrics.observe(&of.timing, time.Now())
 			c.done(0, outFrame{}, nil)
 			return true
 		}
+		ws.sent(c.b.metrics)
 		frame = of.deferred()
+		of.timing.markQueued() // complete only now
 	}
+	of.timing.markDequeued()
 	// A client that reads nothing for connections.max.idle.ms while
 	// a response waits for it is as idle as one that sends nothing.
 	c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
@@ -437,11 +452,87 @@ func (c *conn) writeOne(w *bufio.Writer, of outFrame, fail func()) (accounted bo
 	if err == nil && len(c.out) == 0 {
 		err = w.Flush()
 	}
+	ws.wrote(of.timing, len(frame))
 	c.done(queued, of, frame) // written or copied into w; see buffers.go
 	if err != nil {
 		fail()
+		return true
 	}
+	ws.sent(c.b.metrics)
 	return true
+}
+
+// connWriter is the writer goroutine's state: the buffered socket and the
+// responses written into it whose last byte may not be on the socket yet,
+// whose request metrics wait for it (Kafka ends a request's total time
+// when its send completes). Owned by the writer goroutine.
+type connWriter struct {
+	sock   socketWriter
+	w      *bufio.Writer // writes into sock
+	in     int64         // bytes written into w
+	unsent []unsentResponse
+}
+
+// unsentResponse is a response written into the buffer; end is in's value
+// after its last byte.
+type unsentResponse struct {
+	timing reqTiming
+	end    int64
+}
+
+// maxUnsent bounds the responses a writer holds the metrics of: more,
+// and the buffer is flushed (a long run of small pipelined responses
+// would otherwise keep the buffer from ever emptying).
+const maxUnsent = 64
+
+// wrote records a response of n bytes written into the buffer.
+func (ws *connWriter) wrote(t reqTiming, n int) {
+	ws.in += int64(n)
+	if t.api == nil {
+		return
+	}
+	ws.unsent = append(ws.unsent, unsentResponse{timing: t, end: ws.in})
+	if len(ws.unsent) >= maxUnsent {
+		ws.w.Flush() // an error is the next write's
+	}
+}
+
+// sent observes the metrics of the responses whose bytes have all been
+// written to the socket.
+func (ws *connWriter) sent(m *brokerMetrics) {
+	if len(ws.unsent) == 0 || ws.unsent[0].end > ws.sock.n {
+		return
+	}
+	now := time.Now()
+	i := 0
+	for ; i < len(ws.unsent) && ws.unsent[i].end <= ws.sock.n; i++ {
+		m.observe(&ws.unsent[i].timing, now)
+	}
+	n := copy(ws.unsent, ws.unsent[i:])
+	ws.unsent = ws.unsent[:n]
+}
+
+// sentAll observes the metrics of every response written, sent or not
+// (the connection is ending).
+func (ws *connWriter) sentAll(m *brokerMetrics) {
+	now := time.Now()
+	for i := range ws.unsent {
+		m.observe(&ws.unsent[i].timing, now)
+	}
+	ws.unsent = ws.unsent[:0]
+}
+
+// socketWriter counts the bytes written to the connection; owned by the
+// writer goroutine.
+type socketWriter struct {
+	nc io.Writer // the connection
+	n  int64
+}
+
+func (s *socketWriter) Write(p []byte) (int, error) {
+	n, err := s.nc.Write(p)
+	s.n += int64(n)
+	return n, err
 }
 
 // done accounts for one response leaving the writer: its bytes stop

@@ -7,14 +7,24 @@ package broker
 //   - kafka_server_brokertopicmetrics_{messagesin,bytesin,bytesout,
 //     failedproducerequests,failedfetchrequests}_total, per topic (label
 //     topic) and for all topics (no label), as the JMX exporter shows
-//     BrokerTopicMetrics with and without its topic tag.
+//     BrokerTopicMetrics with and without its topic tag. Messages and
+//     bytes in count the leader's appends, the coordinators' to the
+//     internal topics too (Kafka's appendToLocalLog); followers count
+//     theirs in replicationbytesin_total, and the leader what it returns
+//     to them in replicationbytesout_total (all topics only, as Kafka).
+//   - kafka_server_delayedproducemetrics_expires_total, per partition
+//     (topic, partition: those led here that had an expiry) and for all:
+//     acks=all waits that timed out (DelayedProduce onExpiration).
 //   - kafka_server_replicamanager_{underreplicatedpartitions,leadercount,
 //     partitioncount} gauges, kafka_server_replicamanager_{isrshrinks,
 //     isrexpands}_total counters.
 //   - kafka_controller_kafkacontroller_activecontrollercount.
 //   - kafka_network_requestmetrics_requests_total{request,version} and the
-//     histogram kafka_network_requestmetrics_totaltimems{request} (Fetch
-//     also as FetchConsumer and FetchFollower, as Kafka splits it).
+//     histograms kafka_network_requestmetrics_{totaltimems,
+//     responsequeuetimems,responsesendtimems}{request} (Fetch also as
+//     FetchConsumer and FetchFollower, as Kafka splits it), observed by
+//     the connection's writer once the response's last byte is written
+//     (conn.go), as Kafka updates them when the send completes.
 //   - kafka_log_log_{size,logendoffset,logstartoffset}{topic,partition},
 //     for every local replica.
 //   - kafka_consumergroup_{lag,current_offset}{consumergroup,topic,
@@ -25,8 +35,8 @@ package broker
 //     gregor_metadata_faults.
 //
 // The data path only adds to atomic counters: each partition holds its
-// topic's *topicMetrics, and request metrics are cached per (api key,
-// version) in a table built at New. Everything else is read when scraped
+// topic's *topicMetrics and its own expiry count, and request metrics are
+// cached per (api key, version) in a table built at New. Everything else is read when scraped
 // (brokerCollector), with bounded work: per-partition series exist only
 // for local logs and for the lag of the groups this broker coordinates
 // (at most maxLagSeries), and the series of a deleted topic go with it.
@@ -55,11 +65,18 @@ const etcdProbeTimeout = 2 * time.Second
 // path adds to them through the pointer its partitions hold; the
 // collector reads them.
 type topicMetrics struct {
-	messagesIn    atomic.Uint64 // records appended by producers
-	bytesIn       atomic.Uint64 // batch bytes appended by producers
+	messagesIn    atomic.Uint64 // records appended as leader, by producers and coordinators
+	bytesIn       atomic.Uint64 // batch bytes appended as leader, by producers and coordinators
 	bytesOut      atomic.Uint64 // record bytes returned to consumers
 	failedProduce atomic.Uint64 // partition appends that failed (countsAsFailedProduce)
 	failedFetch   atomic.Uint64 // partition reads that failed on a storage error
+}
+
+// appended counts one batch of records appended, as leader, by a
+// producer or a coordinator (Kafka's appendToLocalLog marks both).
+func (m *topicMetrics) appended(records int64, bytes int) {
+	m.messagesIn.Add(uint64(max(records, 0)))
+	m.bytesIn.Add(uint64(bytes))
 }
 
 // topicMetricsSet holds the counters of every topic with a local
@@ -105,16 +122,54 @@ func (s *topicMetricsSet) snapshot(keep func(topic string) bool) map[string]*top
 }
 
 // apiMetrics are the request metrics of one API: a request counter per
-// version, made on first use, and the latency histogram.
+// version, made on first use, and the latency histograms (by reqTime).
 type apiMetrics struct {
 	name     string
 	min      int16
 	versions []atomic.Pointer[counterBox] // index version-min
-	total    atomic.Pointer[observerBox]
+	times    [numReqTimes]atomic.Pointer[observerBox]
 }
 
 type counterBox struct{ prometheus.Counter }
 type observerBox struct{ prometheus.Observer }
+
+// The request latency histograms, Kafka's RequestMetrics of the same
+// names: TotalTimeMs from the processor taking the request to its
+// response's last byte written to the socket, ResponseQueueTimeMs from
+// the response being complete to the writer taking it, ResponseSendTimeMs
+// from there to its last byte written.
+const (
+	reqTotal = iota
+	reqResponseQueue
+	reqResponseSend
+	numReqTimes
+)
+
+// reqTiming is one handled request's metrics, observed once its response
+// has been written (observe). A nil api is a request not counted.
+type reqTiming struct {
+	api     *apiMetrics
+	version int16
+	fetch   int8      // 0: not a Fetch; 1: a consumer's; 2: a follower's
+	start   time.Time // the processor took the request
+	// Since start: the response was complete and queued for the writer,
+	// and the writer took it (markQueued, markDequeued). A response
+	// dropped before it was made has no queued time: it waited for
+	// nothing.
+	queued, dequeued time.Duration
+}
+
+// markQueued records that the response is complete and queued.
+func (t *reqTiming) markQueued() { t.queued = time.Since(t.start) }
+
+// markDequeued records that the writer has taken the response; one never
+// queued (dropped before it was made) counts as queued now.
+func (t *reqTiming) markDequeued() {
+	t.dequeued = time.Since(t.start)
+	if t.queued == 0 {
+		t.queued = t.dequeued
+	}
+}
 
 // brokerMetrics are the broker's metrics. The fields are set by
 // newBrokerMetrics and not changed after; what they point to is safe for
@@ -123,11 +178,16 @@ type brokerMetrics struct {
 	topics     topicMetricsSet
 	apis       []*apiMetrics // by api key; nil where none is registered
 	requests   *prometheus.CounterVec
-	totalTime  *prometheus.HistogramVec
-	fetchTimes [2]prometheus.Observer // FetchConsumer, FetchFollower
+	times      [numReqTimes]*prometheus.HistogramVec
+	fetchTimes [2][numReqTimes]prometheus.Observer // FetchConsumer, FetchFollower
 	isrShrinks prometheus.Counter
 	isrExpands prometheus.Counter
 	collector  *brokerCollector
+
+	// Counters over every partition, read by the collector.
+	produceExpires      atomic.Uint64 // acks=all waits that timed out (DelayedProduceMetrics ExpiresPerSec)
+	replicationBytesIn  atomic.Uint64 // batch bytes appended as follower (ReplicationBytesInPerSec)
+	replicationBytesOut atomic.Uint64 // record bytes returned to followers (ReplicationBytesOutPerSec)
 }
 
 // requestTimeBuckets are the upper bounds, in milliseconds, of the
@@ -143,11 +203,14 @@ func (b *Broker) newBrokerMetrics(reg *registry, promReg *prometheus.Registry) (
 			Name: "kafka_network_requestmetrics_requests_total",
 			Help: "Requests handled, by API and version (Kafka's RequestMetrics RequestsPerSec).",
 		}, []string{"request", "version"}),
-		totalTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "kafka_network_requestmetrics_totaltimems",
-			Help:    "Milliseconds from a request's arrival to its response being queued for the socket, by API (Kafka's RequestMetrics TotalTimeMs).",
-			Buckets: requestTimeBuckets,
-		}, []string{"request"}),
+		times: [numReqTimes]*prometheus.HistogramVec{
+			reqTotal: requestHistogram("totaltimems",
+				"Milliseconds from a request being taken from its connection to its response's last byte written to the socket, by API (Kafka's RequestMetrics TotalTimeMs)."),
+			reqResponseQueue: requestHistogram("responsequeuetimems",
+				"Milliseconds a complete response waited for its connection's writer, by API (Kafka's RequestMetrics ResponseQueueTimeMs)."),
+			reqResponseSend: requestHistogram("responsesendtimems",
+				"Milliseconds from the writer taking a response to its last byte written to the socket, by API (Kafka's RequestMetrics ResponseSendTimeMs)."),
+		},
 		isrShrinks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kafka_server_replicamanager_isrshrinks_total",
 			Help: "ISR changes this broker wrote, as leader, that removed replicas.",
@@ -157,8 +220,10 @@ func (b *Broker) newBrokerMetrics(reg *registry, promReg *prometheus.Registry) (
 			Help: "ISR changes this broker wrote, as leader, that added replicas.",
 		}),
 	}
-	m.fetchTimes[0] = m.totalTime.WithLabelValues("FetchConsumer")
-	m.fetchTimes[1] = m.totalTime.WithLabelValues("FetchFollower")
+	for i, vec := range m.times {
+		m.fetchTimes[0][i] = vec.WithLabelValues("FetchConsumer")
+		m.fetchTimes[1][i] = vec.WithLabelValues("FetchFollower")
+	}
 	maxKey := int16(0)
 	for _, k := range reg.keys {
 		maxKey = max(maxKey, k)
@@ -169,12 +234,22 @@ func (b *Broker) newBrokerMetrics(reg *registry, promReg *prometheus.Registry) (
 		m.apis[k] = &apiMetrics{name: kafkaAPIName(k), min: h.min, versions: make([]atomic.Pointer[counterBox], h.max-h.min+1)}
 	}
 	m.collector = &brokerCollector{b: b}
-	for _, c := range []prometheus.Collector{m.requests, m.totalTime, m.isrShrinks, m.isrExpands, m.collector} {
+	for _, c := range []prometheus.Collector{m.requests, m.times[reqTotal], m.times[reqResponseQueue], m.times[reqResponseSend], m.isrShrinks, m.isrExpands, m.collector} {
 		if err := promReg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// requestHistogram is the RequestMetrics latency histogram of name, by
+// API (label request).
+func requestHistogram(name, help string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kafka_network_requestmetrics_" + name,
+		Help:    help,
+		Buckets: requestTimeBuckets,
+	}, []string{"request"})
 }
 
 // kafkaAPIName is the name Kafka gives an API in its request metrics
@@ -193,44 +268,77 @@ func kafkaAPIName(key int16) string {
 	return kmsg.NameForKey(key)
 }
 
-// request counts one handled request of a registered (key, version) and
-// observes its time since start; others are not counted.
-func (m *brokerMetrics) request(key, version int16, start time.Time, req kmsg.Request) {
+// timing starts the metrics of one request of a registered (key,
+// version), taken by the processor at start; others get a reqTiming
+// that is not counted.
+func (m *brokerMetrics) timing(key, version int16, start time.Time, req kmsg.Request) reqTiming {
 	if key < 0 || int(key) >= len(m.apis) || m.apis[key] == nil {
-		return
+		return reqTiming{}
 	}
 	a := m.apis[key]
-	i := int(version - a.min)
-	if i < 0 || i >= len(a.versions) {
+	if i := int(version - a.min); i < 0 || i >= len(a.versions) {
+		return reqTiming{}
+	}
+	t := reqTiming{api: a, version: version, start: start}
+	if fr, ok := req.(*kmsg.FetchRequest); ok {
+		t.fetch = 1
+		if fetchReplica(fr) >= 0 {
+			t.fetch = 2
+		}
+	}
+	return t
+}
+
+// observe counts a request whose response's last byte was written at
+// sent (after markDequeued), and observes its times.
+func (m *brokerMetrics) observe(t *reqTiming, sent time.Time) {
+	a := t.api
+	if a == nil {
 		return
 	}
+	i := int(t.version - a.min)
 	c := a.versions[i].Load()
 	if c == nil {
-		c = &counterBox{m.requests.WithLabelValues(a.name, strconv.Itoa(int(version)))}
+		c = &counterBox{m.requests.WithLabelValues(a.name, strconv.Itoa(int(t.version)))}
 		a.versions[i].Store(c) // a racing store holds the same child
 	}
 	c.Inc()
-	o := a.total.Load()
-	if o == nil {
-		o = &observerBox{m.totalTime.WithLabelValues(a.name)}
-		a.total.Store(o)
+	total := sent.Sub(t.start)
+	ms := [numReqTimes]float64{
+		reqTotal:         fracMillis(total),
+		reqResponseQueue: fracMillis(t.dequeued - t.queued),
+		reqResponseSend:  fracMillis(total - t.dequeued),
 	}
-	ms := float64(time.Since(start).Nanoseconds()) / 1e6
-	o.Observe(ms)
-	if fr, ok := req.(*kmsg.FetchRequest); ok {
-		if fetchReplica(fr) >= 0 {
-			m.fetchTimes[1].Observe(ms)
-		} else {
-			m.fetchTimes[0].Observe(ms)
+	for k := range numReqTimes {
+		o := a.times[k].Load()
+		if o == nil {
+			o = &observerBox{m.times[k].WithLabelValues(a.name)}
+			a.times[k].Store(o)
+		}
+		o.Observe(ms[k])
+		if t.fetch > 0 {
+			m.fetchTimes[t.fetch-1][k].Observe(ms[k])
 		}
 	}
+}
+
+// fracMillis is d in (fractional) milliseconds, Kafka's unit for request times.
+func fracMillis(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+// request counts one handled request that has no response (acks=0
+// produce): it ends now, with no time queued or sending.
+func (m *brokerMetrics) request(key, version int16, start time.Time, req kmsg.Request) {
+	t := m.timing(key, version, start, req)
+	t.markDequeued()
+	m.observe(&t, time.Now())
 }
 
 // fetchTally is what one read of a Fetch request adds to the topic
 // counters; it is applied only for the read whose response is sent (a
 // long poll drops and redoes its reads).
 type fetchTally struct {
-	entries []fetchCount
+	entries    []fetchCount
+	replicated int64 // record bytes returned to a follower
 }
 
 type fetchCount struct {
@@ -254,10 +362,14 @@ func (t *fetchTally) add(m *topicMetrics, bytes int64, failed bool) {
 }
 
 // reset forgets a dropped read.
-func (t *fetchTally) reset() { t.entries = t.entries[:0] }
+func (t *fetchTally) reset() { t.entries, t.replicated = t.entries[:0], 0 }
 
-// apply adds the tally to the counters.
-func (t *fetchTally) apply() {
+// apply adds the tally to the counters: the topics' and, for a
+// follower's read, the broker's replication bytes out.
+func (t *fetchTally) apply(m *brokerMetrics) {
+	if t.replicated > 0 {
+		m.replicationBytesOut.Add(uint64(t.replicated))
+	}
 	for _, e := range t.entries {
 		if e.bytes > 0 {
 			e.m.bytesOut.Add(uint64(e.bytes))
@@ -292,6 +404,15 @@ var (
 	descBytesOut      = topicDescs("bytesout", "Record batch bytes returned to consumers, not followers (BytesOutPerSec).")
 	descFailedProduce = topicDescs("failedproducerequests", "Partition appends refused or failed on partitions this broker leads (FailedProduceRequestsPerSec).")
 	descFailedFetch   = topicDescs("failedfetchrequests", "Partition reads that failed on partitions this broker leads (FailedFetchRequestsPerSec).")
+
+	descReplicationBytesIn = prometheus.NewDesc("kafka_server_brokertopicmetrics_replicationbytesin_total",
+		"Record batch bytes this broker appended as a follower (ReplicationBytesInPerSec, all topics only, as in Kafka).", nil, nil)
+	descReplicationBytesOut = prometheus.NewDesc("kafka_server_brokertopicmetrics_replicationbytesout_total",
+		"Record batch bytes returned to followers (ReplicationBytesOutPerSec, all topics only, as in Kafka).", nil, nil)
+	descExpires = prometheus.NewDesc("kafka_server_delayedproducemetrics_expires_total",
+		"acks=all produce waits (and the coordinators' appends) that timed out before the ISR had the batch (DelayedProduceMetrics ExpiresPerSec).", nil, nil)
+	descPartitionExpires = prometheus.NewDesc("kafka_server_delayedproducemetrics_expires_total",
+		"acks=all produce waits (and the coordinators' appends) that timed out before the ISR had the batch (DelayedProduceMetrics ExpiresPerSec).", []string{"topic", "partition"}, nil)
 
 	descUnderReplicated = prometheus.NewDesc("kafka_server_replicamanager_underreplicatedpartitions",
 		"Partitions this broker leads whose ISR is smaller than their replica set.", nil, nil)
@@ -376,6 +497,10 @@ func (c *brokerCollector) collectTopics(ch chan<- prometheus.Metric) {
 	for i, d := range []*prometheus.Desc{descMessagesIn[1], descBytesIn[1], descBytesOut[1], descFailedProduce[1], descFailedFetch[1]} {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(all[i]))
 	}
+	m := b.metrics
+	ch <- prometheus.MustNewConstMetric(descReplicationBytesIn, prometheus.CounterValue, float64(m.replicationBytesIn.Load()))
+	ch <- prometheus.MustNewConstMetric(descReplicationBytesOut, prometheus.CounterValue, float64(m.replicationBytesOut.Load()))
+	ch <- prometheus.MustNewConstMetric(descExpires, prometheus.CounterValue, float64(m.produceExpires.Load()))
 }
 
 func (c *brokerCollector) collectPartitions(ch chan<- prometheus.Metric) {
@@ -391,6 +516,11 @@ func (c *brokerCollector) collectPartitions(ch chan<- prometheus.Metric) {
 			continue
 		}
 		leading++
+		// As Kafka makes a partition's expiry meter on its first expiry:
+		// only partitions that had one, and only while led here.
+		if n := part.expires.Load(); n > 0 {
+			ch <- prometheus.MustNewConstMetric(descPartitionExpires, prometheus.CounterValue, float64(n), part.topic, p)
+		}
 		if st, ok := b.store.Partition(part.topic, part.index); ok && underReplicated(st) {
 			under++
 		}

@@ -1,8 +1,13 @@
 package broker
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
 	"slices"
 	"strconv"
 	"testing"
@@ -11,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorbroker/gregor/metadata"
@@ -35,6 +41,7 @@ func newMetricsBroker(t *testing.T, store metadata.Store) (*Broker, *prometheus.
 type series struct {
 	labels map[string]string
 	value  float64
+	sum    float64 // a histogram's sum
 }
 
 // gather returns the samples of one metric family of reg.
@@ -61,6 +68,7 @@ func gather(t *testing.T, reg *prometheus.Registry, name string) []series {
 				s.value = m.GetGauge().GetValue()
 			case dto.MetricType_HISTOGRAM:
 				s.value = float64(m.GetHistogram().GetSampleCount())
+				s.sum = m.GetHistogram().GetSampleSum()
 			}
 			out = append(out, s)
 		}
@@ -71,6 +79,13 @@ func gather(t *testing.T, reg *prometheus.Registry, name string) []series {
 // value returns the sample of name whose labels are exactly kv (pairs of
 // name, value); false when there is none.
 func value(t *testing.T, reg *prometheus.Registry, name string, kv ...string) (float64, bool) {
+	t.Helper()
+	s, ok := sample(t, reg, name, kv...)
+	return s.value, ok
+}
+
+// sample returns the sample of name whose labels are exactly kv.
+func sample(t *testing.T, reg *prometheus.Registry, name string, kv ...string) (series, bool) {
 	t.Helper()
 	want := map[string]string{}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -87,10 +102,10 @@ func value(t *testing.T, reg *prometheus.Registry, name string, kv ...string) (f
 			}
 		}
 		if match {
-			return s.value, true
+			return s, true
 		}
 	}
-	return 0, false
+	return series{}, false
 }
 
 // mustValue is value, failing the test when the sample is absent.
@@ -454,68 +469,212 @@ func TestMetricsConsumerGroupLag(t *testing.T) {
 	if got := mustValue(t, reg, "kafka_consumergroup_current_offset", "consumergroup", "g1", "topic", "lag", "partition", "0"); got != 7 {
 		t.Errorf("current offset = %v, want 7", got)
 	}
+	// The coordinator's append is the internal topic's messages in (two
+	// offset records), as Kafka's appendToLocalLog counts it.
+	if got := mustValue(t, reg, "kafka_server_brokertopicmetrics_messagesin_total", "topic", "__consumer_offsets"); got != 2 {
+		t.Errorf("__consumer_offsets messages in after committing two offsets = %v, want 2", got)
+	}
+	if got := mustValue(t, reg, "kafka_server_brokertopicmetrics_bytesin_total", "topic", "__consumer_offsets"); got < 61 {
+		t.Errorf("__consumer_offsets bytes in = %v, want a batch", got)
+	}
 	produceBatch(t, b, c, "lag", 1, 2, 1)
 	if got := mustValue(t, reg, "kafka_consumergroup_lag", "consumergroup", "g1", "topic", "lag", "partition", "1"); got != 2 {
 		t.Errorf("lag of partition 1 after 2 more records = %v, want 2", got)
 	}
 }
 
-// TestMetricsRequests: requests handled through a connection count by
-// API and version, and each adds one observation to its API's latency
-// histogram; Fetch is also counted as FetchConsumer.
-func TestMetricsRequests(t *testing.T) {
-	b, reg := newMetricsBroker(t, metadata.NewMemoryStore("test-cluster"))
-	createPlaced(t, b, metadata.Topic{Name: "q", Partitions: 1})
-	c := newTestConn(b)
+// pipeConn is a connection whose writer goroutine runs and writes to one
+// end of a net.Pipe; the test reads the other end (client).
+type pipeConn struct {
+	*conn
+	client net.Conn
+}
+
+// newPipeConn starts the writer of a connection on a pipe; the cleanup
+// ends it.
+func newPipeConn(t *testing.T, b *Broker) pipeConn {
+	t.Helper()
+	server, client := net.Pipe()
+	c := newConn(b, server, "")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for f := range c.out {
-			if f.deferred != nil {
-				f.deferred()
-			}
-		}
+		c.writeLoop()
 	}()
-	send := func(req kmsg.Request) {
-		t.Helper()
-		c.inFlight.Add(1)
-		if !c.process(protocol.AppendRequest(nil, 1, nil, req)[4:]) {
-			t.Fatalf("%s closed the connection", kmsg.NameForKey(req.Key()))
-		}
+	t.Cleanup(func() {
+		close(c.out)
+		client.Close()
+		<-done
+		server.Close()
+	})
+	return pipeConn{conn: c, client: client}
+}
+
+// send handles req as one request on the connection.
+func (pc pipeConn) send(t *testing.T, req kmsg.Request) {
+	t.Helper()
+	pc.inFlight.Add(1)
+	if !pc.process(protocol.AppendRequest(nil, 1, nil, req)[4:]) {
+		t.Fatalf("%s closed the connection", kmsg.NameForKey(req.Key()))
 	}
+}
+
+// readResponse reads one response frame from the client end.
+func (pc pipeConn) readResponse(t *testing.T) []byte {
+	t.Helper()
+	pc.client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var size [4]byte
+	if _, err := io.ReadFull(pc.client, size[:]); err != nil {
+		t.Fatalf("read response size: %v", err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(pc.client, body); err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	return body
+}
+
+// waitValue waits, a bounded time, until the sample of name with labels
+// kv is want.
+func waitValue(t *testing.T, reg *prometheus.Registry, want float64, name string, kv ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := value(t, reg, name, kv...)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s%v = %v, want %v", name, kv, got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// histogramSum is the sum of the histogram of name with labels kv.
+func histogramSum(t *testing.T, reg *prometheus.Registry, name string, kv ...string) float64 {
+	t.Helper()
+	s, ok := sample(t, reg, name, kv...)
+	if !ok {
+		t.Fatalf("no histogram %s%v", name, kv)
+	}
+	return s.sum
+}
+
+// TestMetricsRequests: requests handled through a connection count by
+// API and version once their responses are written, and each adds one
+// observation to its API's latency histograms; Fetch is also counted as
+// FetchConsumer.
+func TestMetricsRequests(t *testing.T) {
+	b, reg := newMetricsBroker(t, metadata.NewMemoryStore("test-cluster"))
+	createPlaced(t, b, metadata.Topic{Name: "q", Partitions: 1})
+	pc := newPipeConn(t, b)
 	for range 3 {
 		av := kmsg.NewPtrApiVersionsRequest()
 		av.SetVersion(3)
 		av.ClientSoftwareName, av.ClientSoftwareVersion = "test", "1"
-		send(av)
+		pc.send(t, av)
+		pc.readResponse(t)
 	}
 	md := kmsg.NewPtrMetadataRequest()
 	md.SetVersion(12)
-	send(md)
+	pc.send(t, md)
+	pc.readResponse(t)
 	fr := kmsg.NewPtrFetchRequest()
 	fr.SetVersion(11)
 	fr.ReplicaID = -1
 	fr.MaxBytes = 1 << 20
-	send(fr)
-	close(c.out)
-	<-done
+	pc.send(t, fr)
+	pc.readResponse(t)
+	// The writer observes once the client has the bytes: poll.
+	waitValue(t, reg, 1, "kafka_network_requestmetrics_requests_total", "request", "Fetch", "version", "11")
 	if got := mustValue(t, reg, "kafka_network_requestmetrics_requests_total", "request", "ApiVersions", "version", "3"); got != 3 {
 		t.Errorf("ApiVersions v3 requests = %v, want 3", got)
 	}
 	if got := mustValue(t, reg, "kafka_network_requestmetrics_requests_total", "request", "Metadata", "version", "12"); got != 1 {
 		t.Errorf("Metadata v12 requests = %v, want 1", got)
 	}
-	if got := mustValue(t, reg, "kafka_network_requestmetrics_totaltimems", "request", "ApiVersions"); got != 3 {
-		t.Errorf("ApiVersions latency observations = %v, want 3", got)
-	}
-	if got := mustValue(t, reg, "kafka_network_requestmetrics_totaltimems", "request", "Fetch"); got != 1 {
-		t.Errorf("Fetch latency observations = %v, want 1", got)
-	}
-	if got := mustValue(t, reg, "kafka_network_requestmetrics_totaltimems", "request", "FetchConsumer"); got != 1 {
-		t.Errorf("FetchConsumer latency observations = %v, want 1", got)
+	for _, name := range []string{"kafka_network_requestmetrics_totaltimems", "kafka_network_requestmetrics_responsequeuetimems", "kafka_network_requestmetrics_responsesendtimems"} {
+		if got := mustValue(t, reg, name, "request", "ApiVersions"); got != 3 {
+			t.Errorf("%s ApiVersions observations = %v, want 3", name, got)
+		}
+		if got := mustValue(t, reg, name, "request", "Fetch"); got != 1 {
+			t.Errorf("%s Fetch observations = %v, want 1", name, got)
+		}
+		if got := mustValue(t, reg, name, "request", "FetchConsumer"); got != 1 {
+			t.Errorf("%s FetchConsumer observations = %v, want 1", name, got)
+		}
+		if got := mustValue(t, reg, name, "request", "FetchFollower"); got != 0 {
+			t.Errorf("%s FetchFollower observations = %v, want 0", name, got)
+		}
 	}
 	if _, ok := value(t, reg, "kafka_network_requestmetrics_requests_total", "request", "Produce", "version", "9"); ok {
 		t.Error("a series for a request never made")
+	}
+}
+
+// TestMetricsRequestTimeIncludesSend: a request's total time ends when
+// its response's last byte is written to the socket, as Kafka's does, not
+// when the response is queued for the writer: while the client reads
+// nothing the request is not observed, and once it reads, the total and
+// send times cover the wait.
+func TestMetricsRequestTimeIncludesSend(t *testing.T) {
+	b, reg := newMetricsBroker(t, metadata.NewMemoryStore("test-cluster"))
+	pc := newPipeConn(t, b)
+	md := kmsg.NewPtrMetadataRequest()
+	md.SetVersion(12)
+	pc.send(t, md)
+	queued := time.Now() // process has returned: the response is queued
+	// The pipe holds nothing: the writer is blocked until the client
+	// reads, and the request is not observed meanwhile.
+	for time.Since(queued) < 200*time.Millisecond {
+		if got, _ := value(t, reg, "kafka_network_requestmetrics_totaltimems", "request", "Metadata"); got != 0 {
+			t.Fatalf("observed %v times before the client read the response", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	held := time.Since(queued)
+	pc.readResponse(t)
+	waitValue(t, reg, 1, "kafka_network_requestmetrics_totaltimems", "request", "Metadata")
+	heldMs := float64(held.Nanoseconds()) / 1e6
+	if total := histogramSum(t, reg, "kafka_network_requestmetrics_totaltimems", "request", "Metadata"); total < heldMs {
+		t.Errorf("total time %v ms, less than the %v ms the client held off reading", total, heldMs)
+	}
+	// The response was queued before the test's clock started, and the
+	// writer took it at some point since: queue and send time together
+	// cover the wait.
+	send := histogramSum(t, reg, "kafka_network_requestmetrics_responsesendtimems", "request", "Metadata")
+	q := histogramSum(t, reg, "kafka_network_requestmetrics_responsequeuetimems", "request", "Metadata")
+	if send+q < heldMs || send <= 0 {
+		t.Errorf("response queue time %v ms and send time %v ms: together less than the %v ms the client held off reading", q, send, heldMs)
+	}
+	if got := mustValue(t, reg, "kafka_network_requestmetrics_requests_total", "request", "Metadata", "version", "12"); got != 1 {
+		t.Errorf("Metadata requests = %v, want 1", got)
+	}
+}
+
+// TestRequestMetricsAllocs: once a request's series exist, its metrics
+// cost no allocation on the writer's path: a response written into the
+// buffer, flushed, and its times observed.
+func TestRequestMetricsAllocs(t *testing.T) {
+	b, _ := newMetricsBroker(t, metadata.NewMemoryStore("test-cluster"))
+	ws := &connWriter{sock: socketWriter{nc: io.Discard}}
+	ws.w = bufio.NewWriterSize(&ws.sock, connBufferSize)
+	fr := kmsg.NewPtrFetchRequest()
+	fr.SetVersion(11)
+	frame := make([]byte, 100)
+	run := func() {
+		tm := b.metrics.timing(1, 11, time.Now(), fr)
+		tm.markQueued()
+		tm.markDequeued()
+		ws.w.Write(frame)
+		ws.wrote(tm, len(frame))
+		ws.w.Flush()
+		ws.sent(b.metrics)
+	}
+	run() // makes the series
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Errorf("%v allocations per response", n)
 	}
 }
 
@@ -538,5 +697,38 @@ func TestKafkaAPINames(t *testing.T) {
 		if got := kafkaAPIName(key); got != want {
 			t.Errorf("api key %d: %q, want %q", key, got, want)
 		}
+	}
+}
+
+// TestMetricsDelayedProduceExpires: an acks=all wait that reaches its
+// deadline counts as an expiry of its partition and of all partitions
+// (DelayedProduceMetrics ExpiresPerSec); one ended by the client going
+// away does not; partitions with no expiry have no series.
+func TestMetricsDelayedProduceExpires(t *testing.T) {
+	b, reg := newMetricsBroker(t, metadata.NewMemoryStore("test-cluster"))
+	createPlaced(t, b, metadata.Topic{Name: "exp", Partitions: 2})
+	c := newTestConn(b)
+	produceBatch(t, b, c, "exp", 0, 3, 1)
+	part := b.parts.lookup("exp", 0)
+	never := part.log.LogEndOffset() + 1 // an offset no one appends
+	if err := part.waitCommitted(context.Background(), time.Now().Add(10*time.Millisecond), never, 1); !errors.Is(err, kerr.RequestTimedOut) {
+		t.Fatalf("wait past the deadline: %v, want REQUEST_TIMED_OUT", err)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := part.waitCommitted(gone, time.Now().Add(time.Hour), never, 1); !errors.Is(err, kerr.RequestTimedOut) {
+		t.Fatalf("wait of a client gone: %v, want REQUEST_TIMED_OUT", err)
+	}
+	if got := mustValue(t, reg, "kafka_server_delayedproducemetrics_expires_total", "topic", "exp", "partition", "0"); got != 1 {
+		t.Errorf("expires of exp-0 = %v, want 1", got)
+	}
+	if got := mustValue(t, reg, "kafka_server_delayedproducemetrics_expires_total"); got != 1 {
+		t.Errorf("expires over all partitions = %v, want 1", got)
+	}
+	if _, ok := value(t, reg, "kafka_server_delayedproducemetrics_expires_total", "topic", "exp", "partition", "1"); ok {
+		t.Error("an expiry series for a partition that had none")
+	}
+	if got := mustValue(t, reg, "kafka_server_brokertopicmetrics_failedproducerequests_total", "topic", "exp"); got != 0 {
+		t.Errorf("failed produce requests = %v, want 0", got)
 	}
 }

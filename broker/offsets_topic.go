@@ -149,6 +149,11 @@ func (o internalLogs) Append(partition int32, batch []byte) error {
 	if err != nil {
 		return err
 	}
+	if !res.Duplicate {
+		// Counted as Kafka's appendToLocalLog counts a coordinator's
+		// append: in the internal topic's messages and bytes in.
+		part.metrics.appended(int64(protocol.BatchRecordCount(batch)), len(batch))
+	}
 	o.b.parts.appended(part)
 	// A commit is acknowledged once the ISR has it, as with acks=all
 	// (offsets.commit.timeout.ms, 5 s, bounds the wait).

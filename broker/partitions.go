@@ -36,6 +36,11 @@ type partition struct {
 	// metrics are the topic's counters (metrics.go), set at open; safe
 	// for concurrent use.
 	metrics *topicMetrics
+	// expires counts the acks=all waits on this replica that timed out
+	// (Kafka's DelayedProduceMetrics ExpiresPerSec of the partition);
+	// allExpires is the broker's count over every partition, set at open.
+	expires    atomic.Uint64
+	allExpires *atomic.Uint64
 	// settings is replaced whole when the topic's or broker's configs change.
 	settings atomic.Pointer[topicSettings]
 	// leading and epoch follow the partition's state in the metadata store
@@ -267,7 +272,7 @@ func (s *partitionSet) finishOpenLocked(o *pendingOpen, l *storage.Log) *partiti
 		// leader's followers, or the leader, say again what is committed.
 		l.ResetHighWatermark(l.LogStartOffset())
 	}
-	part := &partition{topic: o.t.Name, index: o.p, topicID: o.t.ID, log: l, metrics: s.b.metrics.topics.forTopic(o.t.Name), roleChanged: make(chan struct{})}
+	part := &partition{topic: o.t.Name, index: o.p, topicID: o.t.ID, log: l, metrics: s.b.metrics.topics.forTopic(o.t.Name), allExpires: &s.b.metrics.produceExpires, roleChanged: make(chan struct{})}
 	part.settings.Store(&o.settings)
 	s.parts[topicPartition{o.t.Name, o.p}] = part
 	return part

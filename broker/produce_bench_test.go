@@ -14,7 +14,8 @@ import (
 // BenchmarkProduceProcess measures Produce requests through a connection's
 // processor (parse, dispatch, validation, append, metrics, encoding), one
 // batch of 16 records of 100-byte values per request, acks=1, one
-// partition. It is the data path the metrics counters sit on.
+// partition, and the request metrics its writer observes. It is the
+// data path the metrics counters sit on.
 func BenchmarkProduceProcess(b *testing.B) {
 	br := newTestBroker(b)
 	createPlaced(b, br, metadata.Topic{Name: "bench", Partitions: 1, ReplicationFactor: 1})
@@ -41,6 +42,10 @@ func BenchmarkProduceProcess(b *testing.B) {
 	go func() {
 		defer close(done)
 		for f := range c.out {
+			// What the writer does once the frame is written: its
+			// request's metrics.
+			f.timing.markDequeued()
+			br.metrics.observe(&f.timing, time.Now())
 			c.pending.Add(-int64(len(f.frame)))
 			br.bufs.put(f.frame)
 		}

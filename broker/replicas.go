@@ -75,6 +75,7 @@ func (b *Broker) newReplicaManager() *replication.Manager {
 		MaxBytes:          n32("replica.fetch.response.max.bytes"),
 		Backoff:           ms("replica.fetch.backoff.ms", time.Second),
 		Log:               b.log.With().Str("component", "replica-fetcher").Logger(),
+		Appended:          func(n int) { b.metrics.replicationBytesIn.Add(uint64(n)) },
 	})
 }
 

@@ -19,7 +19,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // scrape is one parsed /metrics answer, by family name.
@@ -184,12 +186,23 @@ func TestMetricsUnderLoad(t *testing.T) {
 	if got := s.must(t, "kafka_server_brokertopicmetrics_failedproducerequests_total", "topic", topic); got != 0 {
 		t.Errorf("failed produce requests = %v, want 0", got)
 	}
-	if got := s.sumOver("kafka_network_requestmetrics_requests_total", "request", "Produce"); got < rounds {
-		t.Errorf("Produce requests = %v, want at least %d", got, rounds)
-	}
-	if got := s.must(t, "kafka_network_requestmetrics_totaltimems", "request", "Produce"); got < rounds {
-		t.Errorf("Produce latency observations = %v, want at least %d", got, rounds)
-	}
+	// Polled: a request is counted once its response is on the socket,
+	// just after the client can have it.
+	fzWaitFor(t, 10*time.Second, "the Produce request metrics", func() error {
+		s, err := scrapeMetrics(p)
+		if err != nil {
+			return err
+		}
+		if got := s.sumOver("kafka_network_requestmetrics_requests_total", "request", "Produce"); got < rounds {
+			return fmt.Errorf("Produce requests = %v, want at least %d", got, rounds)
+		}
+		for _, name := range []string{"kafka_network_requestmetrics_totaltimems", "kafka_network_requestmetrics_responsequeuetimems", "kafka_network_requestmetrics_responsesendtimems"} {
+			if got := s.must(t, name, "request", "Produce"); got < rounds {
+				return fmt.Errorf("Produce %s observations = %v, want at least %d", name, got, rounds)
+			}
+		}
+		return nil
+	})
 	bytesOutBefore := s.must(t, "kafka_server_brokertopicmetrics_bytesout_total", "topic", topic)
 
 	// A group consumes everything and commits.
@@ -467,6 +480,142 @@ func TestMetricsCluster(t *testing.T) {
 		}
 		if got := sum(ss, "kafka_controller_kafkacontroller_activecontrollercount"); got != 1 {
 			return fmt.Errorf("%v active controllers", got)
+		}
+		return nil
+	})
+}
+
+// TestMetricsCoordinatorAppendsAndExpiries runs two brokers on the first
+// one's etcd. A group commits offsets: its coordinator, which leads the
+// group's __consumer_offsets partition, counts the appends in that
+// topic's messages and bytes in, and the other broker, which follows it,
+// does not (it counts replication bytes in; the leader, replication
+// bytes out), as Kafka does. Then broker 2 stops (SIGSTOP) and an
+// acks=all produce to a partition broker 1 leads times out waiting for
+// it: REQUEST_TIMED_OUT, counted as a delayed-produce expiry of that
+// partition, not as a failed produce; the partition's series goes with
+// the topic.
+func TestMetricsCoordinatorAppendsAndExpiries(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	brokers := startSharedEtcdCluster(t, 2)
+	waitBrokersInMetadata(ctx, t, brokers[0].Addr, 2)
+	adm := fzAdmin(t, brokers[0].Addr)
+	topic := fzTopic(t, "metrics-expiry")
+	replCreateTopic(ctx, t, adm, topic, 2, 2, nil)
+	td := replWaitISR(ctx, t, adm, topic, 2, 30*time.Second)
+
+	// Offsets committed through the coordinator's appends.
+	const group = "metrics-internal-group"
+	commit := func(at int64) {
+		t.Helper()
+		offsets := kadm.Offsets{}
+		for part := range int32(2) {
+			offsets.Add(kadm.Offset{Topic: topic, Partition: part, At: at, LeaderEpoch: -1})
+		}
+		if resp, err := adm.CommitOffsets(ctx, group, offsets); err != nil || resp.Error() != nil {
+			t.Fatalf("commit offsets: %v %v", err, resp.Error())
+		}
+	}
+	commit(0)
+	coord := adm.FindGroupCoordinators(ctx, group)[group]
+	if coord.Err != nil {
+		t.Fatalf("find coordinator: %v", coord.Err)
+	}
+	coordProc, followerProc := brokers[0], brokers[1]
+	if coord.NodeID == 2 {
+		coordProc, followerProc = brokers[1], brokers[0]
+	}
+	before, err := scrapeMetrics(coordProc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in0 := before.must(t, "kafka_server_brokertopicmetrics_messagesin_total", "topic", "__consumer_offsets")
+	bytes0 := before.must(t, "kafka_server_brokertopicmetrics_bytesin_total", "topic", "__consumer_offsets")
+	if in0 < 1 || bytes0 < 61 {
+		t.Errorf("coordinator after a commit: __consumer_offsets messages in %v, bytes in %v; want a batch", in0, bytes0)
+	}
+	commit(1)
+	after, err := scrapeMetrics(coordProc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := after.must(t, "kafka_server_brokertopicmetrics_messagesin_total", "topic", "__consumer_offsets"); in <= in0 {
+		t.Errorf("__consumer_offsets messages in went from %v to %v over a commit", in0, in)
+	}
+	if in, all := after.must(t, "kafka_server_brokertopicmetrics_messagesin_total", "topic", "__consumer_offsets"),
+		after.must(t, "kafka_server_brokertopicmetrics_messagesin_total"); all < in {
+		t.Errorf("messages in over all topics %v < the internal topic's %v", all, in)
+	}
+	// The follower has the offsets (polled: it fetches them meanwhile)
+	// and counts them only as replication.
+	fzWaitFor(t, 30*time.Second, "the follower's replication counters", func() error {
+		f, err := scrapeMetrics(followerProc)
+		if err != nil {
+			return err
+		}
+		l, err := scrapeMetrics(coordProc)
+		if err != nil {
+			return err
+		}
+		if in, _ := f.get("kafka_server_brokertopicmetrics_messagesin_total", "topic", "__consumer_offsets"); in != 0 {
+			t.Fatalf("follower of the group's partition counts %v messages in for __consumer_offsets", in)
+		}
+		if n := f.must(t, "kafka_server_brokertopicmetrics_replicationbytesin_total"); n < bytes0 {
+			return fmt.Errorf("follower replication bytes in %v, want at least the %v bytes of the first commit", n, bytes0)
+		}
+		if n := l.must(t, "kafka_server_brokertopicmetrics_replicationbytesout_total"); n < bytes0 {
+			return fmt.Errorf("leader replication bytes out %v, want at least the %v bytes of the first commit", n, bytes0)
+		}
+		return nil
+	})
+
+	// Broker 2 stops; an acks=all produce to broker 1's partition cannot
+	// be committed (broker 2 stays in the ISR for replica.lag.time.max.ms,
+	// 30 s, and its 2 s lease outlives the 300 ms timeout).
+	part := replPartitionLedBy(t, td, 1)
+	ps := strconv.Itoa(int(part))
+	raw := fzDial(t, brokers[0].Addr)
+	brokers[1].Pause()
+	defer brokers[1].Resume()
+	req := fzProduceRequest(9, fzProducePart{topic: topic, partition: part, records: fzBatch(time.Now().UnixMilli(), fzRecord{value: []byte("never committed")})})
+	req.TimeoutMillis = 300
+	resp := raw.roundTrip(req).(*kmsg.ProduceResponse)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.RequestTimedOut.Code {
+		t.Fatalf("acks=all produce with its follower stopped: %s, want REQUEST_TIMED_OUT", fzErrCode(code))
+	}
+	s, err := scrapeMetrics(brokers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.must(t, "kafka_server_delayedproducemetrics_expires_total", "topic", topic, "partition", ps); got != 1 {
+		t.Errorf("expires of %s-%d = %v, want 1", topic, part, got)
+	}
+	if got := s.must(t, "kafka_server_delayedproducemetrics_expires_total"); got < 1 {
+		t.Errorf("expires over all partitions = %v, want at least 1", got)
+	}
+	if _, ok := s.get("kafka_server_delayedproducemetrics_expires_total", "topic", topic, "partition", strconv.Itoa(int(1-part))); ok {
+		t.Error("an expiry series for a partition that had none")
+	}
+	if got := s.must(t, "kafka_server_brokertopicmetrics_failedproducerequests_total", "topic", topic); got != 0 {
+		t.Errorf("failed produce requests = %v: a timed-out wait is not a failed produce", got)
+	}
+	all := s.must(t, "kafka_server_delayedproducemetrics_expires_total")
+
+	// The partition goes with its topic, and its series with it; the
+	// count over all partitions stays.
+	if _, err := adm.DeleteTopic(ctx, topic); err != nil {
+		t.Fatalf("delete topic: %v", err)
+	}
+	fzWaitFor(t, 30*time.Second, "the deleted partition's expiry series gone", func() error {
+		s, err := scrapeMetrics(brokers[0])
+		if err != nil {
+			return err
+		}
+		if _, ok := s.get("kafka_server_delayedproducemetrics_expires_total", "topic", topic, "partition", ps); ok {
+			return fmt.Errorf("still exported")
+		}
+		if got := s.must(t, "kafka_server_delayedproducemetrics_expires_total"); got < all {
+			t.Fatalf("expires over all partitions went from %v to %v", all, got)
 		}
 		return nil
 	})

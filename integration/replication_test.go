@@ -88,6 +88,18 @@ func replPartitionAvoiding(t *testing.T, td kadm.TopicDetail, avoid int32) (int3
 	return -1, nil
 }
 
+// replPartitionLedBy returns a partition of td that broker id leads.
+func replPartitionLedBy(t *testing.T, td kadm.TopicDetail, id int32) int32 {
+	t.Helper()
+	for _, p := range td.Partitions.Sorted() {
+		if p.Leader == id {
+			return p.Partition
+		}
+	}
+	t.Fatalf("no partition led by broker %d: %+v", id, td.Partitions)
+	return -1
+}
+
 // replPartition returns one partition's state as Metadata reports it.
 func replPartition(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, part int32) kadm.PartitionDetail {
 	t.Helper()
@@ -469,15 +481,7 @@ func TestReplicationMinInsync(t *testing.T) {
 	td := replWaitISR(ctx, t, adm, topic, 3, 30*time.Second)
 	// Use the partition broker 1 leads: brokers 2 and 3 die, and broker 1
 	// holds the etcd the others use.
-	part := int32(-1)
-	for _, p := range td.Partitions {
-		if p.Leader == 1 {
-			part = p.Partition
-		}
-	}
-	if part < 0 {
-		t.Fatalf("no partition led by broker 1: %+v", td.Partitions)
-	}
+	part := replPartitionLedBy(t, td, 1)
 	all := fzClient(t, first.Addr, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordRetries(0), kgo.RetryTimeout(time.Second))
 	one := fzClient(t, first.Addr, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	rec := func(v string) *kgo.Record { return &kgo.Record{Topic: topic, Partition: part, Value: []byte(v)} }

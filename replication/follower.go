@@ -39,6 +39,10 @@ type Config struct {
 	// (replica.fetch.backoff.ms).
 	Backoff time.Duration
 	Log     zerolog.Logger
+	// Appended, when set, is called with the bytes of each batch a
+	// follower appends (Kafka's ReplicationBytesInPerSec); it must not
+	// block.
+	Appended func(bytes int)
 }
 
 // Replica is a local replica this broker follows.
@@ -395,6 +399,9 @@ func (f *fetcher) apply(fp *followed, rp *kmsg.FetchResponseTopicPartition, log 
 			log.Warn().Err(err).Str("topic", fp.r.Topic).Int32("partition", fp.r.Partition).Msg("cannot append fetched batch")
 			fp.truncated = false
 			return err
+		}
+		if f.m.cfg.Appended != nil {
+			f.m.cfg.Appended(n)
 		}
 		b = b[n:]
 	}

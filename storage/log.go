@@ -153,6 +153,8 @@ func (l *Log) scanBuf() *[]byte {
 // AppendResult is where Append put a batch.
 type AppendResult struct {
 	BaseOffset, LastOffset int64
+	// Size is the bytes of the batch written (0 for a duplicate).
+	Size int
 	// Duplicate says the batch was a producer's retry of a batch already
 	// in the log: nothing was written, and the offsets are the original's.
 	Duplicate bool
@@ -320,7 +322,7 @@ func (l *Log) appendLocked(batch []byte, leaderEpoch int32, h *batchHeader) (res
 	l.leo.Store(h.last() + 1)
 	l.notifyEnd()
 	wait = l.noteAppendLocked(cfg, h.last()+1, now)
-	return AppendResult{BaseOffset: base, LastOffset: h.last()}, wait, nil
+	return AppendResult{BaseOffset: base, LastOffset: h.last(), Size: len(batch)}, wait, nil
 }
 
 // rollLocked closes the active segment to appends and starts a new one at
