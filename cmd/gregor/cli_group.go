@@ -8,7 +8,9 @@ package main
 // active members.
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,9 +25,9 @@ func groupCommand() *cli.Command {
 		Name:  "group",
 		Usage: "list, describe, show the lag of, reset the offsets of and delete consumer groups",
 		Subcommands: []*cli.Command{
-			{Name: "list", Usage: "list groups", Action: groupList},
-			{Name: "describe", Usage: "show groups' state and members with their assignments", ArgsUsage: "GROUP...", Action: groupDescribe},
-			{Name: "lag", Usage: "show each partition's committed offset, log end offset and lag", ArgsUsage: "GROUP...", Action: groupLag},
+			{Name: "list", Usage: "list groups", Action: adminAction(groupList)},
+			{Name: "describe", Usage: "show groups' state and members with their assignments", ArgsUsage: "GROUP...", Action: namesAction("group", groupDescribe)},
+			{Name: "lag", Usage: "show each partition's committed offset, log end offset and lag", ArgsUsage: "GROUP...", Action: namesAction("group", groupLag)},
 			{
 				Name:      "reset-offsets",
 				Usage:     "move a group's committed offsets (a dry run unless --execute; the group must have no active members)",
@@ -41,19 +43,11 @@ func groupCommand() *cli.Command {
 					&cli.BoolFlag{Name: "execute", Usage: "commit the new offsets (without it, only show them)"},
 					&cli.BoolFlag{Name: "dry-run", Usage: "only show the new offsets (the default)"},
 				},
-				Action: groupResetOffsets,
+				Action: adminAction(groupResetOffsets),
 			},
-			{Name: "delete", Usage: "delete groups (they must have no active members)", ArgsUsage: "GROUP...", Action: groupDelete},
+			{Name: "delete", Usage: "delete groups (they must have no active members)", ArgsUsage: "GROUP...", Action: namesAction("group", groupDelete)},
 		},
 	})
-}
-
-// groupArgs are the command's GROUP arguments; at least one.
-func groupArgs(c *cli.Context) ([]string, error) {
-	if c.NArg() == 0 {
-		return nil, fmt.Errorf("%s: name at least one group", c.Command.FullName())
-	}
-	return c.Args().Slice(), nil
 }
 
 // listedGroup is one entry of `group list --json`.
@@ -65,14 +59,7 @@ type listedGroup struct {
 	Coordinator  int32  `json:"coordinator"`
 }
 
-func groupList(c *cli.Context) error {
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func groupList(ctx context.Context, c *cli.Context, adm *kadm.Client) error {
 	groups, err := adm.ListGroups(ctx)
 	if err != nil {
 		return fmt.Errorf("list groups: %w", err)
@@ -81,9 +68,9 @@ func groupList(c *cli.Context) error {
 	for _, g := range groups.Sorted() {
 		out = append(out, listedGroup{Group: g.Group, State: g.State, Type: g.GroupType, ProtocolType: g.ProtocolType, Coordinator: g.Coordinator})
 	}
-	return printResults(c, out, func(g listedGroup) []string {
+	return printResults(c, out, []string{"GROUP", "STATE", "TYPE", "PROTOCOL-TYPE", "COORDINATOR"}, func(g listedGroup) []string {
 		return []string{g.Group, g.State, g.Type, g.ProtocolType, strconv.Itoa(int(g.Coordinator))}
-	}, []string{"GROUP", "STATE", "TYPE", "PROTOCOL-TYPE", "COORDINATOR"})
+	})
 }
 
 // groupMember is one member in `group describe --json`.
@@ -106,18 +93,7 @@ type describedGroup struct {
 	Error        string        `json:"error,omitempty"`
 }
 
-func groupDescribe(c *cli.Context) error {
-	names, err := groupArgs(c)
-	if err != nil {
-		return err
-	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func groupDescribe(ctx context.Context, c *cli.Context, adm *kadm.Client, names []string) error {
 	groups, err := adm.DescribeGroups(ctx, names...)
 	if err != nil {
 		return fmt.Errorf("describe groups: %w", err)
@@ -148,38 +124,26 @@ func groupDescribe(c *cli.Context) error {
 		}
 		out = append(out, dg)
 	}
-	if c.Bool("json") {
-		if err := printJSON(c.App.Writer, out); err != nil {
-			return err
-		}
-	} else {
-		w := c.App.Writer
-		for i, g := range out {
-			if i > 0 {
-				fmt.Fprintln(w)
-			}
-			if g.Error != "" {
-				fmt.Fprintf(w, "Group: %s\tError: %s\n", g.Group, g.Error)
-				continue
-			}
-			fmt.Fprintf(w, "Group: %s\tState: %s\tProtocolType: %s\tProtocol: %s\tCoordinator: %d\tMembers: %d\n",
-				g.Group, g.State, g.ProtocolType, g.Protocol, g.Coordinator, len(g.Members))
-			if len(g.Members) == 0 {
-				continue
-			}
-			var rows [][]string
-			for _, m := range g.Members {
-				rows = append(rows, []string{m.MemberID, m.InstanceID, m.ClientID, m.ClientHost, assignedText(m.Assigned)})
-			}
-			if err := printTable(w, []string{"MEMBER", "INSTANCE", "CLIENT-ID", "HOST", "ASSIGNMENT"}, rows); err != nil {
-				return err
-			}
-		}
+	err = printBlocks(c, out, printGroup)
+	return outcome(err, failed, len(out), "groups not described")
+}
+
+// printGroup is the table form of one described group.
+func printGroup(w io.Writer, g describedGroup) error {
+	if g.Error != "" {
+		fmt.Fprintf(w, "Group: %s\tError: %s\n", g.Group, g.Error)
+		return nil
 	}
-	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("gregor: %d of %d groups not described", failed, len(out)), 1)
+	fmt.Fprintf(w, "Group: %s\tState: %s\tProtocolType: %s\tProtocol: %s\tCoordinator: %d\tMembers: %d\n",
+		g.Group, g.State, g.ProtocolType, g.Protocol, g.Coordinator, len(g.Members))
+	if len(g.Members) == 0 {
+		return nil
 	}
-	return nil
+	var rows [][]string
+	for _, m := range g.Members {
+		rows = append(rows, []string{m.MemberID, m.InstanceID, m.ClientID, m.ClientHost, assignedText(m.Assigned)})
+	}
+	return printTable(w, []string{"MEMBER", "INSTANCE", "CLIENT-ID", "HOST", "ASSIGNMENT"}, rows)
 }
 
 // assignedText prints an assignment as topic(0,1) other(2).
@@ -218,18 +182,7 @@ type groupLagOut struct {
 	Error      string         `json:"error,omitempty"`
 }
 
-func groupLag(c *cli.Context) error {
-	names, err := groupArgs(c)
-	if err != nil {
-		return err
-	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func groupLag(ctx context.Context, c *cli.Context, adm *kadm.Client, names []string) error {
 	lags, err := adm.Lag(ctx, names...)
 	if err != nil {
 		return fmt.Errorf("group lag: %w", err)
@@ -258,11 +211,7 @@ func groupLag(c *cli.Context) error {
 		}
 		out = append(out, g)
 	}
-	if c.Bool("json") {
-		if err := printJSON(c.App.Writer, out); err != nil {
-			return err
-		}
-	} else {
+	err = printOut(c, out, func(w io.Writer) error {
 		var rows [][]string
 		for _, g := range out {
 			if g.Error != "" {
@@ -273,14 +222,9 @@ func groupLag(c *cli.Context) error {
 					offsetText(p.End), offsetText(p.Lag), p.MemberID, p.Host, p.Error})
 			}
 		}
-		if err := printTable(c.App.Writer, []string{"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER", "HOST", "ERROR"}, rows); err != nil {
-			return err
-		}
-	}
-	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("gregor: %d of %d groups without lag", failed, len(out)), 1)
-	}
-	return nil
+		return printTable(w, []string{"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER", "HOST", "ERROR"}, rows)
+	})
+	return outcome(err, failed, len(out), "groups without lag")
 }
 
 // offsetText prints -1 (none) as "-", as kafka-consumer-groups.sh does.
@@ -365,7 +309,7 @@ func resetTargets(c *cli.Context, committed kadm.OffsetResponses) (map[string][]
 	return out, nil
 }
 
-func groupResetOffsets(c *cli.Context) error {
+func groupResetOffsets(ctx context.Context, c *cli.Context, adm *kadm.Client) error {
 	if c.NArg() != 1 {
 		return fmt.Errorf("group reset-offsets: name one group")
 	}
@@ -383,13 +327,6 @@ func groupResetOffsets(c *cli.Context) error {
 			return err
 		}
 	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
 
 	// Kafka's rule: offsets move only while nobody consumes them.
 	progress(c, "describing group %s", group)
@@ -426,13 +363,9 @@ func groupResetOffsets(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("metadata: %w", err)
 	}
-	starts, err := adm.ListStartOffsets(ctx, topics...)
+	starts, ends, err := logOffsets(ctx, adm, topics...)
 	if err != nil {
-		return fmt.Errorf("list start offsets: %w", err)
-	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return fmt.Errorf("list end offsets: %w", err)
+		return err
 	}
 	var byTime kadm.ListedOffsets
 	if scenario == "to-datetime" {
@@ -445,9 +378,9 @@ func groupResetOffsets(c *cli.Context) error {
 	var commit kadm.Offsets
 	failed := 0
 	for _, topic := range topics {
-		td, ok := meta.Topics[topic]
-		if !ok || td.Err != nil {
-			return fmt.Errorf("group reset-offsets: topic %s: %v", topic, topicErr(td, ok))
+		td, err := topicDetail(meta, topic)
+		if err != nil {
+			return fmt.Errorf("group reset-offsets: %w", err)
 		}
 		parts := targets[topic]
 		if parts == nil {
@@ -492,14 +425,6 @@ func groupResetOffsets(c *cli.Context) error {
 	return printResetOut(c, res)
 }
 
-// topicErr explains why a topic has no metadata.
-func topicErr(td kadm.TopicDetail, ok bool) string {
-	if !ok {
-		return "not in metadata"
-	}
-	return td.Err.Error()
-}
-
 // resetTo is a partition's new offset under the scenario, clamped to
 // [log start, log end] as Kafka's tool does.
 func resetTo(c *cli.Context, scenario, topic string, p int32, current int64, starts, ends, byTime kadm.ListedOffsets) (int64, error) {
@@ -538,14 +463,13 @@ func resetTo(c *cli.Context, scenario, topic string, p int32, current int64, sta
 }
 
 func printResetOut(c *cli.Context, res resetOut) error {
-	if c.Bool("json") {
-		return printJSON(c.App.Writer, res)
-	}
-	var rows [][]string
-	for _, o := range res.Offsets {
-		rows = append(rows, []string{res.Group, o.Topic, strconv.Itoa(int(o.Partition)), offsetText(o.Current), offsetText(o.New), o.Error})
-	}
-	return printTable(c.App.Writer, []string{"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET", "ERROR"}, rows)
+	return printOut(c, res, func(w io.Writer) error {
+		var rows [][]string
+		for _, o := range res.Offsets {
+			rows = append(rows, []string{res.Group, o.Topic, strconv.Itoa(int(o.Partition)), offsetText(o.Current), offsetText(o.New), o.Error})
+		}
+		return printTable(w, []string{"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET", "ERROR"}, rows)
+	})
 }
 
 // deletedGroup is one entry of `group delete --json`.
@@ -554,18 +478,7 @@ type deletedGroup struct {
 	Error string `json:"error,omitempty"`
 }
 
-func groupDelete(c *cli.Context) error {
-	names, err := groupArgs(c)
-	if err != nil {
-		return err
-	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func groupDelete(ctx context.Context, c *cli.Context, adm *kadm.Client, names []string) error {
 	resps, err := adm.DeleteGroups(ctx, names...)
 	if err != nil {
 		return fmt.Errorf("delete groups: %w", err)
@@ -580,11 +493,6 @@ func groupDelete(c *cli.Context) error {
 		}
 		out = append(out, dg)
 	}
-	if err := printResults(c, out, func(d deletedGroup) []string { return []string{d.Group, okOr(d.Error)} }, []string{"GROUP", "STATUS"}); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("gregor: %d of %d groups not deleted", failed, len(out)), 1)
-	}
-	return nil
+	err = printResults(c, out, []string{"GROUP", "STATUS"}, func(d deletedGroup) []string { return []string{d.Group, okOr(d.Error)} })
+	return outcome(err, failed, len(out), "groups not deleted")
 }
