@@ -628,3 +628,71 @@ func TestAdminCLICluster(t *testing.T) {
 	// No broker there: a clear failure, not a hang.
 	cliRun(ctx, t, "127.0.0.1:1", "", 1, "cluster", "describe", "--timeout", "3s")
 }
+
+func TestAdminCLIIsolationLevel(t *testing.T) {
+	p := startBroker(t)
+	defer fzCheckLogs(t, p)
+	ctx := testContext(t, 2*time.Minute)
+	adm := fzAdmin(t, p.Addr)
+	topic := fzTopic(t, "cli-iso")
+	fzCreateTopic(ctx, t, adm, topic, 1, nil)
+
+	// A committed, an aborted and a committed transaction, then one left
+	// open: c0 c1 | a0 a1 (aborted) | c2 | o0 (open).
+	txn := fzClient(t, p.Addr, kgo.TransactionalID(topic+"-id"))
+	// begin starts a transaction and writes values in it.
+	begin := func(values ...string) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatalf("begin: %v", err)
+		}
+		var recs []*kgo.Record
+		for _, v := range values {
+			recs = append(recs, &kgo.Record{Topic: topic, Value: []byte(v)})
+		}
+		fzProduceSync(ctx, t, txn, recs...)
+	}
+	end := func(how kgo.TransactionEndTry) {
+		t.Helper()
+		if err := txn.EndTransaction(ctx, how); err != nil {
+			t.Fatalf("end transaction (commit %v): %v", how, err)
+		}
+	}
+	begin("c0", "c1")
+	end(kgo.TryCommit)
+	begin("a0", "a1")
+	end(kgo.TryAbort)
+	begin("c2")
+	end(kgo.TryCommit)
+	begin("o0") // left open until read_committed has been tried
+
+	consume := func(args ...string) string {
+		t.Helper()
+		out, _ := cliRun(ctx, t, p.Addr, "", 0, append([]string{"consume", "-t", topic, "-e", "-f", `%s\n`}, args...)...)
+		return out
+	}
+	// read_committed stops at the last stable offset (the open
+	// transaction's first record) and skips the aborted records;
+	// read_uncommitted, also the default, prints everything.
+	if got := consume("--isolation-level", "read_committed"); got != "c0\nc1\nc2\n" {
+		t.Errorf("read_committed with a transaction open: %q", got)
+	}
+	for _, args := range [][]string{{"--isolation-level", "read_uncommitted"}, nil} {
+		if got := consume(args...); got != "c0\nc1\na0\na1\nc2\no0\n" {
+			t.Errorf("consume %v: %q", args, got)
+		}
+	}
+	// --json follows the same level.
+	if got := consume("--isolation-level", "read_committed", "--json"); strings.Count(got, "\n") != 3 || strings.Contains(got, `"a0"`) {
+		t.Errorf("read_committed --json: %q", got)
+	}
+	// Once the open transaction commits, read_committed reaches o0 too.
+	end(kgo.TryCommit)
+	if got := consume("--isolation-level", "read_committed"); got != "c0\nc1\nc2\no0\n" {
+		t.Errorf("read_committed after the commit: %q", got)
+	}
+	_, stderr := cliRun(ctx, t, p.Addr, "", 1, "consume", "-t", topic, "-e", "--isolation-level", "committed")
+	if !strings.Contains(stderr, "read_committed or read_uncommitted") {
+		t.Errorf("bad --isolation-level: stderr %q", stderr)
+	}
+}

@@ -170,6 +170,7 @@ func consumeCommand() *cli.Command {
 			&cli.Int64Flag{Name: "count", Aliases: []string{"c"}, Usage: "exit after this many records (0: no limit)"},
 			&cli.BoolFlag{Name: "exit", Aliases: []string{"e"}, Usage: "exit when every partition's end (as of start-up) is reached"},
 			&cli.StringFlag{Name: "group", Aliases: []string{"G"}, Usage: "consume as a member of this group: start at its committed offsets (-o, beginning or end, where it has none) and commit what is printed"},
+			&cli.StringFlag{Name: "isolation-level", Value: "read_uncommitted", Usage: "read_committed: only committed transactions' records, up to the last stable offset (-e stops there); read_uncommitted: every record"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: `%s\n`, Usage: `kcat's format: %t topic, %p partition, %o offset, %k key, %s value, %K/%S key/value length, %T timestamp (ms), %h headers, %%, \n \t \r \\`},
 		},
 		Action: consume,
@@ -193,6 +194,10 @@ func consume(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	readCommitted, err := parseIsolationLevel(c.String("isolation-level"))
+	if err != nil {
+		return err
+	}
 	group := c.String("group")
 	if group != "" {
 		if len(c.IntSlice("partition")) > 0 {
@@ -204,7 +209,7 @@ func consume(c *cli.Context) error {
 	}
 	var start consumeStart
 	err = withAdmin(c, func(ctx context.Context, adm *kadm.Client) (err error) {
-		start, err = planConsume(ctx, c, adm, topic, group)
+		start, err = planConsume(ctx, c, adm, topic, group, readCommitted)
 		return err
 	})
 	if err != nil {
@@ -215,6 +220,9 @@ func consume(c *cli.Context) error {
 		return nil
 	}
 	opts := []kgo.Opt{kgo.FetchMaxWait(500 * time.Millisecond), kgo.KeepControlRecords()}
+	if readCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
 	if group != "" {
 		reset := kgo.NewOffset().AtStart()
 		if c.String("offset") == "end" {
@@ -316,9 +324,23 @@ type consumeStart struct {
 	endOf   map[int32]int64 // partitions still to reach their end, for -e
 }
 
+// parseIsolationLevel reads --isolation-level: true for read_committed.
+func parseIsolationLevel(s string) (readCommitted bool, err error) {
+	switch s {
+	case "read_committed":
+		return true, nil
+	case "read_uncommitted":
+		return false, nil
+	}
+	return false, fmt.Errorf("--isolation-level %q: want read_committed or read_uncommitted", s)
+}
+
 // planConsume resolves each partition's first offset before consuming,
-// so that -e knows at once which partitions have nothing to read.
-func planConsume(ctx context.Context, c *cli.Context, adm *kadm.Client, topic, group string) (consumeStart, error) {
+// so that -e knows at once which partitions have nothing to read. Read
+// committed, a partition's end is its last stable offset, as Kafka's
+// ListOffsets answers a read_committed consumer: what lies past it is
+// not readable until its transactions end.
+func planConsume(ctx context.Context, c *cli.Context, adm *kadm.Client, topic, group string, readCommitted bool) (consumeStart, error) {
 	meta, err := adm.Metadata(ctx, topic)
 	if err != nil {
 		return consumeStart{}, fmt.Errorf("consume: %w", err)
@@ -343,6 +365,12 @@ func planConsume(ctx context.Context, c *cli.Context, adm *kadm.Client, topic, g
 	if err == nil {
 		err = errors.Join(starts.Error(), ends.Error())
 	}
+	stable := ends
+	if err == nil && readCommitted {
+		if stable, err = adm.ListCommittedOffsets(ctx, topic); err == nil {
+			err = stable.Error()
+		}
+	}
 	if err != nil {
 		return consumeStart{}, fmt.Errorf("consume: %w", err)
 	}
@@ -359,13 +387,17 @@ func planConsume(ctx context.Context, c *cli.Context, adm *kadm.Client, topic, g
 	start := consumeStart{offsets: map[int32]kgo.Offset{}, endOf: map[int32]int64{}}
 	for _, p := range parts {
 		s, _ := starts.Lookup(topic, p)
-		e, _ := ends.Lookup(topic, p)
+		hw, _ := ends.Lookup(topic, p)
+		e, _ := stable.Lookup(topic, p)
 		from, err := resolveOffset(c.String("offset"), s.Offset, e.Offset)
 		if err != nil {
 			return consumeStart{}, err
 		}
 		if o, ok := committed.Lookup(topic, p); ok && o.At >= 0 {
-			from = min(max(o.At, s.Offset), e.Offset)
+			// A group's commit is kept up to the high watermark: read
+			// committed, a commit past the last stable offset waits
+			// there rather than going back.
+			from = min(max(o.At, s.Offset), hw.Offset)
 		}
 		start.offsets[p] = kgo.NewOffset().At(from)
 		if from < e.Offset {
