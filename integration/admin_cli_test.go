@@ -696,3 +696,130 @@ func TestAdminCLIIsolationLevel(t *testing.T) {
 		t.Errorf("bad --isolation-level: stderr %q", stderr)
 	}
 }
+
+func TestAdminCLIResetOffsets(t *testing.T) {
+	p := startBroker(t)
+	defer fzCheckLogs(t, p)
+	ctx := testContext(t, 3*time.Minute)
+	adm := fzAdmin(t, p.Addr)
+	topic := fzTopic(t, "cli-reset")
+	group := topic + "-g"
+	fzCreateTopic(ctx, t, adm, topic, 2, nil)
+
+	// Partition 0: five records two hours old, then five a minute old;
+	// partition 1: four records two hours old.
+	now := time.Now()
+	cl := fzClient(t, p.Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var recs []*kgo.Record
+	for i := range 10 {
+		ts := now.Add(-2 * time.Hour)
+		if i >= 5 {
+			ts = now.Add(-time.Minute)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Timestamp: ts, Value: []byte(strconv.Itoa(i))})
+	}
+	for i := range 4 {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: 1, Timestamp: now.Add(-2 * time.Hour), Value: []byte(strconv.Itoa(i))})
+	}
+	fzProduceSync(ctx, t, cl, recs...)
+	var commit kadm.Offsets
+	commit.Add(kadm.Offset{Topic: topic, Partition: 0, At: 3, LeaderEpoch: -1}) // none for partition 1
+	if err := adm.CommitAllOffsets(ctx, group, commit); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+
+	reset := func(args ...string) map[int32]int64 {
+		t.Helper()
+		var r struct {
+			Executed bool `json:"executed"`
+			Offsets  []struct {
+				Partition int32  `json:"partition"`
+				New       int64  `json:"new_offset"`
+				Error     string `json:"error"`
+			} `json:"offsets"`
+		}
+		cliJSON(ctx, t, p.Addr, &r, append([]string{"group", "reset-offsets", group}, args...)...)
+		out := map[int32]int64{}
+		for _, o := range r.Offsets {
+			if o.Error != "" {
+				t.Fatalf("reset-offsets %v: partition %d: %s", args, o.Partition, o.Error)
+			}
+			out[o.Partition] = o.New
+		}
+		return out
+	}
+	check := func(what string, want map[int32]int64) {
+		t.Helper()
+		if got := cliCommitted(ctx, t, adm, group, topic); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: committed %v, want %v", what, got, want)
+		}
+	}
+
+	// --to-current: the committed offset, or the log end where there is none.
+	if got := reset("--topic", topic, "--to-current"); fmt.Sprint(got) != fmt.Sprint(map[int32]int64{0: 3, 1: 4}) {
+		t.Fatalf("--to-current dry run: %v", got)
+	}
+	check("after a dry run", map[int32]int64{0: 3})
+	reset("--topic", topic, "--to-current", "--execute")
+	check("--to-current", map[int32]int64{0: 3, 1: 4})
+
+	// --by-duration: the first record at or after now minus the
+	// duration; the log end where there is none that recent.
+	for _, tc := range []struct {
+		d    string
+		want map[int32]int64
+	}{
+		{"PT1H", map[int32]int64{0: 5, 1: 4}},
+		{"P0DT3H", map[int32]int64{0: 0, 1: 0}},
+		{"PT10S", map[int32]int64{0: 10, 1: 4}},
+	} {
+		reset("--all-topics", "--by-duration", tc.d, "--execute")
+		check("--by-duration "+tc.d, tc.want)
+	}
+	_, stderr := cliRun(ctx, t, p.Addr, "", 1, "group", "reset-offsets", group, "--all-topics", "--by-duration", "10m")
+	if !strings.Contains(stderr, "ISO-8601") {
+		t.Errorf("--by-duration 10m: stderr %q", stderr)
+	}
+
+	// --export prints Kafka's CSV, and commits only with --execute.
+	plan, _ := cliRun(ctx, t, p.Addr, "", 0, "group", "reset-offsets", group, "--topic", topic, "--to-earliest", "--export")
+	if want := fmt.Sprintf("%s,0,0\n%s,1,0\n", topic, topic); plan != want {
+		t.Fatalf("--export: %q, want %q", plan, want)
+	}
+	check("after an --export dry run", map[int32]int64{0: 10, 1: 4})
+	saved, _ := cliRun(ctx, t, p.Addr, "", 0, "group", "reset-offsets", group, "--all-topics", "--to-current", "--export", "--execute")
+	if want := fmt.Sprintf("%s,0,10\n%s,1,4\n", topic, topic); saved != want {
+		t.Fatalf("--to-current --export --execute: %q, want %q", saved, want)
+	}
+
+	// --from-file reads a plan back (offsets clamped to the log), and
+	// Kafka's group,topic,partition,offset form.
+	dir := t.TempDir()
+	writePlan := func(name, body string) string {
+		t.Helper()
+		path := dir + "/" + name
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatalf("write %s: %v", path, err)
+		}
+		return path
+	}
+	reset("--from-file", writePlan("edited.csv", fmt.Sprintf("%s,0,7\n%s,1,999\n", topic, topic)), "--execute")
+	check("--from-file edited", map[int32]int64{0: 7, 1: 4})
+	reset("--from-file", writePlan("groups.csv", fmt.Sprintf("other,%s,0,1\n%s,%s,0,2\n", topic, group, topic)), "--execute")
+	check("--from-file with groups", map[int32]int64{0: 2, 1: 4})
+	reset("--from-file", writePlan("saved.csv", saved), "--execute")
+	check("--from-file of an --export", map[int32]int64{0: 10, 1: 4})
+
+	// Refusals: a plan with --topic, a bad plan, --export with --json;
+	// nothing committed by any of them.
+	for _, args := range [][]string{
+		{"--from-file", writePlan("again.csv", saved), "--topic", topic, "--execute"},
+		{"--from-file", writePlan("bad.csv", topic+",0\n"), "--execute"},
+		{"--from-file", dir + "/missing.csv", "--execute"},
+		{"--topic", topic, "--to-earliest", "--export", "--json"},
+		{"--topic", topic, "--to-current", "--by-duration", "PT1M"},
+	} {
+		cliRun(ctx, t, p.Addr, "", 1, append([]string{"group", "reset-offsets", group}, args...)...)
+	}
+	check("after the refusals", map[int32]int64{0: 10, 1: 4})
+}
