@@ -78,12 +78,24 @@ func cliTopicConfigs(ctx context.Context, t *testing.T, adm *kadm.Client, topic 
 	return out
 }
 
-func TestAdminCLITopics(t *testing.T) {
+// cliStart starts a broker for a CLI test with a kadm client on it and a
+// topic name from prefix, created with parts partitions unless parts is
+// 0; the broker's log is checked when the test ends.
+func cliStart(t *testing.T, prefix string, parts int32) (*brokerProc, context.Context, *kadm.Client, string) {
+	t.Helper()
 	p := startBroker(t)
-	defer fzCheckLogs(t, p)
+	t.Cleanup(func() { fzCheckLogs(t, p) })
 	ctx := testContext(t, 3*time.Minute)
 	adm := fzAdmin(t, p.Addr)
-	topic := fzTopic(t, "cli")
+	topic := fzTopic(t, prefix)
+	if parts > 0 {
+		fzCreateTopic(ctx, t, adm, topic, parts, nil)
+	}
+	return p, ctx, adm, topic
+}
+
+func TestAdminCLITopics(t *testing.T) {
+	p, ctx, adm, topic := cliStart(t, "cli", 0)
 
 	// create: the partitions and configs asked for, seen by kadm.
 	var created []struct {
@@ -229,12 +241,7 @@ func TestAdminCLITopics(t *testing.T) {
 }
 
 func TestAdminCLIProduceConsume(t *testing.T) {
-	p := startBroker(t)
-	defer fzCheckLogs(t, p)
-	ctx := testContext(t, 3*time.Minute)
-	adm := fzAdmin(t, p.Addr)
-	topic := fzTopic(t, "cli")
-	fzCreateTopic(ctx, t, adm, topic, 2, nil)
+	p, ctx, adm, topic := cliStart(t, "cli", 2)
 
 	// 20 keyed lines to partition 1 with a header; 5 unkeyed values to partition 0.
 	var lines []string
@@ -420,13 +427,8 @@ func cliCommitted(ctx context.Context, t *testing.T, adm *kadm.Client, group, to
 }
 
 func TestAdminCLIGroups(t *testing.T) {
-	p := startBroker(t)
-	defer fzCheckLogs(t, p)
-	ctx := testContext(t, 3*time.Minute)
-	adm := fzAdmin(t, p.Addr)
-	topic := fzTopic(t, "cli")
+	p, ctx, adm, topic := cliStart(t, "cli", 2)
 	group := topic + "-g"
-	fzCreateTopic(ctx, t, adm, topic, 2, nil)
 	cl := fzClient(t, p.Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var recs []*kgo.Record
 	for i := range 10 {
@@ -600,42 +602,15 @@ func TestAdminCLICluster(t *testing.T) {
 	p := startBroker(t, "--node-id", "7")
 	defer fzCheckLogs(t, p)
 	ctx := testContext(t, time.Minute)
-	meta, err := fzAdmin(t, p.Addr).BrokerMetadata(ctx)
-	if err != nil {
-		t.Fatalf("metadata: %v", err)
-	}
-	var cl struct {
-		ClusterID  string `json:"cluster_id"`
-		Controller int32  `json:"controller"`
-		Brokers    []struct {
-			NodeID     int32  `json:"node_id"`
-			Host       string `json:"host"`
-			Port       int32  `json:"port"`
-			Controller bool   `json:"controller"`
-		} `json:"brokers"`
-	}
-	cliJSON(ctx, t, p.Addr, &cl, "cluster", "describe")
-	if cl.ClusterID == "" || cl.ClusterID != meta.Cluster || cl.Controller != 7 || len(cl.Brokers) != 1 {
-		t.Fatalf("cluster describe: %+v (kadm: cluster %q controller %d)", cl, meta.Cluster, meta.Controller)
-	}
-	if b := cl.Brokers[0]; b.NodeID != 7 || net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) != p.Addr || !b.Controller {
-		t.Fatalf("cluster describe broker: %+v, want node 7 at %s, the controller", b, p.Addr)
-	}
-	out, _ := cliRun(ctx, t, p.Addr, "", 0, "cluster", "describe")
-	if !strings.Contains(out, "ClusterId: "+meta.Cluster) || !strings.Contains(out, "Controller: 7") {
-		t.Errorf("cluster describe table:\n%s", out)
+	if controller := cliCheckCluster(ctx, t, p.Addr, fzAdmin(t, p.Addr), map[int32]string{7: p.Addr}); controller != 7 {
+		t.Fatalf("cluster describe: controller %d, want 7", controller)
 	}
 	// No broker there: a clear failure, not a hang.
 	cliRun(ctx, t, "127.0.0.1:1", "", 1, "cluster", "describe", "--timeout", "3s")
 }
 
 func TestAdminCLIIsolationLevel(t *testing.T) {
-	p := startBroker(t)
-	defer fzCheckLogs(t, p)
-	ctx := testContext(t, 2*time.Minute)
-	adm := fzAdmin(t, p.Addr)
-	topic := fzTopic(t, "cli-iso")
-	fzCreateTopic(ctx, t, adm, topic, 1, nil)
+	p, ctx, _, topic := cliStart(t, "cli-iso", 1)
 
 	// A committed, an aborted and a committed transaction, then one left
 	// open: c0 c1 | a0 a1 (aborted) | c2 | o0 (open).
@@ -698,13 +673,8 @@ func TestAdminCLIIsolationLevel(t *testing.T) {
 }
 
 func TestAdminCLIResetOffsets(t *testing.T) {
-	p := startBroker(t)
-	defer fzCheckLogs(t, p)
-	ctx := testContext(t, 3*time.Minute)
-	adm := fzAdmin(t, p.Addr)
-	topic := fzTopic(t, "cli-reset")
+	p, ctx, adm, topic := cliStart(t, "cli-reset", 2)
 	group := topic + "-g"
-	fzCreateTopic(ctx, t, adm, topic, 2, nil)
 
 	// Partition 0: five records two hours old, then five a minute old;
 	// partition 1: four records two hours old.
@@ -822,4 +792,39 @@ func TestAdminCLIResetOffsets(t *testing.T) {
 		cliRun(ctx, t, p.Addr, "", 1, append([]string{"group", "reset-offsets", group}, args...)...)
 	}
 	check("after the refusals", map[int32]int64{0: 10, 1: 4})
+}
+
+// cliCheckCluster runs `cluster describe` on addr, as JSON and as a
+// table, and checks it against kadm's metadata: the cluster id, the
+// controller (returned) and exactly the brokers of want (node → address).
+func cliCheckCluster(ctx context.Context, t *testing.T, addr string, adm *kadm.Client, want map[int32]string) int32 {
+	t.Helper()
+	meta, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatalf("metadata: %v", err)
+	}
+	var cl struct {
+		ClusterID  string `json:"cluster_id"`
+		Controller int32  `json:"controller"`
+		Brokers    []struct {
+			NodeID     int32  `json:"node_id"`
+			Host       string `json:"host"`
+			Port       int32  `json:"port"`
+			Controller bool   `json:"controller"`
+		} `json:"brokers"`
+	}
+	cliJSON(ctx, t, addr, &cl, "cluster", "describe")
+	if cl.ClusterID == "" || cl.ClusterID != meta.Cluster || cl.Controller != meta.Controller || want[cl.Controller] == "" || len(cl.Brokers) != len(want) {
+		t.Fatalf("cluster describe: %+v; kadm: cluster %q controller %d; want brokers %v", cl, meta.Cluster, meta.Controller, want)
+	}
+	for _, b := range cl.Brokers {
+		if net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) != want[b.NodeID] || b.Controller != (b.NodeID == meta.Controller) {
+			t.Errorf("cluster describe broker %+v; want address %q, controller %d", b, want[b.NodeID], meta.Controller)
+		}
+	}
+	out, _ := cliRun(ctx, t, addr, "", 0, "cluster", "describe")
+	if !strings.Contains(out, "ClusterId: "+meta.Cluster) || !strings.Contains(out, fmt.Sprintf("Controller: %d\tBrokers: %d", meta.Controller, len(want))) {
+		t.Errorf("cluster describe table:\n%s", out)
+	}
+	return cl.Controller
 }

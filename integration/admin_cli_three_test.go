@@ -8,7 +8,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -254,31 +253,5 @@ func TestAdminCLIThreeBrokers(t *testing.T) {
 
 	// cluster describe: three brokers at their addresses, the controller
 	// kadm names.
-	meta, err := adm.BrokerMetadata(ctx)
-	if err != nil {
-		t.Fatalf("metadata: %v", err)
-	}
-	var cl struct {
-		ClusterID  string `json:"cluster_id"`
-		Controller int32  `json:"controller"`
-		Brokers    []struct {
-			NodeID     int32  `json:"node_id"`
-			Host       string `json:"host"`
-			Port       int32  `json:"port"`
-			Controller bool   `json:"controller"`
-		} `json:"brokers"`
-	}
-	cliJSON(ctx, t, bootAddr, &cl, "cluster", "describe")
-	if cl.ClusterID != meta.Cluster || cl.Controller != meta.Controller || cl.Controller < 1 || len(cl.Brokers) != 3 {
-		t.Fatalf("cluster describe: %+v; kadm: cluster %q controller %d", cl, meta.Cluster, meta.Controller)
-	}
-	for _, b := range cl.Brokers {
-		if b.NodeID < 1 || b.NodeID > 3 || net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) != brokers[b.NodeID-1].Addr || b.Controller != (b.NodeID == meta.Controller) {
-			t.Errorf("cluster describe broker %+v (controller %d)", b, meta.Controller)
-		}
-	}
-	out, _ = cliRun(ctx, t, bootAddr, "", 0, "cluster", "describe")
-	if !strings.Contains(out, "Brokers: 3") || !strings.Contains(out, fmt.Sprintf("Controller: %d", meta.Controller)) {
-		t.Errorf("cluster describe table:\n%s", out)
-	}
+	cliCheckCluster(ctx, t, bootAddr, adm, map[int32]string{1: brokers[0].Addr, 2: brokers[1].Addr, 3: brokers[2].Addr})
 }
