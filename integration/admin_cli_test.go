@@ -78,12 +78,24 @@ func cliTopicConfigs(ctx context.Context, t *testing.T, adm *kadm.Client, topic 
 	return out
 }
 
-func TestAdminCLITopics(t *testing.T) {
+// cliStart starts a broker for a CLI test with a kadm client on it and a
+// topic name from prefix, created with parts partitions unless parts is
+// 0; the broker's log is checked when the test ends.
+func cliStart(t *testing.T, prefix string, parts int32) (*brokerProc, context.Context, *kadm.Client, string) {
+	t.Helper()
 	p := startBroker(t)
-	defer fzCheckLogs(t, p)
+	t.Cleanup(func() { fzCheckLogs(t, p) })
 	ctx := testContext(t, 3*time.Minute)
 	adm := fzAdmin(t, p.Addr)
-	topic := fzTopic(t, "cli")
+	topic := fzTopic(t, prefix)
+	if parts > 0 {
+		fzCreateTopic(ctx, t, adm, topic, parts, nil)
+	}
+	return p, ctx, adm, topic
+}
+
+func TestAdminCLITopics(t *testing.T) {
+	p, ctx, adm, topic := cliStart(t, "cli", 0)
 
 	// create: the partitions and configs asked for, seen by kadm.
 	var created []struct {
@@ -229,12 +241,7 @@ func TestAdminCLITopics(t *testing.T) {
 }
 
 func TestAdminCLIProduceConsume(t *testing.T) {
-	p := startBroker(t)
-	defer fzCheckLogs(t, p)
-	ctx := testContext(t, 3*time.Minute)
-	adm := fzAdmin(t, p.Addr)
-	topic := fzTopic(t, "cli")
-	fzCreateTopic(ctx, t, adm, topic, 2, nil)
+	p, ctx, adm, topic := cliStart(t, "cli", 2)
 
 	// 20 keyed lines to partition 1 with a header; 5 unkeyed values to partition 0.
 	var lines []string
@@ -420,13 +427,8 @@ func cliCommitted(ctx context.Context, t *testing.T, adm *kadm.Client, group, to
 }
 
 func TestAdminCLIGroups(t *testing.T) {
-	p := startBroker(t)
-	defer fzCheckLogs(t, p)
-	ctx := testContext(t, 3*time.Minute)
-	adm := fzAdmin(t, p.Addr)
-	topic := fzTopic(t, "cli")
+	p, ctx, adm, topic := cliStart(t, "cli", 2)
 	group := topic + "-g"
-	fzCreateTopic(ctx, t, adm, topic, 2, nil)
 	cl := fzClient(t, p.Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var recs []*kgo.Record
 	for i := range 10 {
@@ -600,7 +602,204 @@ func TestAdminCLICluster(t *testing.T) {
 	p := startBroker(t, "--node-id", "7")
 	defer fzCheckLogs(t, p)
 	ctx := testContext(t, time.Minute)
-	meta, err := fzAdmin(t, p.Addr).BrokerMetadata(ctx)
+	if controller := cliCheckCluster(ctx, t, p.Addr, fzAdmin(t, p.Addr), map[int32]string{7: p.Addr}); controller != 7 {
+		t.Fatalf("cluster describe: controller %d, want 7", controller)
+	}
+	// No broker there: a clear failure, not a hang.
+	cliRun(ctx, t, "127.0.0.1:1", "", 1, "cluster", "describe", "--timeout", "3s")
+}
+
+func TestAdminCLIIsolationLevel(t *testing.T) {
+	p, ctx, _, topic := cliStart(t, "cli-iso", 1)
+
+	// A committed, an aborted and a committed transaction, then one left
+	// open: c0 c1 | a0 a1 (aborted) | c2 | o0 (open).
+	txn := fzClient(t, p.Addr, kgo.TransactionalID(topic+"-id"))
+	// begin starts a transaction and writes values in it.
+	begin := func(values ...string) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatalf("begin: %v", err)
+		}
+		var recs []*kgo.Record
+		for _, v := range values {
+			recs = append(recs, &kgo.Record{Topic: topic, Value: []byte(v)})
+		}
+		fzProduceSync(ctx, t, txn, recs...)
+	}
+	end := func(how kgo.TransactionEndTry) {
+		t.Helper()
+		if err := txn.EndTransaction(ctx, how); err != nil {
+			t.Fatalf("end transaction (commit %v): %v", how, err)
+		}
+	}
+	begin("c0", "c1")
+	end(kgo.TryCommit)
+	begin("a0", "a1")
+	end(kgo.TryAbort)
+	begin("c2")
+	end(kgo.TryCommit)
+	begin("o0") // left open until read_committed has been tried
+
+	consume := func(args ...string) string {
+		t.Helper()
+		out, _ := cliRun(ctx, t, p.Addr, "", 0, append([]string{"consume", "-t", topic, "-e", "-f", `%s\n`}, args...)...)
+		return out
+	}
+	// read_committed stops at the last stable offset (the open
+	// transaction's first record) and skips the aborted records;
+	// read_uncommitted, also the default, prints everything.
+	if got := consume("--isolation-level", "read_committed"); got != "c0\nc1\nc2\n" {
+		t.Errorf("read_committed with a transaction open: %q", got)
+	}
+	for _, args := range [][]string{{"--isolation-level", "read_uncommitted"}, nil} {
+		if got := consume(args...); got != "c0\nc1\na0\na1\nc2\no0\n" {
+			t.Errorf("consume %v: %q", args, got)
+		}
+	}
+	// --json follows the same level.
+	if got := consume("--isolation-level", "read_committed", "--json"); strings.Count(got, "\n") != 3 || strings.Contains(got, `"a0"`) {
+		t.Errorf("read_committed --json: %q", got)
+	}
+	// Once the open transaction commits, read_committed reaches o0 too.
+	end(kgo.TryCommit)
+	if got := consume("--isolation-level", "read_committed"); got != "c0\nc1\nc2\no0\n" {
+		t.Errorf("read_committed after the commit: %q", got)
+	}
+	_, stderr := cliRun(ctx, t, p.Addr, "", 1, "consume", "-t", topic, "-e", "--isolation-level", "committed")
+	if !strings.Contains(stderr, "read_committed or read_uncommitted") {
+		t.Errorf("bad --isolation-level: stderr %q", stderr)
+	}
+}
+
+func TestAdminCLIResetOffsets(t *testing.T) {
+	p, ctx, adm, topic := cliStart(t, "cli-reset", 2)
+	group := topic + "-g"
+
+	// Partition 0: five records two hours old, then five a minute old;
+	// partition 1: four records two hours old.
+	now := time.Now()
+	cl := fzClient(t, p.Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var recs []*kgo.Record
+	for i := range 10 {
+		ts := now.Add(-2 * time.Hour)
+		if i >= 5 {
+			ts = now.Add(-time.Minute)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Timestamp: ts, Value: []byte(strconv.Itoa(i))})
+	}
+	for i := range 4 {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: 1, Timestamp: now.Add(-2 * time.Hour), Value: []byte(strconv.Itoa(i))})
+	}
+	fzProduceSync(ctx, t, cl, recs...)
+	var commit kadm.Offsets
+	commit.Add(kadm.Offset{Topic: topic, Partition: 0, At: 3, LeaderEpoch: -1}) // none for partition 1
+	if err := adm.CommitAllOffsets(ctx, group, commit); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+
+	reset := func(args ...string) map[int32]int64 {
+		t.Helper()
+		var r struct {
+			Executed bool `json:"executed"`
+			Offsets  []struct {
+				Partition int32  `json:"partition"`
+				New       int64  `json:"new_offset"`
+				Error     string `json:"error"`
+			} `json:"offsets"`
+		}
+		cliJSON(ctx, t, p.Addr, &r, append([]string{"group", "reset-offsets", group}, args...)...)
+		out := map[int32]int64{}
+		for _, o := range r.Offsets {
+			if o.Error != "" {
+				t.Fatalf("reset-offsets %v: partition %d: %s", args, o.Partition, o.Error)
+			}
+			out[o.Partition] = o.New
+		}
+		return out
+	}
+	check := func(what string, want map[int32]int64) {
+		t.Helper()
+		if got := cliCommitted(ctx, t, adm, group, topic); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: committed %v, want %v", what, got, want)
+		}
+	}
+
+	// --to-current: the committed offset, or the log end where there is none.
+	if got := reset("--topic", topic, "--to-current"); fmt.Sprint(got) != fmt.Sprint(map[int32]int64{0: 3, 1: 4}) {
+		t.Fatalf("--to-current dry run: %v", got)
+	}
+	check("after a dry run", map[int32]int64{0: 3})
+	reset("--topic", topic, "--to-current", "--execute")
+	check("--to-current", map[int32]int64{0: 3, 1: 4})
+
+	// --by-duration: the first record at or after now minus the
+	// duration; the log end where there is none that recent.
+	for _, tc := range []struct {
+		d    string
+		want map[int32]int64
+	}{
+		{"PT1H", map[int32]int64{0: 5, 1: 4}},
+		{"P0DT3H", map[int32]int64{0: 0, 1: 0}},
+		{"PT10S", map[int32]int64{0: 10, 1: 4}},
+	} {
+		reset("--all-topics", "--by-duration", tc.d, "--execute")
+		check("--by-duration "+tc.d, tc.want)
+	}
+	_, stderr := cliRun(ctx, t, p.Addr, "", 1, "group", "reset-offsets", group, "--all-topics", "--by-duration", "10m")
+	if !strings.Contains(stderr, "ISO-8601") {
+		t.Errorf("--by-duration 10m: stderr %q", stderr)
+	}
+
+	// --export prints Kafka's CSV, and commits only with --execute.
+	plan, _ := cliRun(ctx, t, p.Addr, "", 0, "group", "reset-offsets", group, "--topic", topic, "--to-earliest", "--export")
+	if want := fmt.Sprintf("%s,0,0\n%s,1,0\n", topic, topic); plan != want {
+		t.Fatalf("--export: %q, want %q", plan, want)
+	}
+	check("after an --export dry run", map[int32]int64{0: 10, 1: 4})
+	saved, _ := cliRun(ctx, t, p.Addr, "", 0, "group", "reset-offsets", group, "--all-topics", "--to-current", "--export", "--execute")
+	if want := fmt.Sprintf("%s,0,10\n%s,1,4\n", topic, topic); saved != want {
+		t.Fatalf("--to-current --export --execute: %q, want %q", saved, want)
+	}
+
+	// --from-file reads a plan back (offsets clamped to the log), and
+	// Kafka's group,topic,partition,offset form.
+	dir := t.TempDir()
+	writePlan := func(name, body string) string {
+		t.Helper()
+		path := dir + "/" + name
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatalf("write %s: %v", path, err)
+		}
+		return path
+	}
+	reset("--from-file", writePlan("edited.csv", fmt.Sprintf("%s,0,7\n%s,1,999\n", topic, topic)), "--execute")
+	check("--from-file edited", map[int32]int64{0: 7, 1: 4})
+	reset("--from-file", writePlan("groups.csv", fmt.Sprintf("other,%s,0,1\n%s,%s,0,2\n", topic, group, topic)), "--execute")
+	check("--from-file with groups", map[int32]int64{0: 2, 1: 4})
+	reset("--from-file", writePlan("saved.csv", saved), "--execute")
+	check("--from-file of an --export", map[int32]int64{0: 10, 1: 4})
+
+	// Refusals: a plan with --topic, a bad plan, --export with --json;
+	// nothing committed by any of them.
+	for _, args := range [][]string{
+		{"--from-file", writePlan("again.csv", saved), "--topic", topic, "--execute"},
+		{"--from-file", writePlan("bad.csv", topic+",0\n"), "--execute"},
+		{"--from-file", dir + "/missing.csv", "--execute"},
+		{"--topic", topic, "--to-earliest", "--export", "--json"},
+		{"--topic", topic, "--to-current", "--by-duration", "PT1M"},
+	} {
+		cliRun(ctx, t, p.Addr, "", 1, append([]string{"group", "reset-offsets", group}, args...)...)
+	}
+	check("after the refusals", map[int32]int64{0: 10, 1: 4})
+}
+
+// cliCheckCluster runs `cluster describe` on addr, as JSON and as a
+// table, and checks it against kadm's metadata: the cluster id, the
+// controller (returned) and exactly the brokers of want (node → address).
+func cliCheckCluster(ctx context.Context, t *testing.T, addr string, adm *kadm.Client, want map[int32]string) int32 {
+	t.Helper()
+	meta, err := adm.BrokerMetadata(ctx)
 	if err != nil {
 		t.Fatalf("metadata: %v", err)
 	}
@@ -614,17 +813,18 @@ func TestAdminCLICluster(t *testing.T) {
 			Controller bool   `json:"controller"`
 		} `json:"brokers"`
 	}
-	cliJSON(ctx, t, p.Addr, &cl, "cluster", "describe")
-	if cl.ClusterID == "" || cl.ClusterID != meta.Cluster || cl.Controller != 7 || len(cl.Brokers) != 1 {
-		t.Fatalf("cluster describe: %+v (kadm: cluster %q controller %d)", cl, meta.Cluster, meta.Controller)
+	cliJSON(ctx, t, addr, &cl, "cluster", "describe")
+	if cl.ClusterID == "" || cl.ClusterID != meta.Cluster || cl.Controller != meta.Controller || want[cl.Controller] == "" || len(cl.Brokers) != len(want) {
+		t.Fatalf("cluster describe: %+v; kadm: cluster %q controller %d; want brokers %v", cl, meta.Cluster, meta.Controller, want)
 	}
-	if b := cl.Brokers[0]; b.NodeID != 7 || net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) != p.Addr || !b.Controller {
-		t.Fatalf("cluster describe broker: %+v, want node 7 at %s, the controller", b, p.Addr)
+	for _, b := range cl.Brokers {
+		if net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) != want[b.NodeID] || b.Controller != (b.NodeID == meta.Controller) {
+			t.Errorf("cluster describe broker %+v; want address %q, controller %d", b, want[b.NodeID], meta.Controller)
+		}
 	}
-	out, _ := cliRun(ctx, t, p.Addr, "", 0, "cluster", "describe")
-	if !strings.Contains(out, "ClusterId: "+meta.Cluster) || !strings.Contains(out, "Controller: 7") {
+	out, _ := cliRun(ctx, t, addr, "", 0, "cluster", "describe")
+	if !strings.Contains(out, "ClusterId: "+meta.Cluster) || !strings.Contains(out, fmt.Sprintf("Controller: %d\tBrokers: %d", meta.Controller, len(want))) {
 		t.Errorf("cluster describe table:\n%s", out)
 	}
-	// No broker there: a clear failure, not a hang.
-	cliRun(ctx, t, "127.0.0.1:1", "", 1, "cluster", "describe", "--timeout", "3s")
+	return cl.Controller
 }

@@ -4,9 +4,12 @@ package main
 // brokers, from Metadata (what kafka-cluster.sh and kcat -L show).
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strconv"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/urfave/cli/v2"
 )
 
@@ -15,7 +18,7 @@ func clusterCommand() *cli.Command {
 		Name:  "cluster",
 		Usage: "show the cluster",
 		Subcommands: []*cli.Command{
-			{Name: "describe", Usage: "show the cluster id, the controller and the brokers", Action: clusterDescribe},
+			{Name: "describe", Usage: "show the cluster id, the controller and the brokers", Action: adminAction(clusterDescribe)},
 		},
 	})
 }
@@ -36,14 +39,7 @@ type clusterOut struct {
 	Brokers    []clusterBroker `json:"brokers"`
 }
 
-func clusterDescribe(c *cli.Context) error {
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func clusterDescribe(ctx context.Context, c *cli.Context, adm *kadm.Client) error {
 	meta, err := adm.BrokerMetadata(ctx)
 	if err != nil {
 		return fmt.Errorf("cluster describe: %w", err)
@@ -56,18 +52,16 @@ func clusterDescribe(c *cli.Context) error {
 		}
 		out.Brokers = append(out.Brokers, cb)
 	}
-	if c.Bool("json") {
-		return printJSON(c.App.Writer, out)
-	}
-	w := c.App.Writer
-	fmt.Fprintf(w, "ClusterId: %s\tController: %d\tBrokers: %d\n", out.ClusterID, out.Controller, len(out.Brokers))
-	var rows [][]string
-	for _, b := range out.Brokers {
-		ctl := ""
-		if b.Controller {
-			ctl = "yes"
+	return printOut(c, out, func(w io.Writer) error {
+		fmt.Fprintf(w, "ClusterId: %s\tController: %d\tBrokers: %d\n", out.ClusterID, out.Controller, len(out.Brokers))
+		var rows [][]string
+		for _, b := range out.Brokers {
+			ctl := ""
+			if b.Controller {
+				ctl = "yes"
+			}
+			rows = append(rows, []string{strconv.Itoa(int(b.NodeID)), b.Host, strconv.Itoa(int(b.Port)), b.Rack, ctl})
 		}
-		rows = append(rows, []string{strconv.Itoa(int(b.NodeID)), b.Host, strconv.Itoa(int(b.Port)), b.Rack, ctl})
-	}
-	return printTable(w, []string{"NODE", "HOST", "PORT", "RACK", "CONTROLLER"}, rows)
+		return printTable(w, []string{"NODE", "HOST", "PORT", "RACK", "CONTROLLER"}, rows)
+	})
 }

@@ -99,11 +99,129 @@ func cmdContext(c *cli.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Context, c.Duration("timeout"))
 }
 
+// withAdmin runs fn with a kadm client on --brokers and a context
+// bounded by --timeout; both end when fn returns.
+func withAdmin(c *cli.Context, fn func(ctx context.Context, adm *kadm.Client) error) error {
+	adm, err := newAdmin(c)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := cmdContext(c)
+	defer cancel()
+	return fn(ctx, adm)
+}
+
+// adminAction is a command action that runs fn under withAdmin.
+func adminAction(fn func(ctx context.Context, c *cli.Context, adm *kadm.Client) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		return withAdmin(c, func(ctx context.Context, adm *kadm.Client) error { return fn(ctx, c, adm) })
+	}
+}
+
+// namesAction is the action of a command whose arguments name at least
+// one kind of thing ("topic", "group"): fn runs under withAdmin with them.
+func namesAction(kind string, fn func(ctx context.Context, c *cli.Context, adm *kadm.Client, names []string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() == 0 {
+			return fmt.Errorf("%s: name at least one %s", c.Command.FullName(), kind)
+		}
+		return withAdmin(c, func(ctx context.Context, adm *kadm.Client) error { return fn(ctx, c, adm, c.Args().Slice()) })
+	}
+}
+
+// topicDetail is topic's entry in meta, or why there is none.
+func topicDetail(meta kadm.Metadata, topic string) (kadm.TopicDetail, error) {
+	td, ok := meta.Topics[topic]
+	if !ok {
+		return td, fmt.Errorf("topic %s not in metadata", topic)
+	}
+	if td.Err != nil {
+		return td, fmt.Errorf("topic %s: %w", topic, td.Err)
+	}
+	return td, nil
+}
+
+// logOffsets lists the log start and log end offsets of topics'
+// partitions; a partition's own error stays in its entry.
+func logOffsets(ctx context.Context, adm *kadm.Client, topics ...string) (starts, ends kadm.ListedOffsets, err error) {
+	if starts, err = adm.ListStartOffsets(ctx, topics...); err != nil {
+		return nil, nil, fmt.Errorf("list start offsets: %w", err)
+	}
+	if ends, err = adm.ListEndOffsets(ctx, topics...); err != nil {
+		return nil, nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	return starts, ends, nil
+}
+
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// printOut prints v as JSON with --json, else with text.
+func printOut(c *cli.Context, v any, text func(w io.Writer) error) error {
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, v)
+	}
+	return text(c.App.Writer)
+}
+
+// printResults prints per-item outcomes as JSON (an empty list as [])
+// or as a table of row(item) under header.
+func printResults[T any](c *cli.Context, out []T, header []string, row func(T) []string) error {
+	if out == nil {
+		out = []T{}
+	}
+	return printOut(c, out, func(w io.Writer) error {
+		rows := make([][]string, 0, len(out))
+		for _, o := range out {
+			rows = append(rows, row(o))
+		}
+		return printTable(w, header, rows)
+	})
+}
+
+// printBlocks prints items as JSON (an empty list as []) or each with
+// block, a blank line between them.
+func printBlocks[T any](c *cli.Context, out []T, block func(io.Writer, T) error) error {
+	if out == nil {
+		out = []T{}
+	}
+	return printOut(c, out, func(w io.Writer) error {
+		for i, o := range out {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			if err := block(w, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// outcome is what a command that printed per-item results returns: the
+// print error, else exit status 1 with "gregor: F of N <what>" when
+// failed of its total items went wrong, else nil.
+func outcome(printErr error, failed, total int, what string) error {
+	if printErr != nil {
+		return printErr
+	}
+	if failed > 0 {
+		return cli.Exit(fmt.Sprintf("gregor: %d of %d %s", failed, total, what), 1)
+	}
+	return nil
+}
+
+// okOr is "ok" for an empty error.
+func okOr(errText string) string {
+	if errText == "" {
+		return "ok"
+	}
+	return errText
 }
 
 // printTable writes rows under a header, columns aligned.

@@ -1,18 +1,15 @@
 package main
 
 // gregor group list|describe|lag|reset-offsets|delete, on kadm: what
-// kafka-consumer-groups.sh does. reset-offsets follows that tool: one
-// scenario (--to-earliest, --to-latest, --to-offset, --shift-by,
-// --to-datetime), a dry run unless --execute, new offsets clamped to the
-// partition's [log start, log end], and a refusal when the group has
-// active members.
+// kafka-consumer-groups.sh does (reset-offsets is in cli_reset.go).
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/urfave/cli/v2"
@@ -23,37 +20,13 @@ func groupCommand() *cli.Command {
 		Name:  "group",
 		Usage: "list, describe, show the lag of, reset the offsets of and delete consumer groups",
 		Subcommands: []*cli.Command{
-			{Name: "list", Usage: "list groups", Action: groupList},
-			{Name: "describe", Usage: "show groups' state and members with their assignments", ArgsUsage: "GROUP...", Action: groupDescribe},
-			{Name: "lag", Usage: "show each partition's committed offset, log end offset and lag", ArgsUsage: "GROUP...", Action: groupLag},
-			{
-				Name:      "reset-offsets",
-				Usage:     "move a group's committed offsets (a dry run unless --execute; the group must have no active members)",
-				ArgsUsage: "GROUP",
-				Flags: []cli.Flag{
-					&cli.StringSliceFlag{Name: "topic", Aliases: []string{"t"}, Usage: "topic to reset, as TOPIC or TOPIC:0,1,2 (repeatable)"},
-					&cli.BoolFlag{Name: "all-topics", Usage: "reset every topic the group has committed offsets for"},
-					&cli.BoolFlag{Name: "to-earliest", Usage: "to the log start offset"},
-					&cli.BoolFlag{Name: "to-latest", Usage: "to the log end offset"},
-					&cli.Int64Flag{Name: "to-offset", Usage: "to this offset (clamped to the log's range)"},
-					&cli.Int64Flag{Name: "shift-by", Usage: "move the committed offset by this much, + or -"},
-					&cli.StringFlag{Name: "to-datetime", Usage: "to the first offset at or after this time (RFC 3339, or Kafka's YYYY-MM-DDTHH:mm:SS.sss in UTC)"},
-					&cli.BoolFlag{Name: "execute", Usage: "commit the new offsets (without it, only show them)"},
-					&cli.BoolFlag{Name: "dry-run", Usage: "only show the new offsets (the default)"},
-				},
-				Action: groupResetOffsets,
-			},
-			{Name: "delete", Usage: "delete groups (they must have no active members)", ArgsUsage: "GROUP...", Action: groupDelete},
+			{Name: "list", Usage: "list groups", Action: adminAction(groupList)},
+			{Name: "describe", Usage: "show groups' state and members with their assignments", ArgsUsage: "GROUP...", Action: namesAction("group", groupDescribe)},
+			{Name: "lag", Usage: "show each partition's committed offset, log end offset and lag", ArgsUsage: "GROUP...", Action: namesAction("group", groupLag)},
+			resetOffsetsCommand(),
+			{Name: "delete", Usage: "delete groups (they must have no active members)", ArgsUsage: "GROUP...", Action: namesAction("group", groupDelete)},
 		},
 	})
-}
-
-// groupArgs are the command's GROUP arguments; at least one.
-func groupArgs(c *cli.Context) ([]string, error) {
-	if c.NArg() == 0 {
-		return nil, fmt.Errorf("%s: name at least one group", c.Command.FullName())
-	}
-	return c.Args().Slice(), nil
 }
 
 // listedGroup is one entry of `group list --json`.
@@ -65,14 +38,7 @@ type listedGroup struct {
 	Coordinator  int32  `json:"coordinator"`
 }
 
-func groupList(c *cli.Context) error {
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func groupList(ctx context.Context, c *cli.Context, adm *kadm.Client) error {
 	groups, err := adm.ListGroups(ctx)
 	if err != nil {
 		return fmt.Errorf("list groups: %w", err)
@@ -81,9 +47,9 @@ func groupList(c *cli.Context) error {
 	for _, g := range groups.Sorted() {
 		out = append(out, listedGroup{Group: g.Group, State: g.State, Type: g.GroupType, ProtocolType: g.ProtocolType, Coordinator: g.Coordinator})
 	}
-	return printResults(c, out, func(g listedGroup) []string {
+	return printResults(c, out, []string{"GROUP", "STATE", "TYPE", "PROTOCOL-TYPE", "COORDINATOR"}, func(g listedGroup) []string {
 		return []string{g.Group, g.State, g.Type, g.ProtocolType, strconv.Itoa(int(g.Coordinator))}
-	}, []string{"GROUP", "STATE", "TYPE", "PROTOCOL-TYPE", "COORDINATOR"})
+	})
 }
 
 // groupMember is one member in `group describe --json`.
@@ -106,18 +72,7 @@ type describedGroup struct {
 	Error        string        `json:"error,omitempty"`
 }
 
-func groupDescribe(c *cli.Context) error {
-	names, err := groupArgs(c)
-	if err != nil {
-		return err
-	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func groupDescribe(ctx context.Context, c *cli.Context, adm *kadm.Client, names []string) error {
 	groups, err := adm.DescribeGroups(ctx, names...)
 	if err != nil {
 		return fmt.Errorf("describe groups: %w", err)
@@ -148,38 +103,26 @@ func groupDescribe(c *cli.Context) error {
 		}
 		out = append(out, dg)
 	}
-	if c.Bool("json") {
-		if err := printJSON(c.App.Writer, out); err != nil {
-			return err
-		}
-	} else {
-		w := c.App.Writer
-		for i, g := range out {
-			if i > 0 {
-				fmt.Fprintln(w)
-			}
-			if g.Error != "" {
-				fmt.Fprintf(w, "Group: %s\tError: %s\n", g.Group, g.Error)
-				continue
-			}
-			fmt.Fprintf(w, "Group: %s\tState: %s\tProtocolType: %s\tProtocol: %s\tCoordinator: %d\tMembers: %d\n",
-				g.Group, g.State, g.ProtocolType, g.Protocol, g.Coordinator, len(g.Members))
-			if len(g.Members) == 0 {
-				continue
-			}
-			var rows [][]string
-			for _, m := range g.Members {
-				rows = append(rows, []string{m.MemberID, m.InstanceID, m.ClientID, m.ClientHost, assignedText(m.Assigned)})
-			}
-			if err := printTable(w, []string{"MEMBER", "INSTANCE", "CLIENT-ID", "HOST", "ASSIGNMENT"}, rows); err != nil {
-				return err
-			}
-		}
+	err = printBlocks(c, out, printGroup)
+	return outcome(err, failed, len(out), "groups not described")
+}
+
+// printGroup is the table form of one described group.
+func printGroup(w io.Writer, g describedGroup) error {
+	if g.Error != "" {
+		fmt.Fprintf(w, "Group: %s\tError: %s\n", g.Group, g.Error)
+		return nil
 	}
-	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("gregor: %d of %d groups not described", failed, len(out)), 1)
+	fmt.Fprintf(w, "Group: %s\tState: %s\tProtocolType: %s\tProtocol: %s\tCoordinator: %d\tMembers: %d\n",
+		g.Group, g.State, g.ProtocolType, g.Protocol, g.Coordinator, len(g.Members))
+	if len(g.Members) == 0 {
+		return nil
 	}
-	return nil
+	var rows [][]string
+	for _, m := range g.Members {
+		rows = append(rows, []string{m.MemberID, m.InstanceID, m.ClientID, m.ClientHost, assignedText(m.Assigned)})
+	}
+	return printTable(w, []string{"MEMBER", "INSTANCE", "CLIENT-ID", "HOST", "ASSIGNMENT"}, rows)
 }
 
 // assignedText prints an assignment as topic(0,1) other(2).
@@ -218,18 +161,7 @@ type groupLagOut struct {
 	Error      string         `json:"error,omitempty"`
 }
 
-func groupLag(c *cli.Context) error {
-	names, err := groupArgs(c)
-	if err != nil {
-		return err
-	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func groupLag(ctx context.Context, c *cli.Context, adm *kadm.Client, names []string) error {
 	lags, err := adm.Lag(ctx, names...)
 	if err != nil {
 		return fmt.Errorf("group lag: %w", err)
@@ -258,11 +190,7 @@ func groupLag(c *cli.Context) error {
 		}
 		out = append(out, g)
 	}
-	if c.Bool("json") {
-		if err := printJSON(c.App.Writer, out); err != nil {
-			return err
-		}
-	} else {
+	err = printOut(c, out, func(w io.Writer) error {
 		var rows [][]string
 		for _, g := range out {
 			if g.Error != "" {
@@ -273,14 +201,9 @@ func groupLag(c *cli.Context) error {
 					offsetText(p.End), offsetText(p.Lag), p.MemberID, p.Host, p.Error})
 			}
 		}
-		if err := printTable(c.App.Writer, []string{"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER", "HOST", "ERROR"}, rows); err != nil {
-			return err
-		}
-	}
-	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("gregor: %d of %d groups without lag", failed, len(out)), 1)
-	}
-	return nil
+		return printTable(w, []string{"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER", "HOST", "ERROR"}, rows)
+	})
+	return outcome(err, failed, len(out), "groups without lag")
 }
 
 // offsetText prints -1 (none) as "-", as kafka-consumer-groups.sh does.
@@ -291,281 +214,13 @@ func offsetText(o int64) string {
 	return strconv.FormatInt(o, 10)
 }
 
-// resetOffset is one partition in `group reset-offsets --json`.
-type resetOffset struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Current   int64  `json:"current_offset"` // -1: none committed
-	New       int64  `json:"new_offset"`
-	Error     string `json:"error,omitempty"`
-}
-
-// resetOut is the output of `group reset-offsets --json`.
-type resetOut struct {
-	Group    string        `json:"group"`
-	Executed bool          `json:"executed"`
-	Offsets  []resetOffset `json:"offsets"`
-}
-
-// resetScenario is the one --to-*/--shift-by flag given.
-func resetScenario(c *cli.Context) (string, error) {
-	var given []string
-	for _, f := range []string{"to-earliest", "to-latest", "to-offset", "shift-by", "to-datetime"} {
-		if c.IsSet(f) {
-			given = append(given, "--"+f)
-		}
-	}
-	if len(given) != 1 {
-		return "", fmt.Errorf("group reset-offsets: give exactly one of --to-earliest, --to-latest, --to-offset, --shift-by, --to-datetime (got %d)", len(given))
-	}
-	return given[0][2:], nil
-}
-
-// parseDatetime reads --to-datetime: RFC 3339, or Kafka's
-// YYYY-MM-DDTHH:mm:SS.sss (UTC when no zone is given).
-func parseDatetime(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.000Z07:00", "2006-01-02T15:04:05.000", "2006-01-02T15:04:05"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("--to-datetime %q: want RFC 3339 or YYYY-MM-DDTHH:mm:SS.sss", s)
-}
-
-// resetTargets parses --topic and --all-topics into topic → partitions
-// (nil: every partition).
-func resetTargets(c *cli.Context, committed kadm.OffsetResponses) (map[string][]int32, error) {
-	if c.Bool("all-topics") == (len(c.StringSlice("topic")) > 0) {
-		return nil, fmt.Errorf("group reset-offsets: give --topic or --all-topics (one of them)")
-	}
-	out := map[string][]int32{}
-	if c.Bool("all-topics") {
-		for t := range committed {
-			out[t] = nil
-		}
-		return out, nil
-	}
-	for _, spec := range c.StringSlice("topic") {
-		topic, parts, hasParts := strings.Cut(spec, ":")
-		if topic == "" {
-			return nil, fmt.Errorf("--topic %q: no topic name", spec)
-		}
-		if !hasParts {
-			out[topic] = nil
-			continue
-		}
-		for _, p := range strings.Split(parts, ",") {
-			n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 32)
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("--topic %q: bad partition %q", spec, p)
-			}
-			out[topic] = append(out[topic], int32(n))
-		}
-	}
-	return out, nil
-}
-
-func groupResetOffsets(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return fmt.Errorf("group reset-offsets: name one group")
-	}
-	group := c.Args().First()
-	scenario, err := resetScenario(c)
-	if err != nil {
-		return err
-	}
-	if c.Bool("execute") && c.Bool("dry-run") {
-		return fmt.Errorf("group reset-offsets: --execute and --dry-run are exclusive")
-	}
-	var at time.Time
-	if scenario == "to-datetime" {
-		if at, err = parseDatetime(c.String("to-datetime")); err != nil {
-			return err
-		}
-	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
-
-	// Kafka's rule: offsets move only while nobody consumes them.
-	progress(c, "describing group %s", group)
-	described, err := adm.DescribeGroups(ctx, group)
-	if err != nil {
-		return fmt.Errorf("describe group %s: %w", group, err)
-	}
-	if d := described[group]; d.Err != nil {
-		return fmt.Errorf("describe group %s: %s", group, errText(d.Err, d.ErrMessage))
-	} else if len(d.Members) > 0 || (d.State != "Empty" && d.State != "Dead" && d.State != "") {
-		return cli.Exit(fmt.Sprintf("gregor: assignments can only be reset if the group '%s' is inactive, but the current state is %s (%d members)", group, d.State, len(d.Members)), 1)
-	}
-	committed, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return fmt.Errorf("fetch offsets of %s: %w", group, err)
-	}
-	if err := committed.Error(); err != nil {
-		return fmt.Errorf("fetch offsets of %s: %w", group, err)
-	}
-	targets, err := resetTargets(c, committed)
-	if err != nil {
-		return err
-	}
-	topics := make([]string, 0, len(targets))
-	for t := range targets {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
-	if len(topics) == 0 {
-		return fmt.Errorf("group reset-offsets: group %s has no committed offsets to reset", group)
-	}
-	progress(c, "listing offsets of %d topics", len(topics))
-	meta, err := adm.Metadata(ctx, topics...)
-	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
-	}
-	starts, err := adm.ListStartOffsets(ctx, topics...)
-	if err != nil {
-		return fmt.Errorf("list start offsets: %w", err)
-	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return fmt.Errorf("list end offsets: %w", err)
-	}
-	var byTime kadm.ListedOffsets
-	if scenario == "to-datetime" {
-		if byTime, err = adm.ListOffsetsAfterMilli(ctx, at.UnixMilli(), topics...); err != nil {
-			return fmt.Errorf("list offsets after %s: %w", at.Format(time.RFC3339), err)
-		}
-	}
-
-	res := resetOut{Group: group, Offsets: []resetOffset{}}
-	var commit kadm.Offsets
-	failed := 0
-	for _, topic := range topics {
-		td, ok := meta.Topics[topic]
-		if !ok || td.Err != nil {
-			return fmt.Errorf("group reset-offsets: topic %s: %v", topic, topicErr(td, ok))
-		}
-		parts := targets[topic]
-		if parts == nil {
-			for _, p := range td.Partitions.Sorted() {
-				parts = append(parts, p.Partition)
-			}
-		}
-		for _, p := range parts {
-			ro := resetOffset{Topic: topic, Partition: p, Current: -1, New: -1}
-			if o, ok := committed.Lookup(topic, p); ok && o.Err == nil {
-				ro.Current = o.At
-			}
-			newOff, err := resetTo(c, scenario, topic, p, ro.Current, starts, ends, byTime)
-			if err != nil {
-				ro.Error = err.Error()
-				failed++
-			} else {
-				ro.New = newOff
-				commit.Add(kadm.Offset{Topic: topic, Partition: p, At: newOff, LeaderEpoch: -1})
-			}
-			res.Offsets = append(res.Offsets, ro)
-		}
-	}
-	if failed > 0 {
-		printResetOut(c, res)
-		return cli.Exit(fmt.Sprintf("gregor: %d partitions cannot be reset; nothing committed", failed), 1)
-	}
-	if c.Bool("execute") {
-		progress(c, "committing %d offsets for group %s", len(res.Offsets), group)
-		resps, err := adm.CommitOffsets(ctx, group, commit)
-		if err != nil {
-			return fmt.Errorf("commit offsets of %s: %w", group, err)
-		}
-		if err := resps.Error(); err != nil {
-			return fmt.Errorf("commit offsets of %s: %w", group, err)
-		}
-		res.Executed = true
-		progress(c, "committed %d offsets", len(res.Offsets))
-	} else {
-		progress(c, "dry run: nothing committed; add --execute to apply")
-	}
-	return printResetOut(c, res)
-}
-
-// topicErr explains why a topic has no metadata.
-func topicErr(td kadm.TopicDetail, ok bool) string {
-	if !ok {
-		return "not in metadata"
-	}
-	return td.Err.Error()
-}
-
-// resetTo is a partition's new offset under the scenario, clamped to
-// [log start, log end] as Kafka's tool does.
-func resetTo(c *cli.Context, scenario, topic string, p int32, current int64, starts, ends, byTime kadm.ListedOffsets) (int64, error) {
-	s, ok := starts.Lookup(topic, p)
-	if !ok || s.Err != nil {
-		return 0, fmt.Errorf("no log start offset: %v", s.Err)
-	}
-	e, ok := ends.Lookup(topic, p)
-	if !ok || e.Err != nil {
-		return 0, fmt.Errorf("no log end offset: %v", e.Err)
-	}
-	var want int64
-	switch scenario {
-	case "to-earliest":
-		want = s.Offset
-	case "to-latest":
-		want = e.Offset
-	case "to-offset":
-		want = c.Int64("to-offset")
-	case "shift-by":
-		if current < 0 {
-			return 0, fmt.Errorf("cannot shift: no committed offset")
-		}
-		want = current + c.Int64("shift-by")
-	case "to-datetime":
-		t, ok := byTime.Lookup(topic, p)
-		if !ok || t.Err != nil {
-			return 0, fmt.Errorf("no offset for the time: %v", t.Err)
-		}
-		want = t.Offset
-		if want < 0 { // no record at or after the time
-			want = e.Offset
-		}
-	}
-	return min(max(want, s.Offset), e.Offset), nil
-}
-
-func printResetOut(c *cli.Context, res resetOut) error {
-	if c.Bool("json") {
-		return printJSON(c.App.Writer, res)
-	}
-	var rows [][]string
-	for _, o := range res.Offsets {
-		rows = append(rows, []string{res.Group, o.Topic, strconv.Itoa(int(o.Partition)), offsetText(o.Current), offsetText(o.New), o.Error})
-	}
-	return printTable(c.App.Writer, []string{"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET", "ERROR"}, rows)
-}
-
 // deletedGroup is one entry of `group delete --json`.
 type deletedGroup struct {
 	Group string `json:"group"`
 	Error string `json:"error,omitempty"`
 }
 
-func groupDelete(c *cli.Context) error {
-	names, err := groupArgs(c)
-	if err != nil {
-		return err
-	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func groupDelete(ctx context.Context, c *cli.Context, adm *kadm.Client, names []string) error {
 	resps, err := adm.DeleteGroups(ctx, names...)
 	if err != nil {
 		return fmt.Errorf("delete groups: %w", err)
@@ -580,11 +235,6 @@ func groupDelete(c *cli.Context) error {
 		}
 		out = append(out, dg)
 	}
-	if err := printResults(c, out, func(d deletedGroup) []string { return []string{d.Group, okOr(d.Error)} }, []string{"GROUP", "STATUS"}); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("gregor: %d of %d groups not deleted", failed, len(out)), 1)
-	}
-	return nil
+	err = printResults(c, out, []string{"GROUP", "STATUS"}, func(d deletedGroup) []string { return []string{d.Group, okOr(d.Error)} })
+	return outcome(err, failed, len(out), "groups not deleted")
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,12 +22,17 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// topicFlag is the --topic/-t flag produce and consume require.
+func topicFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "topic", Aliases: []string{"t"}, Required: true, Usage: usage}
+}
+
 func produceCommand() *cli.Command {
 	return withClientFlags(&cli.Command{
 		Name:  "produce",
 		Usage: "produce one record per line of stdin (kcat -P)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "topic", Aliases: []string{"t"}, Required: true, Usage: "topic to produce to"},
+			topicFlag("topic to produce to"),
 			&cli.IntFlag{Name: "partition", Aliases: []string{"p"}, Value: -1, Usage: "partition; -1 picks by key (murmur2, as Kafka's clients) or sticky for no key"},
 			&cli.StringFlag{Name: "key-delimiter", Aliases: []string{"K"}, Usage: "split each line into key and value at the first occurrence of this"},
 			&cli.StringFlag{Name: "key", Aliases: []string{"k"}, Usage: "key of every record (when -K is not given)"},
@@ -158,12 +164,13 @@ func consumeCommand() *cli.Command {
 		Name:  "consume",
 		Usage: "print a topic's records (kcat -C)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "topic", Aliases: []string{"t"}, Required: true, Usage: "topic to consume"},
+			topicFlag("topic to consume"),
 			&cli.IntSliceFlag{Name: "partition", Aliases: []string{"p"}, Usage: "partitions to read (repeatable); default all"},
 			&cli.StringFlag{Name: "offset", Aliases: []string{"o"}, Value: "beginning", Usage: "where to start in each partition: beginning, end, an offset, or -N for N before the end"},
 			&cli.Int64Flag{Name: "count", Aliases: []string{"c"}, Usage: "exit after this many records (0: no limit)"},
 			&cli.BoolFlag{Name: "exit", Aliases: []string{"e"}, Usage: "exit when every partition's end (as of start-up) is reached"},
 			&cli.StringFlag{Name: "group", Aliases: []string{"G"}, Usage: "consume as a member of this group: start at its committed offsets (-o, beginning or end, where it has none) and commit what is printed"},
+			&cli.StringFlag{Name: "isolation-level", Value: "read_uncommitted", Usage: "read_committed: only committed transactions' records, up to the last stable offset (-e stops there); read_uncommitted: every record"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: `%s\n`, Usage: `kcat's format: %t topic, %p partition, %o offset, %k key, %s value, %K/%S key/value length, %T timestamp (ms), %h headers, %%, \n \t \r \\`},
 		},
 		Action: consume,
@@ -187,101 +194,35 @@ func consume(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	adm, err := newAdmin(c)
+	readCommitted, err := parseIsolationLevel(c.String("isolation-level"))
 	if err != nil {
 		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	meta, err := adm.Metadata(ctx, topic)
-	if err == nil {
-		if td, ok := meta.Topics[topic]; !ok {
-			err = fmt.Errorf("topic %s not in metadata", topic)
-		} else if td.Err != nil {
-			err = fmt.Errorf("topic %s: %w", topic, td.Err)
-		}
-	}
-	if err != nil {
-		cancel()
-		return fmt.Errorf("consume: %w", err)
 	}
 	group := c.String("group")
 	if group != "" {
 		if len(c.IntSlice("partition")) > 0 {
-			cancel()
 			return fmt.Errorf("consume: --partition and --group are exclusive (the group assigns partitions)")
 		}
 		if o := c.String("offset"); o != "beginning" && o != "end" {
-			cancel()
 			return fmt.Errorf("consume: with --group, -o is where partitions without a committed offset start: beginning or end, not %q", o)
 		}
 	}
-	parts := make([]int32, 0)
-	for _, p := range c.IntSlice("partition") {
-		if _, ok := meta.Topics[topic].Partitions[int32(p)]; !ok {
-			cancel()
-			return fmt.Errorf("consume: %s has no partition %d", topic, p)
-		}
-		parts = append(parts, int32(p))
-	}
-	if len(parts) == 0 {
-		for _, p := range meta.Topics[topic].Partitions.Sorted() {
-			parts = append(parts, p.Partition)
-		}
-	}
-	starts, err := adm.ListStartOffsets(ctx, topic)
-	if err == nil {
-		err = starts.Error()
-	}
+	var start consumeStart
+	err = withAdmin(c, func(ctx context.Context, adm *kadm.Client) (err error) {
+		start, err = planConsume(ctx, c, adm, topic, group, readCommitted)
+		return err
+	})
 	if err != nil {
-		cancel()
-		return fmt.Errorf("consume: list start offsets: %w", err)
+		return err
 	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		cancel()
-		return fmt.Errorf("consume: list end offsets: %w", err)
-	}
-	var committed kadm.OffsetResponses
-	if group != "" {
-		committed, err = adm.FetchOffsetsForTopics(ctx, group, topic)
-		if err == nil {
-			err = committed.Error()
-		}
-	}
-	cancel()
-	if err != nil {
-		return fmt.Errorf("consume: committed offsets of %s: %w", group, err)
-	}
-
-	// Resolve each partition's first offset here, so -e knows at once
-	// which partitions have nothing to read.
-	offsets := map[int32]kgo.Offset{}
-	endOf := map[int32]int64{} // partitions still to reach their end, for -e
-	for _, p := range parts {
-		s, _ := starts.Lookup(topic, p)
-		e, _ := ends.Lookup(topic, p)
-		from, err := resolveOffset(c.String("offset"), s.Offset, e.Offset)
-		if err != nil {
-			return err
-		}
-		if o, ok := committed.Lookup(topic, p); ok && o.At >= 0 {
-			from = min(max(o.At, s.Offset), e.Offset)
-		}
-		offsets[p] = kgo.NewOffset().At(from)
-		if from < e.Offset {
-			endOf[p] = e.Offset
-		} else if c.Bool("exit") {
-			progress(c, "%% Reached end of topic %s [%d] at offset %d", topic, p, e.Offset)
-		}
-	}
+	offsets, endOf := start.offsets, start.endOf
 	if c.Bool("exit") && len(endOf) == 0 {
 		return nil
 	}
 	opts := []kgo.Opt{kgo.FetchMaxWait(500 * time.Millisecond), kgo.KeepControlRecords()}
+	if readCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
 	if group != "" {
 		reset := kgo.NewOffset().AtStart()
 		if c.String("offset") == "end" {
@@ -374,6 +315,98 @@ func consume(c *cli.Context) error {
 			return finish()
 		}
 	}
+}
+
+// consumeStart is where consume begins in each partition, and the ends
+// -e waits for.
+type consumeStart struct {
+	offsets map[int32]kgo.Offset
+	endOf   map[int32]int64 // partitions still to reach their end, for -e
+}
+
+// parseIsolationLevel reads --isolation-level: true for read_committed.
+func parseIsolationLevel(s string) (readCommitted bool, err error) {
+	switch s {
+	case "read_committed":
+		return true, nil
+	case "read_uncommitted":
+		return false, nil
+	}
+	return false, fmt.Errorf("--isolation-level %q: want read_committed or read_uncommitted", s)
+}
+
+// planConsume resolves each partition's first offset before consuming,
+// so that -e knows at once which partitions have nothing to read. Read
+// committed, a partition's end is its last stable offset, as Kafka's
+// ListOffsets answers a read_committed consumer: what lies past it is
+// not readable until its transactions end.
+func planConsume(ctx context.Context, c *cli.Context, adm *kadm.Client, topic, group string, readCommitted bool) (consumeStart, error) {
+	meta, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		return consumeStart{}, fmt.Errorf("consume: %w", err)
+	}
+	td, err := topicDetail(meta, topic)
+	if err != nil {
+		return consumeStart{}, fmt.Errorf("consume: %w", err)
+	}
+	parts := make([]int32, 0)
+	for _, p := range c.IntSlice("partition") {
+		if _, ok := td.Partitions[int32(p)]; !ok {
+			return consumeStart{}, fmt.Errorf("consume: %s has no partition %d", topic, p)
+		}
+		parts = append(parts, int32(p))
+	}
+	if len(parts) == 0 {
+		for _, p := range td.Partitions.Sorted() {
+			parts = append(parts, p.Partition)
+		}
+	}
+	starts, ends, err := logOffsets(ctx, adm, topic)
+	if err == nil {
+		err = errors.Join(starts.Error(), ends.Error())
+	}
+	stable := ends
+	if err == nil && readCommitted {
+		if stable, err = adm.ListCommittedOffsets(ctx, topic); err == nil {
+			err = stable.Error()
+		}
+	}
+	if err != nil {
+		return consumeStart{}, fmt.Errorf("consume: %w", err)
+	}
+	var committed kadm.OffsetResponses
+	if group != "" {
+		committed, err = adm.FetchOffsetsForTopics(ctx, group, topic)
+		if err == nil {
+			err = committed.Error()
+		}
+		if err != nil {
+			return consumeStart{}, fmt.Errorf("consume: committed offsets of %s: %w", group, err)
+		}
+	}
+	start := consumeStart{offsets: map[int32]kgo.Offset{}, endOf: map[int32]int64{}}
+	for _, p := range parts {
+		s, _ := starts.Lookup(topic, p)
+		hw, _ := ends.Lookup(topic, p)
+		e, _ := stable.Lookup(topic, p)
+		from, err := resolveOffset(c.String("offset"), s.Offset, e.Offset)
+		if err != nil {
+			return consumeStart{}, err
+		}
+		if o, ok := committed.Lookup(topic, p); ok && o.At >= 0 {
+			// A group's commit is kept up to the high watermark: read
+			// committed, a commit past the last stable offset waits
+			// there rather than going back.
+			from = min(max(o.At, s.Offset), hw.Offset)
+		}
+		start.offsets[p] = kgo.NewOffset().At(from)
+		if from < e.Offset {
+			start.endOf[p] = e.Offset
+		} else if c.Bool("exit") {
+			progress(c, "%% Reached end of topic %s [%d] at offset %d", topic, p, e.Offset)
+		}
+	}
+	return start, nil
 }
 
 // resolveOffset turns -o into an offset within [start, end].

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/urfave/cli/v2"
 )
@@ -94,5 +96,106 @@ func TestParseDatetime(t *testing.T) {
 	}
 	if _, err := parseDatetime("yesterday"); err == nil {
 		t.Error("parseDatetime accepted yesterday")
+	}
+}
+
+func TestParseISODuration(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"PT10M", 10 * time.Minute},
+		{"P1DT2H", 26 * time.Hour},
+		{"P2D", 48 * time.Hour},
+		{"PT1H30M15S", time.Hour + 30*time.Minute + 15*time.Second},
+		{"PT1.5S", 1500 * time.Millisecond},
+		{"PT0,000000001S", time.Nanosecond},
+		{"pt10m", 10 * time.Minute},
+		{"-PT1H", -time.Hour},
+		{"PT-1.5S", -1500 * time.Millisecond},
+		{"P1DT-1H", 23 * time.Hour},
+		{"-P-1D", 24 * time.Hour},
+		{"+PT+2M", 2 * time.Minute},
+		{"PT0S", 0},
+	} {
+		got, err := parseISODuration(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("parseISODuration(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "P", "PT", "P1DT", "10m", "PT10", "P1H", "PT1D", "P1W", "P1Y", "PT1.1234567890S", "PT1M2H", " PT1M", "P9999999DT1S", "PT9223372037S"} {
+		if d, err := parseISODuration(bad); err == nil {
+			t.Errorf("parseISODuration(%q) accepted: %v", bad, d)
+		}
+	}
+}
+
+func TestParseResetPlan(t *testing.T) {
+	got, err := parseResetPlan(strings.NewReader("orders,0,12\n orders , 1 , 7 \n\nother,3,0\n"), "g")
+	if err != nil {
+		t.Fatalf("three-field plan: %v", err)
+	}
+	if want := map[string]map[int32]int64{"orders": {0: 12, 1: 7}, "other": {3: 0}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("three-field plan: %v, want %v", got, want)
+	}
+	// Kafka's several-group form: only the named group's lines count.
+	got, err = parseResetPlan(strings.NewReader("g,orders,0,5\nh,orders,0,9\ng,orders,2,1"), "g")
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(map[string]map[int32]int64{"orders": {0: 5, 2: 1}}) {
+		t.Errorf("four-field plan: %v, %v", got, err)
+	}
+	for _, tc := range []struct{ in, errHas string }{
+		{"", "no offsets"},
+		{"\n  \n", "no offsets"},
+		{"h,orders,0,1\n", "no reset plan for group g"},
+		{"orders,0\n", "line 1"},
+		{"orders,0,1,2,3\n", "line 1"},
+		{"orders,0,1\ng,orders,1,1\n", "line 2: 4 fields after lines of 3"},
+		{"orders,x,1\n", "partition number"},
+		{"orders,-1,1\n", "partition number"},
+		{"orders,99999999999,1\n", "partition number"},
+		{",0,1\n", "partition number"},
+		{"orders,0,ten\n", "bad offset"},
+		{"orders,0,1\norders,0,2\n", "line 2: orders-0 listed twice"},
+	} {
+		if _, err := parseResetPlan(strings.NewReader(tc.in), "g"); err == nil || !strings.Contains(err.Error(), tc.errHas) {
+			t.Errorf("parseResetPlan(%q) error %v, want one with %q", tc.in, err, tc.errHas)
+		}
+	}
+}
+
+func TestResetTo(t *testing.T) {
+	lo := func(o int64) kadm.ListedOffsets {
+		return kadm.ListedOffsets{"t": {0: {Topic: "t", Partition: 0, Offset: o}}}
+	}
+	starts, ends := lo(10), lo(50)
+	for _, tc := range []struct {
+		spec    resetSpec
+		current int64
+		byTime  kadm.ListedOffsets
+		want    int64
+		err     bool
+	}{
+		{spec: resetSpec{scenario: "to-earliest"}, current: 30, want: 10},
+		{spec: resetSpec{scenario: "to-latest"}, current: 30, want: 50},
+		{spec: resetSpec{scenario: "to-offset", offset: 5}, current: 30, want: 10},
+		{spec: resetSpec{scenario: "to-offset", offset: 99}, current: 30, want: 50},
+		{spec: resetSpec{scenario: "shift-by", shift: -5}, current: 30, want: 25},
+		{spec: resetSpec{scenario: "shift-by", shift: 5}, current: -1, err: true},
+		{spec: resetSpec{scenario: "by-duration"}, byTime: lo(42), want: 42},
+		{spec: resetSpec{scenario: "by-duration"}, byTime: lo(-1), want: 50}, // nothing that recent: the log end
+		{spec: resetSpec{scenario: "to-datetime"}, byTime: kadm.ListedOffsets{}, err: true},
+		// Kafka keeps the committed offset as it is, even outside the log; none committed is the log end.
+		{spec: resetSpec{scenario: "to-current"}, current: 3, want: 3},
+		{spec: resetSpec{scenario: "to-current"}, current: -1, want: 50},
+		{spec: resetSpec{scenario: "from-file", plan: map[string]map[int32]int64{"t": {0: 20}}}, current: 30, want: 20},
+		{spec: resetSpec{scenario: "from-file", plan: map[string]map[int32]int64{"t": {0: 70}}}, current: 30, want: 50},
+	} {
+		got, err := resetTo(tc.spec, "t", 0, tc.current, starts, ends, tc.byTime)
+		if (err != nil) != tc.err || (err == nil && got != tc.want) {
+			t.Errorf("resetTo(%+v, current %d) = %d, %v; want %d (error %v)", tc.spec, tc.current, got, err, tc.want, tc.err)
+		}
+	}
+	if _, err := resetTo(resetSpec{scenario: "to-earliest"}, "t", 1, 0, starts, ends, nil); err == nil {
+		t.Error("resetTo of a partition without offsets succeeded")
 	}
 }

@@ -4,8 +4,10 @@ package main
 // kafka-topics.sh and kafka-configs.sh --entity-type topics do.
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 
@@ -30,20 +32,20 @@ func topicCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "config", Aliases: []string{"c"}, Usage: "topic config as name=value (repeatable)"},
 					&cli.BoolFlag{Name: "if-not-exists", Usage: "succeed when the topic exists already"},
 				},
-				Action: topicCreate,
+				Action: namesAction("topic", topicCreate),
 			},
 			{
 				Name:   "list",
 				Usage:  "list topics",
 				Flags:  []cli.Flag{&cli.BoolFlag{Name: "internal", Usage: "include internal topics (__consumer_offsets, ...)"}},
-				Action: topicList,
+				Action: adminAction(topicList),
 			},
 			{
 				Name:      "describe",
 				Usage:     "show topics' partitions (leader, replicas, ISR, offsets) and configs",
 				ArgsUsage: "TOPIC...",
 				Flags:     []cli.Flag{&cli.BoolFlag{Name: "all-configs", Usage: "list every config, not only those set on the topic"}},
-				Action:    topicDescribe,
+				Action:    namesAction("topic", topicDescribe),
 			},
 			{
 				Name:      "alter",
@@ -54,25 +56,17 @@ func topicCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "delete", Usage: "remove a config override, back to the broker default (repeatable)"},
 					&cli.IntFlag{Name: "partitions", Aliases: []string{"p"}, Usage: "raise the partition count to this"},
 				},
-				Action: topicAlter,
+				Action: namesAction("topic", topicAlter),
 			},
 			{
 				Name:      "delete",
 				Usage:     "delete topics",
 				ArgsUsage: "TOPIC...",
 				Flags:     []cli.Flag{&cli.BoolFlag{Name: "if-exists", Usage: "succeed when a topic does not exist"}},
-				Action:    topicDelete,
+				Action:    namesAction("topic", topicDelete),
 			},
 		},
 	})
-}
-
-// topicArgs are the command's TOPIC arguments; at least one.
-func topicArgs(c *cli.Context) ([]string, error) {
-	if c.NArg() == 0 {
-		return nil, fmt.Errorf("%s: name at least one topic", c.Command.FullName())
-	}
-	return c.Args().Slice(), nil
 }
 
 // createdTopic is one line of `topic create --json`.
@@ -84,11 +78,7 @@ type createdTopic struct {
 	Error             string `json:"error,omitempty"`
 }
 
-func topicCreate(c *cli.Context) error {
-	topics, err := topicArgs(c)
-	if err != nil {
-		return err
-	}
+func topicCreate(ctx context.Context, c *cli.Context, adm *kadm.Client, topics []string) error {
 	configs, err := parseKV("config", c.StringSlice("config"))
 	if err != nil {
 		return err
@@ -97,13 +87,6 @@ func topicCreate(c *cli.Context) error {
 	for k, v := range configs {
 		cfgs[k] = &v
 	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
 	resps, err := adm.CreateTopics(ctx, int32(c.Int("partitions")), int16(c.Int("replication-factor")), cfgs, topics...)
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
@@ -121,27 +104,14 @@ func topicCreate(c *cli.Context) error {
 		}
 		out = append(out, ct)
 	}
-	if c.Bool("json") {
-		if err := printJSON(c.App.Writer, out); err != nil {
-			return err
+	err = printResults(c, out, []string{"TOPIC", "PARTITIONS", "REPLICATION-FACTOR", "ID", "STATUS"}, func(t createdTopic) []string {
+		status := "created"
+		if t.Error != "" {
+			status = t.Error
 		}
-	} else {
-		var rows [][]string
-		for _, t := range out {
-			status := "created"
-			if t.Error != "" {
-				status = t.Error
-			}
-			rows = append(rows, []string{t.Topic, strconv.Itoa(int(t.Partitions)), strconv.Itoa(int(t.ReplicationFactor)), t.ID, status})
-		}
-		if err := printTable(c.App.Writer, []string{"TOPIC", "PARTITIONS", "REPLICATION-FACTOR", "ID", "STATUS"}, rows); err != nil {
-			return err
-		}
-	}
-	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("gregor: %d of %d topics not created", failed, len(out)), 1)
-	}
-	return nil
+		return []string{t.Topic, strconv.Itoa(int(t.Partitions)), strconv.Itoa(int(t.ReplicationFactor)), t.ID, status}
+	})
+	return outcome(err, failed, len(out), "topics not created")
 }
 
 // listedTopic is one entry of `topic list --json`.
@@ -153,20 +123,12 @@ type listedTopic struct {
 	Internal          bool   `json:"internal"`
 }
 
-func topicList(c *cli.Context) error {
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
-	var details kadm.TopicDetails
+func topicList(ctx context.Context, c *cli.Context, adm *kadm.Client) error {
+	list := adm.ListTopics
 	if c.Bool("internal") {
-		details, err = adm.ListTopicsWithInternal(ctx)
-	} else {
-		details, err = adm.ListTopics(ctx)
+		list = adm.ListTopicsWithInternal
 	}
+	details, err := list(ctx)
 	if err != nil {
 		return fmt.Errorf("list topics: %w", err)
 	}
@@ -181,14 +143,9 @@ func topicList(c *cli.Context) error {
 		}
 		out = append(out, lt)
 	}
-	if c.Bool("json") {
-		return printJSON(c.App.Writer, out)
-	}
-	var rows [][]string
-	for _, t := range out {
-		rows = append(rows, []string{t.Topic, strconv.Itoa(t.Partitions), strconv.Itoa(t.ReplicationFactor), strconv.FormatBool(t.Internal)})
-	}
-	return printTable(c.App.Writer, []string{"TOPIC", "PARTITIONS", "REPLICATION-FACTOR", "INTERNAL"}, rows)
+	return printResults(c, out, []string{"TOPIC", "PARTITIONS", "REPLICATION-FACTOR", "INTERNAL"}, func(t listedTopic) []string {
+		return []string{t.Topic, strconv.Itoa(t.Partitions), strconv.Itoa(t.ReplicationFactor), strconv.FormatBool(t.Internal)}
+	})
 }
 
 // describedPartition is one partition in `topic describe --json`.
@@ -221,29 +178,14 @@ type describedTopic struct {
 	Error      string                     `json:"error,omitempty"`
 }
 
-func topicDescribe(c *cli.Context) error {
-	topics, err := topicArgs(c)
-	if err != nil {
-		return err
-	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func topicDescribe(ctx context.Context, c *cli.Context, adm *kadm.Client, topics []string) error {
 	details, err := adm.ListTopicsWithInternal(ctx, topics...)
 	if err != nil {
 		return fmt.Errorf("describe topics: %w", err)
 	}
-	starts, err := adm.ListStartOffsets(ctx, topics...)
+	starts, ends, err := logOffsets(ctx, adm, topics...)
 	if err != nil {
-		return fmt.Errorf("list start offsets: %w", err)
-	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return fmt.Errorf("list end offsets: %w", err)
+		return err
 	}
 	configs, err := adm.DescribeTopicConfigs(ctx, topics...)
 	if err != nil {
@@ -296,29 +238,12 @@ func topicDescribe(c *cli.Context) error {
 		}
 		out = append(out, dt)
 	}
-	if c.Bool("json") {
-		if err := printJSON(c.App.Writer, out); err != nil {
-			return err
-		}
-	} else {
-		for i, t := range out {
-			if i > 0 {
-				fmt.Fprintln(c.App.Writer)
-			}
-			if err := printTopic(c, t); err != nil {
-				return err
-			}
-		}
-	}
-	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("gregor: %d of %d topics not described", failed, len(out)), 1)
-	}
-	return nil
+	err = printBlocks(c, out, printTopic)
+	return outcome(err, failed, len(out), "topics not described")
 }
 
 // printTopic is the table form of one described topic.
-func printTopic(c *cli.Context, t describedTopic) error {
-	w := c.App.Writer
+func printTopic(w io.Writer, t describedTopic) error {
 	if t.Error != "" && len(t.Partitions) == 0 {
 		fmt.Fprintf(w, "Topic: %s\tError: %s\n", t.Topic, t.Error)
 		return nil
@@ -371,11 +296,7 @@ type alteredTopic struct {
 	Error string `json:"error,omitempty"`
 }
 
-func topicAlter(c *cli.Context) error {
-	topics, err := topicArgs(c)
-	if err != nil {
-		return err
-	}
+func topicAlter(ctx context.Context, c *cli.Context, adm *kadm.Client, topics []string) error {
 	set, err := parseKV("set", c.StringSlice("set"))
 	if err != nil {
 		return err
@@ -391,13 +312,6 @@ func topicAlter(c *cli.Context) error {
 	if len(alters) == 0 && !c.IsSet("partitions") {
 		return fmt.Errorf("topic alter: nothing to do; give --set, --delete or --partitions")
 	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
 	var out []alteredTopic
 	failed := 0
 	if c.IsSet("partitions") {
@@ -440,14 +354,8 @@ func topicAlter(c *cli.Context) error {
 			out = append(out, at)
 		}
 	}
-	if err := printResults(c, out, func(a alteredTopic) []string { return []string{a.Topic, a.What, okOr(a.Error)} },
-		[]string{"TOPIC", "CHANGE", "STATUS"}); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("gregor: %d changes failed", failed), 1)
-	}
-	return nil
+	err = printResults(c, out, []string{"TOPIC", "CHANGE", "STATUS"}, func(a alteredTopic) []string { return []string{a.Topic, a.What, okOr(a.Error)} })
+	return outcome(err, failed, len(out), "changes failed")
 }
 
 // deletedTopic is one entry of `topic delete --json`.
@@ -456,18 +364,7 @@ type deletedTopic struct {
 	Error string `json:"error,omitempty"`
 }
 
-func topicDelete(c *cli.Context) error {
-	topics, err := topicArgs(c)
-	if err != nil {
-		return err
-	}
-	adm, err := newAdmin(c)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ctx, cancel := cmdContext(c)
-	defer cancel()
+func topicDelete(ctx context.Context, c *cli.Context, adm *kadm.Client, topics []string) error {
 	resps, err := adm.DeleteTopics(ctx, topics...)
 	if err != nil {
 		return fmt.Errorf("delete topics: %w", err)
@@ -482,37 +379,8 @@ func topicDelete(c *cli.Context) error {
 		}
 		out = append(out, dt)
 	}
-	if err := printResults(c, out, func(d deletedTopic) []string { return []string{d.Topic, okOr(d.Error)} },
-		[]string{"TOPIC", "STATUS"}); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("gregor: %d of %d topics not deleted", failed, len(out)), 1)
-	}
-	return nil
-}
-
-// printResults prints per-item outcomes as JSON or as a table.
-func printResults[T any](c *cli.Context, out []T, row func(T) []string, header []string) error {
-	if c.Bool("json") {
-		if out == nil {
-			out = []T{}
-		}
-		return printJSON(c.App.Writer, out)
-	}
-	var rows [][]string
-	for _, o := range out {
-		rows = append(rows, row(o))
-	}
-	return printTable(c.App.Writer, header, rows)
-}
-
-// okOr is "ok" for an empty error.
-func okOr(errText string) string {
-	if errText == "" {
-		return "ok"
-	}
-	return errText
+	err = printResults(c, out, []string{"TOPIC", "STATUS"}, func(d deletedTopic) []string { return []string{d.Topic, okOr(d.Error)} })
+	return outcome(err, failed, len(out), "topics not deleted")
 }
 
 // topicIDText prints a topic id as Kafka's tools do: base64url, no padding.
