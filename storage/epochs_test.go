@@ -119,10 +119,18 @@ func TestAssignedEpochAcrossRestarts(t *testing.T) {
 	if got := fmt.Sprint(l.Epochs()); got != want {
 		t.Fatalf("after a clean restart: %s, want %s", got, want)
 	}
+	l.Crash() // nothing changed since the clean start: still a clean shutdown
+	l = e.open()
+	if got := fmt.Sprint(l.Epochs()); got != want {
+		t.Fatalf("after a crash with nothing changed since a clean start: %s, want %s", got, want)
+	}
+	if err := l.AssignEpoch(5); err != nil {
+		t.Fatal(err)
+	}
 	l.Crash()
 	l = e.open()
 	if got := fmt.Sprint(l.Epochs()); got != "[{3 0}]" {
-		t.Fatalf("after a crash: %s, want the epoch with no batch dropped", got)
+		t.Fatalf("after a crash: %s, want the epochs with no batch dropped", got)
 	}
 	l.Close()
 }

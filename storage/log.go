@@ -126,6 +126,9 @@ type Log struct {
 
 	scanBufs sync.Pool // *[]byte of scanChunk bytes for header scanners; see scanBuf
 
+	// marker is the clean-shutdown marker's state (marker_guard.go); set
+	// by Open.
+	marker *pendingMarker
 	// crashRecovered is set by Open when the log was not shut down
 	// cleanly and its tail was recovered; read-only afterwards.
 	crashRecovered bool
@@ -433,8 +436,7 @@ func (rr *ReadResult) add(s *segment, h *batchHeader) {
 			return
 		}
 	}
-	f, _ := s.log.(*os.File)
-	rr.Ranges = append(rr.Ranges, FileRange{File: f, Pos: h.pos, Len: h.size, r: s.log})
+	rr.Ranges = append(rr.Ranges, FileRange{File: osFile(s.log), Pos: h.pos, Len: h.size, r: s.log})
 }
 
 // BatchAtTime returns a copy of the first batch below the high watermark
@@ -706,8 +708,12 @@ func (l *Log) close(clean bool) error {
 		if _, err := segs[len(segs)-1].finishLocked(); err != nil {
 			errs = append(errs, l.setFailed(err)) // no clean-shutdown marker
 		}
-		if err := l.writeProducerSnapshotLocked(l.leo.Load()); err != nil {
-			errs = append(errs, err)
+		// Nothing changed since a clean start (the marker is still on
+		// disk): the snapshot read at Open is still the log's.
+		if !l.marker.pending() {
+			if err := l.writeProducerSnapshotLocked(l.leo.Load()); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	l.mu.Unlock()
@@ -720,7 +726,7 @@ func (l *Log) close(clean bool) error {
 	l.cleanMu.Unlock()
 	l.stopFlusher()
 	l.bg.Wait()
-	if clean {
+	if clean && !l.marker.pending() { // else the marker on disk still says it all
 		if err := l.syncFinal(); err != nil {
 			errs = append(errs, err)
 		}

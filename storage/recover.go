@@ -70,6 +70,8 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if l.fs == nil {
 		l.fs = OSFS{}
 	}
+	guard := newMarkerGuard(l.fs, dir) // marker_guard.go
+	l.fs, l.marker = guard, guard.m
 	if opts.Files != nil {
 		l.fs = cachingFS{FS: l.fs, c: opts.Files}
 	}
@@ -286,9 +288,12 @@ func (l *Log) load() (err error) {
 		}
 	}
 	active.syncedSize = active.size.Load()
-	if markerPresent {
-		// Gone for good before anything is appended: a marker left behind
-		// would make a crash after this look like a clean shutdown.
+	// A marker that still describes the files stays until the first
+	// change (marker_guard.go); any other goes now, for good, before
+	// anything is appended: left behind, it would make a crash after this
+	// look like a clean shutdown.
+	keepMarker := markerPresent && clean && !recovered && !dirDirty && !l.marker.changed.Load()
+	if markerPresent && !keepMarker {
 		if err := l.fs.Remove(filepath.Join(l.dir, markerName)); err != nil {
 			return fmt.Errorf("remove clean-shutdown marker: %w", err)
 		}
@@ -299,6 +304,7 @@ func (l *Log) load() (err error) {
 			return err
 		}
 	}
+	l.marker.loaded(keepMarker)
 
 	var total int64
 	for _, s := range segs {
