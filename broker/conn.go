@@ -375,6 +375,8 @@ func (c *conn) sendFrame(f outFrame) bool {
 		return true
 	case <-c.writeFailed:
 		c.pending.Add(-n)
+		f.timing.markDequeued() // counted, ending now, as the writer counts what it drops
+		c.b.metrics.observe(&f.timing, time.Now())
 		f.release()
 		c.b.bufs.put(f.frame)
 		return false
@@ -388,6 +390,10 @@ func (c *conn) sendFrame(f outFrame) bool {
 func (c *conn) writeLoop() {
 	ws := &connWriter{sock: socketWriter{nc: c.nc}}
 	ws.w = bufio.NewWriterSize(&ws.sock, connBufferSize)
+	// Responses whose bytes reach the socket while a later, larger one is
+	// written (bufio flushes the buffer first) are observed at once, not
+	// after that one's whole send.
+	ws.sock.onWrite = func() { ws.sent(c.b.metrics) }
 	failed := false
 	fail := func() {
 		if failed {
@@ -525,13 +531,17 @@ func (ws *connWriter) sentAll(m *brokerMetrics) {
 // socketWriter counts the bytes written to the connection; owned by the
 // writer goroutine.
 type socketWriter struct {
-	nc io.Writer // the connection
-	n  int64
+	nc      io.Writer // the connection
+	n       int64
+	onWrite func() // called after each write to nc; may be nil
 }
 
 func (s *socketWriter) Write(p []byte) (int, error) {
 	n, err := s.nc.Write(p)
 	s.n += int64(n)
+	if s.onWrite != nil {
+		s.onWrite()
+	}
 	return n, err
 }
 

@@ -399,8 +399,8 @@ type brokerCollector struct {
 func (c *brokerCollector) Describe(chan<- *prometheus.Desc) {}
 
 var (
-	descMessagesIn    = topicDescs("messagesin", "Records appended by producers to partitions this broker leads (MessagesInPerSec).")
-	descBytesIn       = topicDescs("bytesin", "Record batch bytes appended by producers to partitions this broker leads (BytesInPerSec).")
+	descMessagesIn    = topicDescs("messagesin", "Records appended to partitions this broker leads, by producers and by the group and transaction coordinators (MessagesInPerSec).")
+	descBytesIn       = topicDescs("bytesin", "Record batch bytes appended to partitions this broker leads, by producers and by the coordinators (BytesInPerSec).")
 	descBytesOut      = topicDescs("bytesout", "Record batch bytes returned to consumers, not followers (BytesOutPerSec).")
 	descFailedProduce = topicDescs("failedproducerequests", "Partition appends refused or failed on partitions this broker leads (FailedProduceRequestsPerSec).")
 	descFailedFetch   = topicDescs("failedfetchrequests", "Partition reads that failed on partitions this broker leads (FailedFetchRequestsPerSec).")

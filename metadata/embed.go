@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,18 +66,53 @@ type EmbeddedEtcd struct {
 // serve clients, or fails when it is not ready within cfg.ReadyTimeout or
 // ctx ends first.
 func StartEmbeddedEtcd(ctx context.Context, cfg EmbeddedConfig) (*EmbeddedEtcd, error) {
-	fast := singleMember(cfg.InitialCluster)
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout(cfg)) // one deadline, whatever starts it takes
+	defer cancel()
+	fast := singleMember(cfg.InitialCluster) && aloneInDataDir(cfg.DataDir)
 	ee, members, err := startEmbedded(ctx, cfg, fast)
 	if err == nil && fast && members > 1 {
-		// The data dir's stored membership rules over InitialCluster:
-		// this member has peers after all, which a 10 ms heartbeat would
-		// flood with elections. Start again with etcd's own timing.
+		// Peers joined after the last start (etcd's own member API): a
+		// 10 ms heartbeat would flood them with elections. Start again
+		// with etcd's own timing.
 		cfg.Logger.Info().Str("component", "etcd").Int("members", members).
 			Msg("embedded etcd has peers in its data dir; restarting it with etcd's default raft timing")
 		ee.Close()
-		ee, _, err = startEmbedded(ctx, cfg, false)
+		ee, members, err = startEmbedded(ctx, cfg, false)
+	}
+	if err == nil {
+		noteMembers(cfg.DataDir, members, cfg.Logger)
 	}
 	return ee, err
+}
+
+// membersFile, in the member's data dir, holds how many members its
+// cluster had when it last started: the data dir's membership, which
+// rules over InitialCluster once the cluster exists, known before etcd
+// starts. A hint only: missing or unreadable, etcd's default timing is
+// used.
+const membersFile = "gregor-members"
+
+// aloneInDataDir reports whether the member in dataDir is alone in its
+// cluster: the data dir is new, or it says so (membersFile).
+func aloneInDataDir(dataDir string) bool {
+	if _, err := os.Stat(filepath.Join(dataDir, "member")); errors.Is(err, os.ErrNotExist) {
+		return true // a new member: InitialCluster rules
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, membersFile))
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+// noteMembers records the cluster's member count in dataDir.
+func noteMembers(dataDir string, members int, log zerolog.Logger) {
+	path := filepath.Join(dataDir, membersFile)
+	tmp := path + ".tmp"
+	err := os.WriteFile(tmp, []byte(strconv.Itoa(members)+"\n"), 0o644)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		log.Warn().Str("component", "etcd").Err(err).Msg("cannot record the embedded etcd's member count; its next start uses etcd's default raft timing")
+	}
 }
 
 // singleMember reports whether initialCluster (EmbeddedConfig's form)
@@ -95,9 +132,17 @@ const (
 	fastElectionMs = 100
 )
 
-// startEmbedded starts the member once and waits until it is ready; it
-// also returns how many members its cluster has. fast selects the raft
-// timing of a member alone (fastTickMs).
+// readyTimeout is cfg.ReadyTimeout or its default.
+func readyTimeout(cfg EmbeddedConfig) time.Duration {
+	if cfg.ReadyTimeout > 0 {
+		return cfg.ReadyTimeout
+	}
+	return 60 * time.Second
+}
+
+// startEmbedded starts the member once and waits until it is ready or
+// ctx ends; it also returns how many members its cluster has. fast
+// selects the raft timing of a member alone (fastTickMs).
 func startEmbedded(ctx context.Context, cfg EmbeddedConfig, fast bool) (*EmbeddedEtcd, int, error) {
 	closing := new(atomic.Bool)
 	ecfg, err := embedConfig(cfg, closing)
@@ -113,26 +158,25 @@ func startEmbedded(ctx context.Context, cfg EmbeddedConfig, fast bool) (*Embedde
 	if err != nil {
 		return nil, 0, fmt.Errorf("metadata: start embedded etcd in %s: %w", cfg.DataDir, err)
 	}
-	timeout := cfg.ReadyTimeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
+	// abort stops a member that is not ready. Close alone would wait
+	// forever for client servers that only start once the member is
+	// ready; stopping the server first lets them give up.
+	abort := func() {
+		closing.Store(true)
+		e.Server.HardStop()
+		e.Close()
 	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
-		closing.Store(true)
-		e.Close()
+		abort()
 		return nil, 0, fmt.Errorf("metadata: embedded etcd %s failed while starting: %w", ecfg.Name, err)
-	case <-timer.C:
-		closing.Store(true)
-		e.Close()
-		return nil, 0, fmt.Errorf("metadata: embedded etcd %s not ready after %s (is a quorum of %q up?)",
-			ecfg.Name, timeout, ecfg.InitialCluster)
 	case <-ctx.Done():
-		closing.Store(true)
-		e.Close()
+		abort()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, 0, fmt.Errorf("metadata: embedded etcd %s not ready after %s (is a quorum of its cluster up? initial cluster %q, or the members in its data dir)",
+				ecfg.Name, readyTimeout(cfg), ecfg.InitialCluster)
+		}
 		return nil, 0, fmt.Errorf("metadata: starting embedded etcd %s: %w", ecfg.Name, ctx.Err())
 	}
 
@@ -202,8 +246,9 @@ func embedConfig(cfg EmbeddedConfig, closing *atomic.Bool) (*embed.Config, error
 	// etcd's info logs (dozens of lines per start) are dropped; its warnings
 	// and errors go to the broker's log, but for the expected ones below.
 	ec.LogLevel = "warn"
+	started := time.Now()
 	demote := func(e zapcore.Entry, fields map[string]any) bool {
-		return closing.Load() || expectedEtcdWarning(e.Message, fields)
+		return closing.Load() || expectedEtcdWarning(e.Message, fields, time.Since(started))
 	}
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(
 		newZapLogger(cfg.Logger.With().Str("component", "etcd").Logger(), zapcore.WarnLevel, demote))
@@ -216,14 +261,17 @@ func embedConfig(cfg EmbeddedConfig, closing *atomic.Bool) (*embed.Config, error
 //     gRPC, and a second port would be one more thing to configure;
 //   - the "simple" auth token type is etcd's default, and irrelevant
 //     while etcd auth is off, as it is for Gregor;
-//   - a new cluster's storage version monitor can run before the backend
-//     has committed its first raft term ("missing term information"),
-//     more often with the fast election of a member alone; etcd retries
-//     a few seconds later (etcd-io/etcd#18978 is the same race).
-func expectedEtcdWarning(msg string, fields map[string]any) bool {
+//   - in its first seconds, a new cluster's storage version monitor can
+//     run before the backend has committed its first raft term ("missing
+//     term information"), more often with the fast election of a member
+//     alone; etcd retries 4 s later (etcd-io/etcd#18978 is the same race).
+//     Later, the same error is news, and logged.
+//
+// since is the time since the member started.
+func expectedEtcdWarning(msg string, fields map[string]any, since time.Duration) bool {
 	if msg == "failed to update storage version" {
 		err, _ := fields["error"].(string)
-		return strings.HasSuffix(err, "missing term information")
+		return since < 15*time.Second && strings.HasSuffix(err, "missing term information")
 	}
 	return strings.HasPrefix(msg, "Running http and grpc server on single port") ||
 		strings.HasPrefix(msg, "simple token is not cryptographically signed")

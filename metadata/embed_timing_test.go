@@ -2,10 +2,12 @@ package metadata
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -69,7 +71,52 @@ func TestEmbeddedRaftTiming(t *testing.T) {
 	for i := range cfgs {
 		cfgs[i].InitialCluster = "" // looks like a member alone; its data dir says otherwise
 	}
-	startAll("three members restarted without InitialCluster")
+	for _, m := range startAll("three members restarted without InitialCluster") {
+		m.Close()
+	}
+	// A member count that says alone (peers added through etcd's own API
+	// since): the fast start finds the peers and starts again at etcd's
+	// timing, and the count is put right.
+	for i := range cfgs {
+		writeMembers(t, cfgs[i].DataDir, "1\n")
+	}
+	for _, m := range startAll("three members whose member count says alone") {
+		m.Close()
+	}
+	for i := range cfgs {
+		if got := readMembers(t, cfgs[i].DataDir); got != "3\n" {
+			t.Fatalf("member %d's recorded member count %q, want 3", i+1, got)
+		}
+	}
+	// Alone by its count but with its peers down: one ReadyTimeout for
+	// the whole start, not one per attempt.
+	writeMembers(t, cfgs[0].DataDir, "1\n")
+	lone := cfgs[0]
+	lone.ReadyTimeout = 4 * time.Second
+	began := time.Now()
+	if e, err := StartEmbeddedEtcd(testCtx(t), lone); err == nil {
+		e.Close()
+		t.Fatal("a member of three started without its peers")
+	}
+	if took := time.Since(began); took > 7*time.Second {
+		t.Fatalf("a start without quorum gave up after %s, want one ReadyTimeout (4 s) plus closing", took)
+	}
+}
+
+func writeMembers(t *testing.T, dataDir, s string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dataDir, membersFile), []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readMembers(t *testing.T, dataDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, membersFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestSingleMember(t *testing.T) {
@@ -88,19 +135,21 @@ func TestSingleMember(t *testing.T) {
 func TestExpectedEtcdWarning(t *testing.T) {
 	for _, c := range []struct {
 		msg, err string
+		since    time.Duration
 		want     bool
 	}{
-		{"failed to update storage version", "cannot detect storage schema version: missing term information", true},
-		{"failed to update storage version", "cannot create migration plan: version \"3.5.0\" is not supported", false},
-		{"simple token is not cryptographically signed", "", true},
-		{"slow fdatasync", "", false},
+		{"failed to update storage version", "cannot detect storage schema version: missing term information", time.Second, true},
+		{"failed to update storage version", "cannot detect storage schema version: missing term information", time.Minute, false},
+		{"failed to update storage version", "cannot create migration plan: version \"3.5.0\" is not supported", time.Second, false},
+		{"simple token is not cryptographically signed", "", time.Hour, true},
+		{"slow fdatasync", "", time.Second, false},
 	} {
 		fields := map[string]any{}
 		if c.err != "" {
 			fields["error"] = c.err
 		}
-		if got := expectedEtcdWarning(c.msg, fields); got != c.want {
-			t.Errorf("expectedEtcdWarning(%q, %q) = %v, want %v", c.msg, c.err, got, c.want)
+		if got := expectedEtcdWarning(c.msg, fields, c.since); got != c.want {
+			t.Errorf("expectedEtcdWarning(%q, %q, %s) = %v, want %v", c.msg, c.err, c.since, got, c.want)
 		}
 	}
 }

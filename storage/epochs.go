@@ -105,10 +105,37 @@ func (l *Log) noteEpochLocked(epoch int32, base int64) error {
 	l.epochs.entries = append(l.epochs.entries, EpochEntry{Epoch: epoch, StartOffset: base})
 	data := encodeEpochs(l.epochs.entries)
 	l.epochs.Unlock()
+	return l.writeEpochs(data)
+}
+
+// writeEpochs writes data, the encoded cache, as the checkpoint; on
+// success the file is no longer stale. Writers of the checkpoint are
+// serialized by the append lock or by Close.
+func (l *Log) writeEpochs(data []byte) error {
 	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, epochCheckpointName), data); err != nil {
+		l.epochs.Lock()
+		l.epochs.stale = true
+		l.epochs.Unlock()
 		return fmt.Errorf("write %s: %w", epochCheckpointName, err)
 	}
+	l.epochs.Lock()
+	l.epochs.stale = false
+	l.epochs.Unlock()
 	return nil
+}
+
+// rewriteStaleEpochs writes the checkpoint again when a rewrite failed
+// since: a clean-shutdown marker must not vouch for a file that holds
+// epochs the log no longer has (after a clean start, loadEpochs trusts
+// an entry at the log end).
+func (l *Log) rewriteStaleEpochs() error {
+	l.epochs.Lock()
+	stale, data := l.epochs.stale, encodeEpochs(l.epochs.entries)
+	l.epochs.Unlock()
+	if !stale {
+		return nil
+	}
+	return l.writeEpochs(data)
 }
 
 // truncateEpochsBelow drops what lies below a new log start offset: the
@@ -134,8 +161,8 @@ func (l *Log) truncateEpochsBelow(start int64) {
 	if i == 0 {
 		return
 	}
-	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, epochCheckpointName), data); err != nil {
-		l.log.Warn().Err(err).Msg("cannot rewrite the leader epoch checkpoint; it is rebuilt at the next start")
+	if err := l.writeEpochs(data); err != nil {
+		l.log.Warn().Err(err).Msg("cannot rewrite the leader epoch checkpoint; written again at close, else rebuilt at the next start")
 	}
 }
 
@@ -155,8 +182,8 @@ func (l *Log) truncateEpochsFrom(leo int64) {
 	l.epochs.entries = es[:n:n]
 	data := encodeEpochs(l.epochs.entries)
 	l.epochs.Unlock()
-	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, epochCheckpointName), data); err != nil {
-		l.log.Warn().Err(err).Msg("cannot rewrite the leader epoch checkpoint; it is rebuilt at the next start")
+	if err := l.writeEpochs(data); err != nil {
+		l.log.Warn().Err(err).Msg("cannot rewrite the leader epoch checkpoint; written again at close, else rebuilt at the next start")
 	}
 }
 
@@ -177,19 +204,19 @@ func (l *Log) loadEpochs(segs []*segment, leo int64, clean bool) error {
 			return err
 		}
 	}
-	// After a crash, an entry at or past the recovered end may name an
-	// epoch whose batches are gone: cut. After a clean shutdown, an entry
-	// at the end is an epoch assigned with no batch yet (AssignEpoch), as
-	// it was before the shutdown: kept, so that a leader elected again at
-	// that epoch writes nothing at start (an fsync a partition, serial
-	// under the partition set's lock, was most of a start with many
-	// quiet partitions).
-	for n := len(entries); n > 0; n = len(entries) {
-		last := entries[n-1].StartOffset
-		if last <= leo && (clean || last < leo || leo == segs[0].base) {
-			break
-		}
-		entries = entries[:n-1]
+	// After a clean shutdown, a last entry that starts exactly at the
+	// log end is an epoch assigned with no batch yet (AssignEpoch), as it
+	// was before the shutdown: kept aside, so that a leader elected again
+	// at that epoch writes nothing at start (an fsync a partition, serial
+	// under the partition set's lock, was most of a start with many quiet
+	// partitions). Kafka's LogLoader cuts it, and writes it again at the
+	// election. Everything else follows the rules for any start.
+	var assigned []EpochEntry
+	if n := len(entries); clean && n > 0 && entries[n-1].StartOffset == leo {
+		assigned, entries = entries[n-1:], entries[:n-1]
+	}
+	for len(entries) > 0 && entries[len(entries)-1].StartOffset >= leo && leo > segs[0].base {
+		entries = entries[:len(entries)-1] // cut off by recovery
 	}
 	// Entries below the first segment, which deleted segments leave
 	// (truncateEpochsBelow does not always rewrite the file), go as
@@ -200,10 +227,10 @@ func (l *Log) loadEpochs(segs []*segment, leo int64, clean bool) error {
 	if len(entries) > 0 && entries[0].StartOffset < segs[0].base {
 		entries[0].StartOffset = segs[0].base
 	}
-	if leo == segs[0].base && !clean {
-		entries = nil // an empty log has no epochs, unless one was assigned before a clean shutdown
+	if leo == segs[0].base {
+		entries = nil // an empty log has no epochs
 	}
-	l.epochs.entries = entries
+	l.epochs.entries = append(entries, assigned...)
 	return nil
 }
 

@@ -3,6 +3,8 @@ package storage_test
 import (
 	"fmt"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/gregorbroker/gregor/storage"
@@ -133,4 +135,60 @@ func TestAssignedEpochAcrossRestarts(t *testing.T) {
 		t.Fatalf("after a crash: %s, want the epochs with no batch dropped", got)
 	}
 	l.Close()
+}
+
+// A checkpoint rewrite that failed when entries went (a follower's start
+// over) is written again at the clean close, before the marker, so the
+// next start does not read the epochs the log no longer has; if it still
+// fails, no marker vouches for the file. Kept after a clean start is only
+// an entry exactly at the log end.
+func TestStaleEpochCheckpointAtCleanClose(t *testing.T) {
+	for _, stillFailing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rewrite at close fails: %v", stillFailing), func(t *testing.T) {
+			e := newEnv(t, storage.DefaultConfig())
+			fsys := &faultFS{}
+			e.fs = fsys
+			l := e.open()
+			if err := l.AssignEpoch(3); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Append(simple(t, 2, 1), 3); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.AssignEpoch(5); err != nil {
+				t.Fatal(err)
+			}
+			failRename := func(f *faultFS) {
+				f.inject = func(op, name string) error {
+					if op == faultRename && strings.Contains(name, "leader-epoch-checkpoint") {
+						return syscall.EIO
+					}
+					return nil
+				}
+			}
+			fsys.set(failRename)
+			if err := l.StartAt(10); err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(l.Epochs()); got != "[]" {
+				t.Fatalf("epochs after starting over at 10: %s, want none", got)
+			}
+			if !stillFailing {
+				fsys.set(func(f *faultFS) { f.inject = nil })
+			}
+			err := l.Close()
+			if stillFailing != (err != nil) {
+				t.Fatalf("close: %v (rewrite still failing: %v)", err, stillFailing)
+			}
+			fsys.set(func(f *faultFS) { f.inject = nil })
+			_, markerErr := os.Stat(e.path(storage.MarkerName))
+			if stillFailing != os.IsNotExist(markerErr) {
+				t.Fatalf("marker after close: %v (rewrite still failing: %v)", markerErr, stillFailing)
+			}
+			l = e.open()
+			if got := fmt.Sprint(l.Epochs()); got != "[]" {
+				t.Fatalf("epochs after restarting: %s, want none (the log starts over at %d)", got, l.LogEndOffset())
+			}
+		})
+	}
 }

@@ -10,11 +10,12 @@ import (
 
 // openFile opens name with open(2) and wraps the descriptor with
 // os.NewFile. os.OpenFile would also try to register the file with the
-// runtime's poller (three fcntl calls and an epoll_ctl that fails for a
+// runtime's poller (four fcntl calls and an epoll_ctl that fails for a
 // regular file): at a start that opens thousands of segment files, on a
 // virtual machine where a system call costs microseconds, that was most
 // of the time spent opening logs. The *os.File works as os.OpenFile's
-// would (blocking reads and writes, which is what regular files get).
+// would (blocking reads and writes, which is what regular files get);
+// only the permission bits of perm are used (Gregor sets no others).
 func openFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 	for {
 		fd, err := unix.Open(name, flag|unix.O_CLOEXEC, uint32(perm.Perm()))

@@ -107,6 +107,11 @@ type Log struct {
 	epochs struct {
 		sync.Mutex
 		entries []EpochEntry
+		// stale is set when the checkpoint could not be rewritten after
+		// entries went (truncateEpochs*): the file holds entries the log
+		// no longer has, so a clean close writes it again before the
+		// clean-shutdown marker, or writes no marker.
+		stale bool
 	}
 
 	fl flushState
@@ -729,6 +734,11 @@ func (l *Log) close(clean bool) error {
 	if clean && !l.marker.pending() { // else the marker on disk still says it all
 		if err := l.syncFinal(); err != nil {
 			errs = append(errs, err)
+		}
+		if len(errs) == 0 {
+			if err := l.rewriteStaleEpochs(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if len(errs) == 0 {
 			if err := writeMarker(l.fs, l.dir, l.leo.Load()); err != nil {
