@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -671,4 +672,40 @@ func fzBrokersNow(ctx context.Context, addr string) ([]kmsg.MetadataResponseBrok
 		return nil, err
 	}
 	return resp.Brokers, nil
+}
+
+// kgoFailureLog is a kgo logger that keeps the client's last lines at
+// info level and prints them if the test fails: the client's view of a
+// rare failure (a retry given up, an error it took as fatal) without the
+// noise of every passing run.
+func kgoFailureLog(t testing.TB, name string) kgo.Opt {
+	l := &ringLogger{max: 300}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		t.Logf("%s: kgo's last %d log lines:\n%s", name, len(l.lines), strings.Join(l.lines, "\n"))
+	})
+	return kgo.WithLogger(l)
+}
+
+// ringLogger keeps the last max lines logged; safe for concurrent use.
+type ringLogger struct {
+	mu    sync.Mutex
+	max   int
+	lines []string // protected by mu
+}
+
+func (l *ringLogger) Level() kgo.LogLevel { return kgo.LogLevelInfo }
+
+func (l *ringLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	line := time.Now().Format("15:04:05.000") + " " + level.String() + " " + msg + " " + fmt.Sprint(keyvals...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) == l.max {
+		l.lines = append(l.lines[:0], l.lines[1:]...)
+	}
+	l.lines = append(l.lines, line)
 }

@@ -141,7 +141,7 @@ func txfCheckCommitted(ctx context.Context, t *testing.T, seeds []string, topic 
 func TestTxnCoordinatorKilledMidTransaction(t *testing.T) {
 	ctx := testContext(t, 150*time.Second)
 	c := txfStart(ctx, t, "txfmid")
-	prod := txnProducer(t, c.seeds[0], c.id, kgo.SeedBrokers(c.seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	prod := txnProducer(t, c.seeds[0], c.id, kgo.SeedBrokers(c.seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgoFailureLog(t, "producer"))
 
 	// A first transaction, committed before the failover.
 	if err := prod.BeginTransaction(); err != nil {
@@ -228,7 +228,7 @@ func TestTxnCoordinatorKilledMidTransaction(t *testing.T) {
 func TestTxnCoordinatorKilledAfterCommit(t *testing.T) {
 	ctx := testContext(t, 150*time.Second)
 	c := txfStart(ctx, t, "txfafter")
-	prod := txnProducer(t, c.seeds[0], c.id, kgo.SeedBrokers(c.seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	prod := txnProducer(t, c.seeds[0], c.id, kgo.SeedBrokers(c.seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgoFailureLog(t, "producer"))
 	pid, epoch, err := prod.ProducerID(ctx)
 	if err != nil {
 		t.Fatal(err)
