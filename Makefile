@@ -53,10 +53,12 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
 # Allocation-count tests skip themselves under -race (sync.Pool drops items
-# there on purpose), so they run a second time without it.
+# there on purpose), so they run a second time without it; the storage
+# tests run again with segment files behind a 3-descriptor cache.
 unit:
 	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /integration)
 	$(GO) test -count=1 -run 'Allocs' $$($(GO) list ./... | grep -v /integration)
+	GREGOR_TEST_FILE_CACHE=3 $(GO) test -count=1 ./storage/
 
 fuzz:
 	$(FUZZ) FuzzParseRequest ./protocol/

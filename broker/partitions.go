@@ -326,8 +326,19 @@ func (s *partitionSet) openAll() error {
 	// serves together; one after another they were most of a start with
 	// many partitions (README, "Start-up").
 	atOnce(len(all), func(i int) {
-		if h := all[i]; h.pend != nil {
-			h.log, h.err = h.pend.open()
+		h := all[i]
+		if h.pend == nil {
+			return
+		}
+		if h.log, h.err = h.pend.open(); h.err != nil {
+			return
+		}
+		// A log this broker leads at a newer epoch is written below
+		// (setLeadership records the epoch), one after another under
+		// s.mu: its clean-shutdown marker goes here, at once with the
+		// others. An error is the epoch write's, which meets it again.
+		if es := h.log.Epochs(); h.st.Leader == s.b.cfg.NodeID && (len(es) == 0 || es[len(es)-1].Epoch < h.st.LeaderEpoch) {
+			_ = h.log.SettleMarker()
 		}
 	})
 	var firstErr error

@@ -27,6 +27,7 @@ const deletedSuffix = ".deleted"
 // offset of the active segment afterwards: every offset below it is in an
 // older segment.
 func (l *Log) Roll() (int64, error) {
+	l.settleMarker() // its fsync before the append lock, not under it
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -58,6 +59,7 @@ func (l *Log) Roll() (int64, error) {
 // one before. Ranges that readers got from Read before stay readable for
 // the configured FileDeleteDelay; the files are then closed and removed.
 func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
+	l.settleMarker() // its fsync before the append lock, not under it
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {

@@ -143,8 +143,13 @@
 // # .gregor-clean-shutdown
 //
 // Written by Close after everything was fsynced (write .tmp, fsync, rename,
-// fsync the directory); removed by Open, durably, before anything is
-// appended. Text, one "key: value" per line after a version line:
+// fsync the directory); removed, durably, before anything in the
+// directory changes: by Open when it had to change something, else at the
+// first change (marker_guard.go), and a Close with nothing changed leaves
+// it. It vouches for the segments and their indexes, the leader epoch
+// checkpoint and the producer snapshot, not for partition.metadata (the
+// broker's, rewritten whenever it disagrees). Text, one "key: value" per
+// line after a version line:
 //
 //	gregor-clean-shutdown v1
 //	log-end-offset: 1234890

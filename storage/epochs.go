@@ -167,8 +167,12 @@ func (l *Log) truncateEpochsBelow(start int64) {
 }
 
 // truncateEpochsFrom drops the entries of epochs that start at or after a
-// new log end offset, after a truncation.
-func (l *Log) truncateEpochsFrom(leo int64) {
+// new log end offset, after a truncation. A checkpoint that cannot be
+// rewritten is an error the caller fails the log on, as Kafka does: the
+// log would otherwise grow back over the dropped entries (a batch of an
+// older epoch writes nothing), and a crash would bring them back naming
+// the wrong epoch for those offsets.
+func (l *Log) truncateEpochsFrom(leo int64) error {
 	l.epochs.Lock()
 	es := l.epochs.entries
 	n := len(es)
@@ -177,14 +181,12 @@ func (l *Log) truncateEpochsFrom(leo int64) {
 	}
 	if n == len(es) {
 		l.epochs.Unlock()
-		return
+		return nil
 	}
 	l.epochs.entries = es[:n:n]
 	data := encodeEpochs(l.epochs.entries)
 	l.epochs.Unlock()
-	if err := l.writeEpochs(data); err != nil {
-		l.log.Warn().Err(err).Msg("cannot rewrite the leader epoch checkpoint; written again at close, else rebuilt at the next start")
-	}
+	return l.writeEpochs(data)
 }
 
 // loadEpochs fills the cache at Open: from the checkpoint, cut at the log

@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -137,41 +138,66 @@ func TestAssignedEpochAcrossRestarts(t *testing.T) {
 	l.Close()
 }
 
-// A checkpoint rewrite that failed when entries went (a follower's start
-// over) is written again at the clean close, before the marker, so the
-// next start does not read the epochs the log no longer has; if it still
-// fails, no marker vouches for the file. Kept after a clean start is only
-// an entry exactly at the log end.
+// A truncation whose epoch checkpoint cannot be rewritten fails the log
+// (as Kafka does): growing back over the dropped entries would leave the
+// file naming the wrong epoch for the new offsets after a crash.
+func TestEpochRewriteFailureOnTruncateFailsTheLog(t *testing.T) {
+	e := newEnv(t, storage.DefaultConfig())
+	fsys := &faultFS{}
+	e.fs = fsys
+	l := e.open()
+	for _, epoch := range []int32{3, 5} {
+		if _, err := l.Append(simple(t, 2, 1), epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fmt.Sprint(l.Epochs()); got != "[{3 0} {5 2}]" {
+		t.Fatalf("epochs %s", got)
+	}
+	fsys.set(failEpochRename)
+	if _, err := l.TruncateTo(2); !errors.Is(err, storage.ErrStorage) {
+		t.Fatalf("truncate with the checkpoint rewrite failing: %v, want ErrStorage", err)
+	}
+	if _, err := l.Append(simple(t, 2, 1), 3); err == nil {
+		t.Fatal("a failed log took an append")
+	}
+	l.Close()
+	fsys.set(func(f *faultFS) { f.inject = nil })
+	l = e.open()
+	if got := fmt.Sprint(l.Epochs()); got != "[{3 0}]" {
+		t.Fatalf("epochs after reopening: %s, want [{3 0}]", got)
+	}
+}
+
+// A checkpoint rewrite that failed when the log start moved past entries
+// is written again at the clean close, before the marker; if it still
+// fails, no marker vouches for the file.
 func TestStaleEpochCheckpointAtCleanClose(t *testing.T) {
 	for _, stillFailing := range []bool{false, true} {
 		t.Run(fmt.Sprintf("rewrite at close fails: %v", stillFailing), func(t *testing.T) {
-			e := newEnv(t, storage.DefaultConfig())
+			one := simple(t, 2, 1)
+			cfg := storage.DefaultConfig()
+			cfg.SegmentBytes = int64(2*len(one) + 10)
+			cfg.FileDeleteDelayMs = 0
+			e := newEnv(t, cfg)
 			fsys := &faultFS{}
 			e.fs = fsys
 			l := e.open()
-			if err := l.AssignEpoch(3); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := l.Append(simple(t, 2, 1), 3); err != nil {
-				t.Fatal(err)
-			}
-			if err := l.AssignEpoch(5); err != nil {
-				t.Fatal(err)
-			}
-			failRename := func(f *faultFS) {
-				f.inject = func(op, name string) error {
-					if op == faultRename && strings.Contains(name, "leader-epoch-checkpoint") {
-						return syscall.EIO
-					}
-					return nil
+			for _, epoch := range []int32{3, 3, 5, 5, 5} {
+				if _, err := l.Append(append([]byte(nil), one...), epoch); err != nil {
+					t.Fatal(err)
 				}
 			}
-			fsys.set(failRename)
-			if err := l.StartAt(10); err != nil {
+			l.SetHighWatermark(l.LogEndOffset())
+			if got := fmt.Sprint(l.Epochs()); got != "[{3 0} {5 4}]" {
+				t.Fatalf("epochs %s", got)
+			}
+			fsys.set(failEpochRename)
+			if _, err := l.DeleteSegmentsBelow(6); err != nil {
 				t.Fatal(err)
 			}
-			if got := fmt.Sprint(l.Epochs()); got != "[]" {
-				t.Fatalf("epochs after starting over at 10: %s, want none", got)
+			if got := fmt.Sprint(l.Epochs()); got != "[{5 4}]" {
+				t.Fatalf("epochs after deleting below 6 (the first segment): %s", got)
 			}
 			if !stillFailing {
 				fsys.set(func(f *faultFS) { f.inject = nil })
@@ -185,10 +211,25 @@ func TestStaleEpochCheckpointAtCleanClose(t *testing.T) {
 			if stillFailing != os.IsNotExist(markerErr) {
 				t.Fatalf("marker after close: %v (rewrite still failing: %v)", markerErr, stillFailing)
 			}
+			if !stillFailing {
+				if got := string(readFile(t, e.path("leader-epoch-checkpoint"))); got != "0\n1\n5 4\n" {
+					t.Fatalf("checkpoint after the clean close %q", got)
+				}
+			}
 			l = e.open()
-			if got := fmt.Sprint(l.Epochs()); got != "[]" {
-				t.Fatalf("epochs after restarting: %s, want none (the log starts over at %d)", got, l.LogEndOffset())
+			if got := fmt.Sprint(l.Epochs()); got != "[{5 4}]" {
+				t.Fatalf("epochs after restarting: %s, want [{5 4}]", got)
 			}
 		})
+	}
+}
+
+// failEpochRename makes the leader epoch checkpoint's rename fail.
+func failEpochRename(f *faultFS) {
+	f.inject = func(op, name string) error {
+		if op == faultRename && strings.Contains(name, "leader-epoch-checkpoint") {
+			return syscall.EIO
+		}
+		return nil
 	}
 }

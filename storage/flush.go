@@ -2,7 +2,9 @@ package storage
 
 // fsync policy and group commit.
 //
-// Appends never fsync under the append lock. An append that the flush
+// Appends never fsync under the append lock (the first change after a
+// clean start removes the clean-shutdown marker, with a directory fsync,
+// before taking it: marker_guard.go). An append that the flush
 // policy (flush.messages, flush.ms) says must be durable releases the lock
 // and calls waitSynced with the end of its batch. The first such caller
 // to find no sync pass running runs one: it loads the log end offset,

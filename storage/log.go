@@ -68,11 +68,15 @@ type Log struct {
 	// pstate is the idempotent and transactional producers' state
 	// (producers.go, txns.go), owned by mu; firstUnstable and abortedPub
 	// publish its transactions to readers (publishTxnsLocked).
-	pstate        producerLog
-	firstUnstable atomic.Int64
-	abortedPub    atomic.Pointer[[]AbortedTxn]
-	closed        atomic.Bool // set with mu.closed, for readers
-	failed        atomic.Bool // set with fl.err, for readers
+	pstate producerLog
+	// producersExpired is set, under mu, when ExpireProducers forgot
+	// some: a change to the producer state that writes nothing, so a
+	// clean close still writes the snapshot for it.
+	producersExpired bool
+	firstUnstable    atomic.Int64
+	abortedPub       atomic.Pointer[[]AbortedTxn]
+	closed           atomic.Bool // set with mu.closed, for readers
+	failed           atomic.Bool // set with fl.err, for readers
 
 	// segs is the segment list, oldest first, never empty. It is copied
 	// and replaced (under mu) when a segment is added; readers Load it.
@@ -231,6 +235,7 @@ func segmentFor(segs []*segment, offset int64) int {
 // sequence (a transactional offset commit) is refused only for an old
 // epoch.
 func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
+	l.settleMarker() // its fsync before the append lock, not under it
 	h, err := checkAppendBatch(batch)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: append to %s: %w", l.dir, err)
@@ -623,6 +628,7 @@ func (l *Log) notifyEnd() {
 // leader epoch cache, as a broker does when it becomes the partition's
 // leader, before any batch of that epoch is written.
 func (l *Log) AssignEpoch(epoch int32) error {
+	l.settleMarker() // its fsync before the append lock, not under it
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -714,8 +720,9 @@ func (l *Log) close(clean bool) error {
 			errs = append(errs, l.setFailed(err)) // no clean-shutdown marker
 		}
 		// Nothing changed since a clean start (the marker is still on
-		// disk): the snapshot read at Open is still the log's.
-		if !l.marker.pending() {
+		// disk) and no producer expired: the snapshot read at Open is
+		// still the log's.
+		if !l.marker.pending() || l.producersExpired {
 			if err := l.writeProducerSnapshotLocked(l.leo.Load()); err != nil {
 				errs = append(errs, err)
 			}

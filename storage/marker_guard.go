@@ -45,7 +45,7 @@ type markerGuard struct {
 type pendingMarker struct {
 	dir   string
 	below FS
-	state atomic.Int32 // a marker* state; changed under mu
+	state atomic.Int32 // a marker* state; changed under mu, or by loaded before anything else can run
 	// changed is set when something changed the directory while loading;
 	// read once loading ends.
 	changed atomic.Bool
@@ -67,6 +67,26 @@ func (m *pendingMarker) loaded(markerKept bool) {
 	} else {
 		m.state.Store(markerSettled)
 	}
+}
+
+// settleMarker removes a pending marker now: the entry points that change
+// the log under the append lock call it first, so that the directory
+// fsync never runs under that lock (the guard would do it at the first
+// write, there). An error is left to the write, which meets it again.
+func (l *Log) settleMarker() {
+	if l.marker.pending() {
+		_ = l.marker.settle()
+	}
+}
+
+// SettleMarker removes now, durably, a clean-shutdown marker Open kept
+// (the log's first change would, otherwise): for a caller about to change
+// many logs one after another, who can settle them all at once first.
+func (l *Log) SettleMarker() error {
+	if !l.marker.pending() {
+		return nil
+	}
+	return l.marker.settle()
 }
 
 // pending reports whether the marker is still on disk, unchanged.

@@ -426,5 +426,6 @@ func (l *Log) ExpireProducers(before int64) int {
 			n++
 		}
 	}
+	l.producersExpired = l.producersExpired || n > 0
 	return n
 }

@@ -227,3 +227,26 @@ func TestExpireProducers(t *testing.T) {
 		t.Fatalf("producers %+v", ps)
 	}
 }
+
+// Producers expired after a clean start stay expired across a clean
+// restart: expiry writes nothing, so the clean close still writes the
+// snapshot (it would otherwise keep the marker and the old snapshot).
+func TestExpiredProducersAcrossCleanRestart(t *testing.T) {
+	e := newEnv(t, storage.Config{})
+	l := e.open()
+	mustAppend(t, l, idemBatch(t, 1, 0, 0, 1), 0, false)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	if n := l.ExpireProducers(1_800_000_000_000); n != 1 {
+		t.Fatalf("expired %d producers, want 1", n)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	if ps := l.Producers(); len(ps) != 0 {
+		t.Fatalf("producers after a clean restart: %+v, want none", ps)
+	}
+}

@@ -33,6 +33,7 @@ var ErrNotContiguous = errors.New("storage: batch starts below the log end offse
 // compacted there, as in Kafka), and its partition leader epoch goes into
 // the leader epoch cache. Like Append, it may wait for an fsync as the flush policy says.
 func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
+	l.settleMarker() // its fsync before the append lock, not under it
 	h, err := checkAppendBatch(batch)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: replica append to %s: %w", l.dir, err)
@@ -89,6 +90,7 @@ func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 // offset is below that. Options.OnTruncate is called before it returns,
 // under the append lock.
 func (l *Log) TruncateTo(offset int64) (int64, error) {
+	l.settleMarker() // its fsync before the append lock, not under it
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -148,7 +150,10 @@ func (l *Log) truncateLocked(offset int64) (newLEO int64, gappy bool, err error)
 	if segs := l.segments(); f.syncedBelow > segs[len(segs)-1].base {
 		f.syncedBelow = segs[len(segs)-1].base
 	}
-	l.truncateEpochsFrom(newLEO)
+	if err := l.truncateEpochsFrom(newLEO); err != nil {
+		l.setFailedLocked(fmt.Errorf("truncate to %d: %w", offset, err))
+		return 0, false, f.err
+	}
 	if err := l.resetProducersLocked(newLEO); err != nil {
 		l.setFailedLocked(fmt.Errorf("truncate to %d: %w", offset, err))
 		return 0, false, f.err
@@ -306,6 +311,7 @@ func (l *Log) dropSegmentsAfterLocked(keep int) error {
 // the log end offset: for a follower that fell behind the leader's log
 // start offset (Kafka's truncateFullyAndStartAt).
 func (l *Log) StartAt(offset int64) error {
+	l.settleMarker() // its fsync before the append lock, not under it
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -343,7 +349,10 @@ func (l *Log) resetToLocked(offset int64) error {
 		return f.err
 	}
 	f.synced = offset
-	l.truncateEpochsFrom(-1)
+	if err := l.truncateEpochsFrom(-1); err != nil {
+		l.setFailedLocked(fmt.Errorf("start at %d: %w", offset, err))
+		return f.err
+	}
 	if err := l.resetProducersLocked(offset); err != nil {
 		l.setFailedLocked(fmt.Errorf("start at %d: %w", offset, err))
 		return f.err

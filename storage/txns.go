@@ -101,6 +101,7 @@ func (l *Log) AbortedTxns(from, to int64) []AbortedTxn {
 // coordinator (WriteTxnMarkers). An epoch older than the partition's for
 // that producer is ErrInvalidProducerEpoch.
 func (l *Log) AppendMarker(producerID int64, epoch int16, commit bool, coordinatorEpoch int32, leaderEpoch int32, ts int64) (AppendResult, error) {
+	l.settleMarker() // its fsync before the append lock, not under it
 	batch := protocol.NewControlBatch(producerID, epoch, commit, coordinatorEpoch, ts)
 	h, err := checkAppendBatch(batch)
 	if err != nil {
