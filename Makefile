@@ -78,7 +78,7 @@ fuzz:
 	$(FUZZ) FuzzDecodeResponse ./peer/
 
 integration: test-deps
-	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_CHROMIUM=1 GREGOR_REQUIRE_DOCKER=1 $(GO) test -count=1 -timeout 12m ./integration/
+	GREGOR_REQUIRE_KCAT=1 GREGOR_REQUIRE_CHROMIUM=1 GREGOR_REQUIRE_DOCKER=1 $(GO) test -count=1 -timeout 16m ./integration/
 
 # franz-go's own kgo test suite against Gregor started on free loopback
 # ports (scripts/conformance.sh): one broker with KGO_TEST_RF=1, then three
