@@ -90,6 +90,15 @@ func (l *Log) endOffsetForEpoch(requested, current int32, currentEnd int64) (int
 	return entries[len(entries)-1].Epoch, l.LogEndOffset()
 }
 
+// opensEpoch reports whether epoch is newer than every epoch in the
+// cache: noting it would write the checkpoint.
+func (l *Log) opensEpoch(epoch int32) bool {
+	l.epochs.Lock()
+	defer l.epochs.Unlock()
+	n := len(l.epochs.entries)
+	return epoch >= 0 && (n == 0 || epoch > l.epochs.entries[n-1].Epoch)
+}
+
 // noteEpochLocked records that a batch of epoch starts at base, and
 // persists the cache when that opens a new epoch. Called under l.mu.
 func (l *Log) noteEpochLocked(epoch int32, base int64) error {

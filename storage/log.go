@@ -628,7 +628,9 @@ func (l *Log) notifyEnd() {
 // leader epoch cache, as a broker does when it becomes the partition's
 // leader, before any batch of that epoch is written.
 func (l *Log) AssignEpoch(epoch int32) error {
-	l.settleMarker() // its fsync before the append lock, not under it
+	if l.opensEpoch(epoch) {
+		l.settleMarker() // its fsync before the append lock, not under it
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {

@@ -52,9 +52,17 @@ func TestMarkerKeptUntilFirstChange(t *testing.T) {
 			}
 			marker := readFile(t, e.path(storage.MarkerName))
 
-			// Open, crash with nothing changed: clean, and no fsync at all.
+			// Open, do what a broker does at start to a quiet log it leads
+			// or follows (assign the epoch it already has, truncate to its
+			// end), crash: clean, and no fsync at all.
 			before := fsys.count()
 			l = e.open()
+			if err := l.AssignEpoch(7); err != nil { // fill appends at epoch 7
+				t.Fatal(err)
+			}
+			if _, err := l.TruncateTo(l.LogEndOffset()); err != nil {
+				t.Fatal(err)
+			}
 			l.Crash()
 			if n := fsys.count() - before; n != 0 {
 				t.Fatalf("%d fsyncs opening a cleanly shut down log and leaving it, want 0", n)

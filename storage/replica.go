@@ -90,7 +90,9 @@ func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 // offset is below that. Options.OnTruncate is called before it returns,
 // under the append lock.
 func (l *Log) TruncateTo(offset int64) (int64, error) {
-	l.settleMarker() // its fsync before the append lock, not under it
+	if offset < l.leo.Load() {
+		l.settleMarker() // its fsync before the append lock, not under it
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
